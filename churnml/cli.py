@@ -1,0 +1,269 @@
+"""The ``churnml`` command line (contract v1, ``shared/contract.md``).
+
+Every command builds one ``Settings`` from its flags and the environment and
+passes it down. A user's mistake ends in one line on standard error and a
+non-zero exit code (see ``churnml.errors``); never in a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from churnml.errors import ChurnmlError, ConfigError, DataError, NotAvailableYet
+from churnml.progress import Reporter
+from churnml.settings import Settings
+
+app = typer.Typer(
+    name="churnml",
+    help="Churn risk from customer-service interaction logs.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+CustomersFile = Annotated[
+    Path | None,
+    typer.Option("--customers", help="Customers table (.csv, .parquet or folder). Default: the configured source (CHURNML_CUSTOMERS, else the sample world)."),
+]
+InteractionsFile = Annotated[
+    Path | None,
+    typer.Option("--interactions", help="Interactions table (.csv, .parquet or folder). Default: the configured source (CHURNML_INTERACTIONS, else the sample world)."),
+]
+StrictFlag = Annotated[
+    bool,
+    typer.Option("--strict", help="Stop at the first broken rule instead of setting rows aside."),
+]
+QuietFlag = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")]
+
+
+class FileFormat(enum.StrEnum):
+    csv = "csv"
+    parquet = "parquet"
+
+
+def parse_date(value: str | None, flag: str) -> dt.date | None:
+    """A YYYY-MM-DD flag value; ConfigError naming the flag otherwise."""
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError:
+        raise ConfigError(f"{flag} {value!r}: expected a date as YYYY-MM-DD") from None
+
+
+def _settings(**overrides: object) -> Settings:
+    return Settings.from_env(**overrides)
+
+
+@app.command()
+def validate(
+    customers: CustomersFile = None,
+    interactions: InteractionsFile = None,
+    quiet: QuietFlag = False,
+) -> None:
+    """Check both tables against every rule of the contract; report each broken rule once.
+
+    Exit 0 when clean, 1 when it found problems, 2 when a file could not be read.
+    """
+    from churnml.validation import read_and_check
+
+    settings = _settings(customers=customers, interactions=interactions)
+    reporter = Reporter(quiet=quiet)
+    with reporter.step("reading and checking"):
+        result = read_and_check(settings.customers, settings.interactions)
+    out = typer.echo
+    out(
+        f"{settings.customers}: {len(result.customers):,} rows; "
+        f"{settings.interactions}: {len(result.interactions):,} rows"
+    )
+    if result.ok:
+        out("ok: every rule of contract v1 holds")
+        return
+    for breach in result.breaches:
+        policy = "stops every command" if breach.policy == "stop" else "rows are set aside"
+        out(f"{breach.message()} [{policy}]")
+    out(f"{len(result.breaches)} broken rule{'s' if len(result.breaches) > 1 else ''}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def features(
+    as_of: Annotated[str, typer.Option("--as-of", help="The day D (YYYY-MM-DD): features see contacts up to the end of D, UTC.")],
+    out: Annotated[Path, typer.Option("--out", help="Output file, .csv or .parquet.")],
+    customers: CustomersFile = None,
+    interactions: InteractionsFile = None,
+    strict: StrictFlag = False,
+    quiet: QuietFlag = False,
+) -> None:
+    """Write one row per customer active on --as-of: customer_id and the feature columns."""
+    from churnml.io import check_output_path, write_table
+
+    settings = _settings(customers=customers, interactions=interactions, strict=strict or None)
+    day = parse_date(as_of, "--as-of")
+    check_output_path(out)
+    reporter = Reporter(quiet=quiet)
+    tables = _load(settings, reporter)
+    frame = _build_features(tables, day, reporter)
+    with reporter.step(f"writing {out}"):
+        write_table(frame.reset_index(), out)
+    reporter.info(f"{len(frame):,} customers active on {day}, {frame.shape[1]} features -> {out}")
+
+
+@app.command()
+def generate(
+    customers: Annotated[int, typer.Option("--customers", min=1, help="Customers at the start of the simulation (more sign up as it runs).")] = 3000,
+    days: Annotated[int, typer.Option("--days", min=1, help="Days to simulate.")] = 540,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same files.")] = 42,
+    out: Annotated[Path, typer.Option("--out", help="Folder for customers, interactions and oracle tables.")] = Path("world"),
+    start_date: Annotated[str, typer.Option("--start-date", help="First simulated day, YYYY-MM-DD.")] = "2025-01-01",
+    oracle_as_of: Annotated[list[str] | None, typer.Option("--oracle-as-of", help="Day(s) for the oracle's true probabilities (repeatable). Default: the last day minus the horizon.")] = None,
+    horizon: Annotated[int, typer.Option("--horizon", min=1, help="Horizon in days of the oracle's probabilities and labels.")] = 30,
+    file_format: Annotated[FileFormat, typer.Option("--format", help="File format of the tables.")] = FileFormat.csv,
+    quiet: QuietFlag = False,
+) -> None:
+    """Simulate a world of customers, their service contacts and their churn."""
+    from churnml.simulator import generate_world
+
+    start = parse_date(start_date, "--start-date")
+    oracle_days = [parse_date(value, "--oracle-as-of") for value in oracle_as_of or []]
+    reporter = Reporter(quiet=quiet)
+    with reporter.bar("simulating days", total=days) as advance:
+        summary = generate_world(
+            n_customers=customers,
+            days=days,
+            seed=seed,
+            out_dir=out,
+            start_date=start,
+            oracle_as_of=oracle_days or None,
+            horizon_days=horizon,
+            file_format=file_format.value,
+            progress=advance,
+        )
+    reporter.info(str(summary))
+
+
+def _not_yet(command: str, issue: str) -> None:
+    raise NotAvailableYet(f"churnml {command} is not available yet (it arrives with {issue})")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def train(ctx: typer.Context) -> None:
+    """Train on time snapshots (or a labelled table), log to MLflow, register the model."""
+    _not_yet("train", "the training work")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def score(ctx: typer.Context) -> None:
+    """Score every customer active on a day (or a labelled table) with a registered model."""
+    _not_yet("score", "the training work")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def promote(ctx: typer.Context) -> None:
+    """Make a registered model version the champion, as a person's decision."""
+    _not_yet("promote", "the training work")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def rollback(ctx: typer.Context) -> None:
+    """Give the champion alias back to the previous champion."""
+    _not_yet("rollback", "the training work")
+
+
+@app.command("risk-list", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def risk_list(ctx: typer.Context) -> None:
+    """Write the day's list of customers to call, with reasons and actions."""
+    _not_yet("risk-list", "the risk-list work")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def serve(ctx: typer.Context) -> None:
+    """Start the scoring service for CRM systems."""
+    _not_yet("serve", "the scoring service")
+
+
+@app.command()
+def run(
+    customers: CustomersFile = None,
+    interactions: InteractionsFile = None,
+    quiet: QuietFlag = False,
+) -> None:
+    """The main job on the configured data (default: the sample world).
+
+    Checks the tables and builds features as of the latest contact day.
+    """
+    from churnml.io import write_table
+
+    settings = _settings(customers=customers, interactions=interactions)
+    reporter = Reporter(quiet=quiet)
+    tables = _load(settings, reporter)
+    if tables.interactions.empty:
+        raise DataError(f"{settings.interactions}: no contacts to build features from")
+    as_of = tables.interactions["started_at"].max().date()
+    frame = _build_features(tables, as_of, reporter)
+    out = settings.home / "features" / f"features-{as_of}.parquet"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with reporter.step(f"writing {out}"):
+        write_table(frame.reset_index(), out)
+    typer.echo(
+        f"{len(tables.customers):,} customers, {len(tables.interactions):,} contacts; "
+        f"{len(frame):,} customers active on {as_of} with {frame.shape[1]} features -> {out}"
+    )
+
+
+def _load(settings: Settings, reporter: Reporter):
+    from churnml.validation import load_tables
+
+    with reporter.step(f"reading {settings.customers.name} and {settings.interactions.name}"):
+        tables = load_tables(
+            settings.customers,
+            settings.interactions,
+            quarantine_dir=settings.quarantine_dir,
+            strict=settings.strict,
+            report=reporter.warn,
+        )
+    return tables
+
+
+def _build_features(tables, as_of: dt.date, reporter: Reporter):
+    from features import build_features
+
+    with reporter.step(f"building features as of {as_of}"):
+        frame = build_features(tables.customers, tables.interactions, as_of)
+    if frame.empty:
+        raise DataError(
+            f"no customer is active on {as_of} (signed up on or before it and not yet left); "
+            "choose another --as-of"
+        )
+    return frame
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the console script: one line and an exit code for a user's mistake."""
+    try:
+        code = app(args=argv, prog_name="churnml", standalone_mode=False)
+    except ChurnmlError as error:
+        typer.echo(f"churnml: error: {error}", err=True)
+        sys.exit(error.exit_code)
+    except click.exceptions.Abort:
+        typer.echo("churnml: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("churnml: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

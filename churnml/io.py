@@ -1,0 +1,172 @@
+"""Reading and writing the contract's tables.
+
+A table is a CSV file, a Parquet file or a folder of Parquet files, chosen by the
+path (``.csv``, ``.parquet``, folder). Reading returns the table as it is in the
+file, with CSV values kept as text, so that validation can report a value that
+does not parse instead of guessing. Writing is atomic: a temporary file in the
+target folder, renamed into place once complete.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from churnml.errors import ConfigError, InputError
+
+OUTPUT_SUFFIXES = (".csv", ".parquet")
+
+
+def read_table(path: Path | str, table: str) -> pd.DataFrame:
+    """Read one input table as stored; raise InputError when it cannot be read at all."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(
+            f"{table}: {path} does not exist; pass an existing .csv file, .parquet file "
+            "or folder of Parquet files"
+        )
+    if path.is_dir():
+        return _read_parquet_folder(path, table)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _read_csv(path, table)
+    if suffix == ".parquet":
+        return _read_parquet_file(path, table)
+    raise InputError(
+        f"{table}: {path} is neither .csv nor .parquet nor a folder; "
+        "rename it with the extension of its format"
+    )
+
+
+def _read_csv(path: Path, table: str) -> pd.DataFrame:
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: the file is empty; expected a header line with the {table} columns")
+    header = _csv_header(path)
+    names = [name.strip() for name in header]
+    if len(set(names)) != len(names):
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        raise InputError(f"{path}: column {repeated[0]!r} appears more than once in the header")
+    try:
+        arrow_table = pa_csv.read_csv(
+            path,
+            read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={name: pa.string() for name in names},
+                strings_can_be_null=True,
+                null_values=[""],
+                quoted_strings_can_be_null=True,
+            ),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError) as error:
+        reason = str(error).splitlines()[0]
+        if "UTF8" in reason or "utf-8" in reason.lower():
+            raise InputError(
+                f"{path}: the file is not UTF-8 text; re-export it as UTF-8 CSV"
+            ) from None
+        raise InputError(f"{path}: not a readable CSV file ({reason})") from None
+    return arrow_table.to_pandas(types_mapper=_string_mapper)
+
+
+def _csv_header(path: Path) -> list[str]:
+    with open(path, "rb") as handle:
+        first = handle.readline()
+    if b"\x00" in first:
+        raise InputError(f"{path}: this is a binary file, not CSV; export the table as CSV or Parquet")
+    try:
+        text = first.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: the file is not UTF-8 text; re-export it as UTF-8 CSV") from None
+    text = text.rstrip("\r\n")
+    if not text.strip():
+        raise InputError(f"{path}: the first line is blank; expected a header line with column names")
+    if "," not in text and "\t" in text:
+        raise InputError(f"{path}: the header is tab-separated; churnml reads comma-separated CSV")
+    import csv
+
+    return next(csv.reader([text]))
+
+
+def _string_mapper(arrow_type: pa.DataType) -> pd.api.extensions.ExtensionDtype | None:
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return pd.StringDtype()
+    return None
+
+
+def _read_parquet_file(path: Path, table: str) -> pd.DataFrame:
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: the file is empty; expected a Parquet file of {table}")
+    try:
+        return pq.read_table(path).to_pandas(types_mapper=_string_mapper)
+    except (pa.ArrowException, OSError) as error:
+        reason = str(error).splitlines()[0]
+        raise InputError(f"{path}: not a readable Parquet file ({reason})") from None
+
+
+def _read_parquet_folder(path: Path, table: str) -> pd.DataFrame:
+    files = sorted(p for p in path.rglob("*.parquet") if p.is_file())
+    if not files:
+        raise InputError(f"{table}: the folder {path} holds no .parquet files")
+    frames = [_read_parquet_file(file, table) for file in files]
+    columns = list(frames[0].columns)
+    for file, frame in zip(files, frames, strict=True):
+        if set(frame.columns) != set(columns):
+            raise InputError(
+                f"{file}: its columns differ from {files[0].name}'s; every file of a folder "
+                "must have the same columns"
+            )
+    return pd.concat([frame[columns] for frame in frames], ignore_index=True)
+
+
+def check_output_path(path: Path | str) -> Path:
+    """Return ``path`` when churnml can write a table there; ConfigError otherwise."""
+    path = Path(path)
+    if path.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise ConfigError(f"--out {path}: use a .csv or .parquet file name")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.exists():
+        raise ConfigError(f"--out {path}: the folder {parent} does not exist; create it first")
+    if path.is_dir():
+        raise ConfigError(f"--out {path}: this is a folder; give a file name ending in .csv or .parquet")
+    return path
+
+
+def write_table(frame: pd.DataFrame, path: Path | str, *, index: bool = False) -> Path:
+    """Write ``frame`` to ``path`` (format from the extension), atomically."""
+    path = check_output_path(path)
+    suffix = path.suffix.lower()
+
+    def write(target: Path) -> None:
+        if suffix == ".csv":
+            frame.to_csv(target, index=index, date_format="%Y-%m-%dT%H:%M:%SZ")
+        else:
+            frame.to_parquet(target, index=index)
+
+    atomic_write(path, write)
+    return path
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``."""
+    with _temporary_beside(path) as tmp:
+        write(tmp)
+        os.replace(tmp, path)
+
+
+@contextmanager
+def _temporary_beside(path: Path) -> Iterator[Path]:
+    descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    os.close(descriptor)
+    tmp = Path(name)
+    try:
+        yield tmp
+    finally:
+        if tmp.exists():
+            tmp.unlink()

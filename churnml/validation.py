@@ -1,0 +1,498 @@
+"""Checking the input tables against the contract, and the policy for each rule.
+
+Every rule of ``shared/contract.md`` is checked on every read. ``churnml validate``
+reports every broken rule once; every other command applies the rule's policy:
+
+=================================================  ==========================
+rule                                               policy
+=================================================  ==========================
+required columns present                           stop
+at least one customer                              stop
+customer_id unique                                 stop
+values parse as their type (numbers, whole         set the row aside
+numbers, booleans, dates, timestamps)
+required values present (ids, signup_date,         set the row aside
+started_at, channel)
+waits, handle times, revenue, transfers >= 0       set the row aside
+channel and status values known                    set the row aside
+csat between 1 and 5                               set the row aside
+interaction_id unique                              set later copies aside
+churned_at not before signup_date                  set the customer aside
+every interaction's customer exists                set the row aside
+no contact before signup or after churned_at       set the row aside
+customer set aside                                 set their interactions aside
+=================================================  ==========================
+
+"Set aside" writes the row, its row number and the reason to a quarantine file
+(CSV under ``CHURNML_HOME/quarantine/``), and the command reports the count and
+the file. ``--strict`` turns every rule into "stop". Row numbers count data rows
+from 1 (row 1 is the line after a CSV header; in a folder of Parquet files rows
+are counted through the files in name order).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from churnml import contract
+from churnml.contract import Column
+from churnml.errors import ContractError
+from churnml.io import read_table, write_table
+
+Policy = Literal["stop", "set_aside"]
+EXAMPLES = 3
+ID_COLUMNS = {"customers": contract.CUSTOMER_ID, "interactions": contract.INTERACTION_ID}
+ROW_NOUN = {"customers": "customer", "interactions": "interaction"}
+
+
+@dataclass(frozen=True)
+class Breach:
+    """One broken rule: which rows break it, and what was expected."""
+
+    source: str
+    table: str
+    rule: str
+    problem: str
+    expected: str
+    policy: Policy
+    rows: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    ids: tuple[str, ...] = ()
+    values: tuple[str, ...] = ()
+
+    @property
+    def count(self) -> int:
+        return int(len(self.rows))
+
+    def message(self) -> str:
+        if self.count == 0:
+            return f"{self.source}: {self.problem}; {self.expected}"
+        noun = "row has" if self.count == 1 else "rows have"
+        examples = []
+        for index, row in enumerate(self.rows[:EXAMPLES]):
+            example = f"row {int(row) + 1}"
+            if index < len(self.ids) and self.ids[index]:
+                example += f", {ROW_NOUN[self.table]} {self.ids[index]}"
+            if index < len(self.values) and self.values[index]:
+                example += f", value {self.values[index]!r}"
+            examples.append(example)
+        first = "; ".join(examples)
+        more = "" if self.count <= EXAMPLES else "; ..."
+        return f"{self.source}: {self.count} {noun} {self.problem} (first: {first}{more}); {self.expected}"
+
+
+@dataclass
+class CheckResult:
+    """Typed tables (every row, in file order) and the rules they break."""
+
+    customers: pd.DataFrame
+    interactions: pd.DataFrame
+    breaches: list[Breach]
+
+    @property
+    def ok(self) -> bool:
+        return not self.breaches
+
+
+@dataclass(frozen=True)
+class Tables:
+    """Validated tables, ready for features, with what was set aside."""
+
+    customers: pd.DataFrame
+    interactions: pd.DataFrame
+    set_aside: dict[str, int]
+    quarantine_files: tuple[Path, ...] = ()
+
+
+def read_and_check(customers_path: Path | str, interactions_path: Path | str) -> CheckResult:
+    """Read both files and check every rule; InputError when a file cannot be read."""
+    customers_path, interactions_path = Path(customers_path), Path(interactions_path)
+    customers_raw = read_table(customers_path, "customers")
+    interactions_raw = read_table(interactions_path, "interactions")
+    return check_tables(
+        customers_raw,
+        interactions_raw,
+        customers_source=customers_path.name,
+        interactions_source=interactions_path.name,
+    )
+
+
+def load_tables(
+    customers_path: Path | str,
+    interactions_path: Path | str,
+    *,
+    quarantine_dir: Path | None = None,
+    strict: bool = False,
+    report: Callable[[str], None] | None = None,
+) -> Tables:
+    """Read, check and apply each rule's policy; the entry point of every command but validate."""
+    result = read_and_check(customers_path, interactions_path)
+    return apply_policy(result, quarantine_dir=quarantine_dir, strict=strict, report=report)
+
+
+def apply_policy(
+    result: CheckResult,
+    *,
+    quarantine_dir: Path | None = None,
+    strict: bool = False,
+    report: Callable[[str], None] | None = None,
+) -> Tables:
+    """Stop on a breach whose policy is stop (any breach when strict); set the others aside."""
+    stopping = [b for b in result.breaches if strict or b.policy == "stop"]
+    if stopping:
+        others = len(result.breaches) - 1
+        suffix = f" (and {others} more broken rules: run churnml validate)" if others else ""
+        raise ContractError(stopping[0].message() + suffix)
+
+    customers, interactions = result.customers, result.interactions
+    bad_customers = _reasons_by_row(result.breaches, "customers", len(customers))
+    bad_interactions = _reasons_by_row(result.breaches, "interactions", len(interactions))
+    # Interactions of a customer set aside go with it: features would misread them.
+    if bad_customers:
+        dropped_ids = set(customers[contract.CUSTOMER_ID].iloc[list(bad_customers)].dropna())
+        orphaned = np.flatnonzero(interactions[contract.CUSTOMER_ID].isin(dropped_ids).to_numpy())
+        for row in orphaned:
+            bad_interactions.setdefault(int(row), "its customer was set aside")
+
+    files: list[Path] = []
+    counts = {"customers": len(bad_customers), "interactions": len(bad_interactions)}
+    for table, frame, bad in (
+        ("customers", customers, bad_customers),
+        ("interactions", interactions, bad_interactions),
+    ):
+        if not bad:
+            continue
+        if quarantine_dir is None:
+            raise ContractError(
+                f"{table}: {len(bad)} rows break the contract and there is no quarantine folder "
+                "to set them aside; run churnml validate"
+            )
+        path = _write_quarantine(frame, bad, table, quarantine_dir)
+        files.append(path)
+        if report is not None:
+            report(f"set aside {len(bad)} {table} rows that break the contract: see {path}")
+
+    keep_customers = np.ones(len(customers), dtype=bool)
+    keep_customers[list(bad_customers)] = False
+    keep_interactions = np.ones(len(interactions), dtype=bool)
+    keep_interactions[list(bad_interactions)] = False
+    return Tables(
+        customers=customers[keep_customers].reset_index(drop=True),
+        interactions=interactions[keep_interactions].reset_index(drop=True),
+        set_aside=counts,
+        quarantine_files=tuple(files),
+    )
+
+
+def _reasons_by_row(breaches: list[Breach], table: str, n_rows: int) -> dict[int, str]:
+    reasons: dict[int, str] = {}
+    for breach in breaches:
+        if breach.table != table:
+            continue
+        for row in breach.rows:
+            reasons.setdefault(int(row), f"{breach.problem}; {breach.expected}")
+    return reasons
+
+
+def _write_quarantine(frame: pd.DataFrame, bad: dict[int, str], table: str, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = np.array(sorted(bad), dtype=np.int64)
+    out = frame.iloc[rows].copy()
+    out.insert(0, "quarantine_reason", [bad[int(r)] for r in rows])
+    out.insert(0, "source_row", rows + 1)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return write_table(out, folder / f"{table}-{stamp}.csv")
+
+
+# --- the checks ----------------------------------------------------------------------------
+
+
+def check_tables(
+    customers_raw: pd.DataFrame,
+    interactions_raw: pd.DataFrame,
+    *,
+    customers_source: str = "customers",
+    interactions_source: str = "interactions",
+) -> CheckResult:
+    """Check raw tables (as read, or as sent to the service) against every rule."""
+    breaches: list[Breach] = []
+    customers, customer_breaches, customers_complete = _typed_table(
+        customers_raw, "customers", customers_source
+    )
+    interactions, interaction_breaches, interactions_complete = _typed_table(
+        interactions_raw, "interactions", interactions_source
+    )
+    breaches += customer_breaches + interaction_breaches
+
+    if customers_complete:
+        if len(customers) == 0:
+            breaches.append(
+                Breach(customers_source, "customers", "no_rows", "has no customer rows",
+                       "expected at least one customer", "stop")
+            )
+        breaches += _unique(customers, "customers", customers_source, policy="stop")
+        breaches += _customer_timeline(customers, customers_source)
+    if interactions_complete:
+        breaches += _unique(interactions, "interactions", interactions_source, policy="set_aside")
+    if customers_complete and interactions_complete:
+        breaches += _relations(customers, interactions, interactions_source, customers_source)
+    return CheckResult(customers=customers, interactions=interactions, breaches=breaches)
+
+
+def _typed_table(
+    raw: pd.DataFrame, table: str, source: str
+) -> tuple[pd.DataFrame, list[Breach], bool]:
+    """Parse every contract column to its dtype; report values that do not parse."""
+    raw = raw.copy(deep=False)
+    raw.columns = [str(name).strip() for name in raw.columns]
+    columns = contract.TABLES[table]
+    missing = [c.name for c in columns if c.required and c.name not in raw.columns]
+    breaches: list[Breach] = []
+    if missing:
+        present = ", ".join(map(str, raw.columns[:8])) or "none"
+        breaches.append(
+            Breach(
+                source, table, "required_columns",
+                f"lacks the required column{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
+                f"expected the {table} columns of contract v{contract.CONTRACT_VERSION} "
+                f"(found: {present})",
+                "stop",
+            )
+        )
+    id_column = ID_COLUMNS[table]
+    ids = _as_text(raw[id_column]) if id_column in raw.columns else None
+    typed = pd.DataFrame(index=pd.RangeIndex(len(raw)))
+    for column in columns:
+        if column.name not in raw.columns:
+            typed[column.name] = _empty(column, len(raw))
+            continue
+        values, bad, problem, expected = _parse(raw[column.name], column)
+        typed[column.name] = values
+        if bad.any():
+            breaches.append(_breach(source, table, f"type:{column.name}", problem, expected,
+                                    bad, ids, raw[column.name]))
+        present = values.notna().to_numpy()
+        if column.required:
+            empty = ~present & ~bad
+            if empty.any():
+                breaches.append(_breach(source, table, f"required:{column.name}",
+                                        f"an empty {column.name}", "expected a value in every row",
+                                        empty, ids, None))
+        breaches += _value_rules(values, column, source, table, ids, present)
+    for name in raw.columns:
+        if name not in typed.columns:
+            typed[name] = _profile_column(raw[name])
+    return typed, breaches, not missing
+
+
+def _value_rules(values, column: Column, source, table, ids, present) -> list[Breach]:
+    breaches = []
+    if column.non_negative:
+        negative = present & (values.to_numpy(dtype=float, na_value=np.nan) < 0)
+        if negative.any():
+            breaches.append(_breach(source, table, f"negative:{column.name}",
+                                    f"{column.name} < 0", "expected >= 0", negative, ids, values))
+    if column.allowed is not None:
+        unknown = present & ~values.isin(column.allowed).to_numpy()
+        if unknown.any():
+            breaches.append(_breach(source, table, f"unknown:{column.name}",
+                                    f"an unknown {column.name}",
+                                    f"expected one of {', '.join(column.allowed)}",
+                                    unknown, ids, values))
+    if column.value_range is not None:
+        low, high = column.value_range
+        numbers = values.to_numpy(dtype=float, na_value=np.nan)
+        outside = present & ((numbers < low) | (numbers > high))
+        if outside.any():
+            breaches.append(_breach(source, table, f"range:{column.name}",
+                                    f"{column.name} outside {low}-{high}",
+                                    f"expected a whole number from {low} to {high}",
+                                    outside, ids, values))
+    return breaches
+
+
+def _parse(raw: pd.Series, column: Column) -> tuple[pd.Series, np.ndarray, str, str]:
+    """Parse one column; return the values, the mask of values that did not parse, and words."""
+    kind = column.kind
+    name = column.name
+    if kind == "string":
+        values = _as_text(raw)
+        return values, np.zeros(len(raw), dtype=bool), "", ""
+    if kind in ("date", "timestamp"):
+        values = _parse_time(raw, date_only=kind == "date")
+        given = _given(raw)
+        bad = given & values.isna().to_numpy()
+        if kind == "date":
+            return values, bad, f"{name} that is not a date", "expected YYYY-MM-DD"
+        return values, bad, f"{name} that is not a timestamp", "expected ISO 8601, e.g. 2025-03-01T14:05:00Z"
+    if kind == "boolean":
+        if pd.api.types.is_bool_dtype(raw.dtype) or pd.api.types.is_numeric_dtype(raw.dtype):
+            numbers = pd.to_numeric(raw, errors="coerce").astype("float64")
+            bad = numbers.notna().to_numpy() & ~numbers.isin([0.0, 1.0]).to_numpy()
+        else:
+            text = _as_text(raw)
+            numbers = text.map(contract.BOOLEAN_WORDS, na_action="ignore").astype("float64")
+            bad = text.notna().to_numpy() & numbers.isna().to_numpy()
+        values = numbers.where(~bad)
+        return values, bad, f"{name} that is not a boolean", "expected true/false, True/False or 1/0"
+    # number or integer
+    if pd.api.types.is_bool_dtype(raw.dtype):
+        numbers = pd.Series(np.full(len(raw), np.nan), index=raw.index)
+        bad = _given(raw)
+    else:
+        numbers = pd.to_numeric(_as_text(raw) if not pd.api.types.is_numeric_dtype(raw.dtype) else raw,
+                                errors="coerce").astype("float64")
+        bad = _given(raw) & ~np.isfinite(numbers.to_numpy())
+    if kind == "integer":
+        array = numbers.to_numpy()
+        fractional = np.isfinite(array) & (array != np.round(array))
+        bad = bad | fractional
+        values = numbers.where(~bad)
+        return values, bad, f"{name} that is not a whole number", "expected a whole number"
+    values = numbers.where(~bad)
+    return values, bad, f"{name} that is not a number", "expected a number"
+
+
+def _parse_time(raw: pd.Series, *, date_only: bool) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(raw.dtype):
+        values = raw
+        if getattr(values.dt, "tz", None) is not None:
+            values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    elif raw.dtype == object and raw.dropna().map(lambda v: isinstance(v, dt.date)).all():
+        values = pd.to_datetime(raw, errors="coerce")
+    else:
+        text = _as_text(raw)
+        values = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+        values = values.dt.tz_localize(None)
+    values = values.astype("datetime64[ns]")
+    return values.dt.normalize() if date_only else values
+
+
+def _given(raw: pd.Series) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(raw.dtype) or pd.api.types.is_datetime64_any_dtype(raw.dtype):
+        return raw.notna().to_numpy(dtype=bool)
+    return _as_text(raw).notna().to_numpy(dtype=bool)
+
+
+def _as_text(raw: pd.Series) -> pd.Series:
+    """Text values with missing as NA; numeric ids from Parquet become their decimal text."""
+    if isinstance(raw.dtype, pd.StringDtype):
+        text = raw
+    elif pd.api.types.is_integer_dtype(raw.dtype):
+        text = raw.astype("Int64").astype(pd.StringDtype())
+    else:
+        text = raw.astype(pd.StringDtype())
+    return text.mask(text.str.strip() == "")
+
+
+def _empty(column: Column, n: int) -> pd.Series:
+    if column.kind == "string":
+        return pd.Series(pd.NA, index=range(n), dtype=pd.StringDtype())
+    if column.kind in ("date", "timestamp"):
+        return pd.Series(pd.NaT, index=range(n), dtype="datetime64[ns]")
+    return pd.Series(np.nan, index=range(n), dtype="float64")
+
+
+def _profile_column(raw: pd.Series) -> pd.Series:
+    """An extra column: numeric when every given value is a number, else text."""
+    if pd.api.types.is_bool_dtype(raw.dtype):
+        return raw.astype("float64")
+    if pd.api.types.is_numeric_dtype(raw.dtype):
+        return raw.astype("float64")
+    if pd.api.types.is_datetime64_any_dtype(raw.dtype):
+        return _as_text(raw.astype(str))
+    text = _as_text(raw)
+    numbers = pd.to_numeric(text, errors="coerce")
+    if text.notna().any() and numbers.notna().sum() == text.notna().sum():
+        return numbers.astype("float64")
+    return text
+
+
+def _breach(source, table, rule, problem, expected, mask, ids, values) -> Breach:
+    rows = np.flatnonzero(mask)
+    first = rows[:EXAMPLES]
+    return Breach(
+        source=source,
+        table=table,
+        rule=rule,
+        problem=problem,
+        expected=expected,
+        policy="set_aside",
+        rows=rows,
+        ids=tuple("" if ids is None or pd.isna(ids.iloc[r]) else str(ids.iloc[r]) for r in first),
+        values=tuple("" if values is None else _show(values.iloc[r]) for r in first),
+    )
+
+
+def _show(value) -> str:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _unique(frame: pd.DataFrame, table: str, source: str, *, policy: Policy) -> list[Breach]:
+    id_column = ID_COLUMNS[table]
+    ids = frame[id_column]
+    duplicated = (ids.duplicated(keep="first") & ids.notna()).to_numpy()
+    if not duplicated.any():
+        return []
+    breach = _breach(source, table, f"unique:{id_column}", f"a repeated {id_column}",
+                     f"expected each {id_column} once", duplicated, ids, None)
+    if policy == "stop":
+        breach = Breach(**{**breach.__dict__, "policy": "stop",
+                           "expected": f"expected each {id_column} once; remove or merge the copies"})
+    return [breach]
+
+
+def _customer_timeline(customers: pd.DataFrame, source: str) -> list[Breach]:
+    before = (customers["churned_at"] < customers["signup_date"]).to_numpy()
+    if not before.any():
+        return []
+    return [_breach(source, "customers", "timeline:churned_at", "churned_at before signup_date",
+                    "expected churned_at on or after signup_date", before,
+                    customers[contract.CUSTOMER_ID], customers["churned_at"].dt.date)]
+
+
+def _relations(
+    customers: pd.DataFrame, interactions: pd.DataFrame, source: str, customers_source: str
+) -> list[Breach]:
+    breaches: list[Breach] = []
+    ids = interactions[contract.INTERACTION_ID]
+    # The first row of a duplicated customer id stands for it, as in every later step.
+    lookup = customers.drop_duplicates(contract.CUSTOMER_ID).dropna(subset=[contract.CUSTOMER_ID])
+    position = pd.Index(lookup[contract.CUSTOMER_ID]).get_indexer(interactions[contract.CUSTOMER_ID])
+    given = interactions[contract.CUSTOMER_ID].notna().to_numpy()
+    unknown = given & (position < 0)
+    if unknown.any():
+        breaches.append(_breach(source, "interactions", "relation:customer_id",
+                                f"a customer_id not in {customers_source}",
+                                f"expected every interaction's customer in {customers_source}",
+                                unknown, ids, interactions[contract.CUSTOMER_ID]))
+    known = position >= 0
+    signup = np.full(len(interactions), np.datetime64("NaT"), dtype="datetime64[ns]")
+    churned = signup.copy()
+    signup[known] = lookup["signup_date"].to_numpy()[position[known]]
+    churned[known] = lookup["churned_at"].to_numpy()[position[known]]
+    started = interactions["started_at"].to_numpy()
+    with np.errstate(invalid="ignore"):
+        early = known & (started < signup)
+        late = known & ~np.isnat(churned) & (started >= churned + np.timedelta64(1, "D"))
+    if early.any():
+        breaches.append(_breach(source, "interactions", "timeline:before_signup",
+                                "a contact before its customer's signup_date",
+                                "expected started_at on or after signup_date", early, ids,
+                                interactions["started_at"]))
+    if late.any():
+        breaches.append(_breach(source, "interactions", "timeline:after_churn",
+                                "a contact after its customer's churned_at day",
+                                "expected started_at no later than the churned_at day", late, ids,
+                                interactions["started_at"]))
+    return breaches

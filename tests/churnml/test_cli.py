@@ -1,0 +1,109 @@
+"""The command line as a user meets it: exit codes, one-line errors, help."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from churnml.cli import main
+from tests.churnml.test_validation import CUSTOMERS, INTERACTIONS, _replace_row, _write
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    completed = subprocess.run(
+        [sys.executable, "-m", "churnml.cli", *args], capture_output=True, text=True, timeout=120
+    )
+    return completed.returncode, completed.stdout, completed.stderr
+
+
+def call(capsys, *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exited:
+        main(list(args))
+    captured = capsys.readouterr()
+    return exited.value.code, captured.out, captured.err
+
+
+def test_validate_clean_tables_exits_0(tmp_path, capsys):
+    c, i = _write(tmp_path)
+    code, out, _ = call(capsys, "validate", "--customers", str(c), "--interactions", str(i))
+    assert code == 0
+    assert "every rule of contract v1 holds" in out
+
+
+def test_validate_with_problems_exits_1_and_lists_each_rule_once(tmp_path, capsys):
+    interactions = _replace_row(
+        INTERACTIONS, 1, "I1,C1,2025-02-01T10:00:00Z,fax,K1,billing,-3,200,A1,0,false,pending,"
+    )
+    c, i = _write(tmp_path, interactions=interactions)
+    code, out, _ = call(capsys, "validate", "--customers", str(c), "--interactions", str(i))
+    assert code == 1
+    lines = [line for line in out.splitlines() if line.startswith("interactions.csv")]
+    assert len(lines) == 2
+    assert "2 broken rules" in out
+
+
+def test_validate_unreadable_file_exits_2_with_one_line(tmp_path, capsys):
+    c, i = _write(tmp_path)
+    c.write_bytes(b"")
+    code, _, err = call(capsys, "validate", "--customers", str(c), "--interactions", str(i))
+    assert code == 2
+    assert err.strip().count("\n") == 0
+    assert err.startswith("churnml: error:") and "customers.csv" in err
+
+
+def test_missing_file_is_exit_2_without_traceback():
+    code, _, err = run_cli("validate", "--customers", "/nonexistent/c.csv", "--interactions", "x.csv")
+    assert code == 2
+    assert "Traceback" not in err
+    assert "does not exist" in err
+
+
+@pytest.mark.parametrize("command", ["train", "score", "risk-list", "serve", "promote", "rollback"])
+def test_commands_not_built_yet_exit_2_saying_so(capsys, command):
+    code, _, err = call(capsys, command)
+    assert code == 2
+    assert "not available yet" in err
+
+
+@pytest.mark.parametrize(
+    "command", ["validate", "features", "generate", "train", "score", "risk-list", "serve", "run"]
+)
+def test_every_command_has_help(capsys, command):
+    code, out, _ = call(capsys, command, "--help")
+    assert code == 0
+    assert "Usage" in out
+
+
+def test_help_shows_defaults_from_the_code(capsys):
+    code, out, _ = call(capsys, "generate", "--help")
+    assert code == 0
+    assert "default: 540" in out and "default: 42" in out
+
+
+def test_bad_date_flag_names_the_flag(tmp_path, capsys):
+    c, i = _write(tmp_path)
+    code, _, err = call(capsys, "features", "--customers", str(c), "--interactions", str(i),
+                        "--as-of", "31/12/2025", "--out", str(tmp_path / "f.csv"))
+    assert code == 2
+    assert "--as-of '31/12/2025': expected a date as YYYY-MM-DD" in err
+
+
+def test_bad_output_extension_stops_before_any_work(tmp_path, capsys):
+    c, i = _write(tmp_path)
+    code, _, err = call(capsys, "features", "--customers", str(c), "--interactions", str(i),
+                        "--as-of", "2025-02-10", "--out", str(tmp_path / "f.xlsx"))
+    assert code == 2
+    assert "use a .csv or .parquet file name" in err
+
+
+def test_duplicate_customer_ids_stop_features_with_one_line(tmp_path, capsys):
+    customers = _replace_row(CUSTOMERS, 2, "C1,2025-01-05,,business,pro,99,south")
+    c, i = _write(tmp_path, customers=customers)
+    out_file = tmp_path / "f.csv"
+    code, _, err = call(capsys, "features", "--customers", str(c), "--interactions", str(i),
+                        "--as-of", "2025-02-10", "--out", str(out_file))
+    assert code == 1
+    assert "repeated customer_id" in err
+    assert not out_file.exists()
