@@ -31,11 +31,19 @@ app = typer.Typer(
 
 CustomersFile = Annotated[
     Path | None,
-    typer.Option("--customers", help="Customers table (.csv, .parquet or folder). Default: the configured source (CHURNML_CUSTOMERS, else the sample world)."),
+    typer.Option(
+        "--customers",
+        help="Customers table (.csv, .parquet or folder). Default: the configured source "
+        "(CHURNML_CUSTOMERS, else the sample world).",
+    ),
 ]
 InteractionsFile = Annotated[
     Path | None,
-    typer.Option("--interactions", help="Interactions table (.csv, .parquet or folder). Default: the configured source (CHURNML_INTERACTIONS, else the sample world)."),
+    typer.Option(
+        "--interactions",
+        help="Interactions table (.csv, .parquet or folder). Default: the configured source "
+        "(CHURNML_INTERACTIONS, else the sample world).",
+    ),
 ]
 StrictFlag = Annotated[
     bool,
@@ -96,7 +104,12 @@ def validate(
 
 @app.command()
 def features(
-    as_of: Annotated[str, typer.Option("--as-of", help="The day D (YYYY-MM-DD): features see contacts up to the end of D, UTC.")],
+    as_of: Annotated[
+        str,
+        typer.Option(
+            "--as-of", help="The day D (YYYY-MM-DD): features see contacts up to the end of D, UTC."
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", help="Output file, .csv or .parquet.")],
     customers: CustomersFile = None,
     interactions: InteractionsFile = None,
@@ -119,14 +132,41 @@ def features(
 
 @app.command()
 def generate(
-    customers: Annotated[int, typer.Option("--customers", min=1, help="Customers at the start of the simulation (more sign up as it runs).")] = 3000,
+    customers: Annotated[
+        int,
+        typer.Option(
+            "--customers",
+            min=1,
+            help="Customers at the start of the simulation (more sign up as it runs).",
+        ),
+    ] = 3000,
     days: Annotated[int, typer.Option("--days", min=1, help="Days to simulate.")] = 540,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same files.")] = 42,
-    out: Annotated[Path, typer.Option("--out", help="Folder for customers, interactions and oracle tables.")] = Path("world"),
-    start_date: Annotated[str, typer.Option("--start-date", help="First simulated day, YYYY-MM-DD.")] = "2025-01-01",
-    oracle_as_of: Annotated[list[str] | None, typer.Option("--oracle-as-of", help="Day(s) for the oracle's true probabilities (repeatable). Default: the last day minus the horizon.")] = None,
-    horizon: Annotated[int, typer.Option("--horizon", min=1, help="Horizon in days of the oracle's probabilities and labels.")] = 30,
-    file_format: Annotated[FileFormat, typer.Option("--format", help="File format of the tables.")] = FileFormat.csv,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Random seed; the same seed gives the same files.")
+    ] = 42,
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for customers, interactions and oracle tables.")
+    ] = Path("world"),
+    start_date: Annotated[
+        str, typer.Option("--start-date", help="First simulated day, YYYY-MM-DD.")
+    ] = "2025-01-01",
+    oracle_as_of: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--oracle-as-of",
+            help="Day(s) for the oracle's true probabilities (repeatable). "
+            "Default: the last day minus the horizon.",
+        ),
+    ] = None,
+    horizon: Annotated[
+        int,
+        typer.Option(
+            "--horizon", min=1, help="Horizon in days of the oracle's probabilities and labels."
+        ),
+    ] = 30,
+    file_format: Annotated[
+        FileFormat, typer.Option("--format", help="File format of the tables.")
+    ] = FileFormat.csv,
     quiet: QuietFlag = False,
 ) -> None:
     """Simulate a world of customers, their service contacts and their churn."""
@@ -178,7 +218,9 @@ def rollback(ctx: typer.Context) -> None:
     _not_yet("rollback", "the training work")
 
 
-@app.command("risk-list", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@app.command(
+    "risk-list", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
 def risk_list(ctx: typer.Context) -> None:
     """Write the day's list of customers to call, with reasons and actions."""
     _not_yet("risk-list", "the risk-list work")

@@ -71,7 +71,9 @@ INTERACTION_COLUMNS: tuple[Column, ...] = (
     Column("agent_id", "string", False, "who handled it; empty when nobody did"),
     Column("transfers", "integer", False, "times passed to another agent", non_negative=True),
     Column("abandoned", "boolean", False, "the customer gave up before being served"),
-    Column("status", "string", False, "status of the case when this contact ended", allowed=STATUSES),
+    Column(
+        "status", "string", False, "status of the case when this contact ended", allowed=STATUSES
+    ),
     Column("csat", "integer", False, "satisfaction answer, 1-5", value_range=CSAT_RANGE),
 )
 

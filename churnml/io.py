@@ -48,7 +48,9 @@ def read_table(path: Path | str, table: str) -> pd.DataFrame:
 
 def _read_csv(path: Path, table: str) -> pd.DataFrame:
     if path.stat().st_size == 0:
-        raise InputError(f"{path}: the file is empty; expected a header line with the {table} columns")
+        raise InputError(
+            f"{path}: the file is empty; expected a header line with the {table} columns"
+        )
     header = _csv_header(path)
     names = [name.strip() for name in header]
     if len(set(names)) != len(names):
@@ -79,14 +81,18 @@ def _csv_header(path: Path) -> list[str]:
     with open(path, "rb") as handle:
         first = handle.readline()
     if b"\x00" in first:
-        raise InputError(f"{path}: this is a binary file, not CSV; export the table as CSV or Parquet")
+        raise InputError(
+            f"{path}: this is a binary file, not CSV; export the table as CSV or Parquet"
+        )
     try:
         text = first.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InputError(f"{path}: the file is not UTF-8 text; re-export it as UTF-8 CSV") from None
     text = text.rstrip("\r\n")
     if not text.strip():
-        raise InputError(f"{path}: the first line is blank; expected a header line with column names")
+        raise InputError(
+            f"{path}: the first line is blank; expected a header line with column names"
+        )
     if "," not in text and "\t" in text:
         raise InputError(f"{path}: the header is tab-separated; churnml reads comma-separated CSV")
     import csv
@@ -134,7 +140,9 @@ def check_output_path(path: Path | str) -> Path:
     if not parent.exists():
         raise ConfigError(f"--out {path}: the folder {parent} does not exist; create it first")
     if path.is_dir():
-        raise ConfigError(f"--out {path}: this is a folder; give a file name ending in .csv or .parquet")
+        raise ConfigError(
+            f"--out {path}: this is a folder; give a file name ending in .csv or .parquet"
+        )
     return path
 
 
@@ -162,7 +170,9 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
 
 @contextmanager
 def _temporary_beside(path: Path) -> Iterator[Path]:
-    descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    descriptor, name = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or "."
+    )
     os.close(descriptor)
     tmp = Path(name)
     try:

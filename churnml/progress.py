@@ -27,7 +27,9 @@ class Reporter:
         started = time.perf_counter()
         with self.console.status(f"{text}..."):
             yield
-        self.console.print(f"[green]✓[/green] {text} [dim]({time.perf_counter() - started:.1f}s)[/dim]")
+        self.console.print(
+            f"[green]✓[/green] {text} [dim]({time.perf_counter() - started:.1f}s)[/dim]"
+        )
 
     @contextmanager
     def bar(self, text: str, total: int) -> Iterator[Callable[[int], None]]:
@@ -42,4 +44,6 @@ class Reporter:
         with Progress(*columns, console=self.console, transient=True) as progress:
             task = progress.add_task(text, total=total)
             yield lambda n=1: progress.advance(task, n)
-        self.console.print(f"[green]✓[/green] {text} [dim]({time.perf_counter() - started:.1f}s)[/dim]")
+        self.console.print(
+            f"[green]✓[/green] {text} [dim]({time.perf_counter() - started:.1f}s)[/dim]"
+        )

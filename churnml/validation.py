@@ -84,7 +84,10 @@ class Breach:
             examples.append(example)
         first = "; ".join(examples)
         more = "" if self.count <= EXAMPLES else "; ..."
-        return f"{self.source}: {self.count} {noun} {self.problem} (first: {first}{more}); {self.expected}"
+        return (
+            f"{self.source}: {self.count} {noun} {self.problem} "
+            f"(first: {first}{more}); {self.expected}"
+        )
 
 
 @dataclass
@@ -233,8 +236,14 @@ def check_tables(
     if customers_complete:
         if len(customers) == 0:
             breaches.append(
-                Breach(customers_source, "customers", "no_rows", "has no customer rows",
-                       "expected at least one customer", "stop")
+                Breach(
+                    customers_source,
+                    "customers",
+                    "no_rows",
+                    "has no customer rows",
+                    "expected at least one customer",
+                    "stop",
+                )
             )
         breaches += _unique(customers, "customers", customers_source, policy="stop")
         breaches += _customer_timeline(customers, customers_source)
@@ -258,7 +267,9 @@ def _typed_table(
         present = ", ".join(map(str, raw.columns[:8])) or "none"
         breaches.append(
             Breach(
-                source, table, "required_columns",
+                source,
+                table,
+                "required_columns",
                 f"lacks the required column{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
                 f"expected the {table} columns of contract v{contract.CONTRACT_VERSION} "
                 f"(found: {present})",
@@ -275,15 +286,34 @@ def _typed_table(
         values, bad, problem, expected = _parse(raw[column.name], column)
         typed[column.name] = values
         if bad.any():
-            breaches.append(_breach(source, table, f"type:{column.name}", problem, expected,
-                                    bad, ids, raw[column.name]))
+            breaches.append(
+                _breach(
+                    source,
+                    table,
+                    f"type:{column.name}",
+                    problem,
+                    expected,
+                    bad,
+                    ids,
+                    raw[column.name],
+                )
+            )
         present = values.notna().to_numpy()
         if column.required:
             empty = ~present & ~bad
             if empty.any():
-                breaches.append(_breach(source, table, f"required:{column.name}",
-                                        f"an empty {column.name}", "expected a value in every row",
-                                        empty, ids, None))
+                breaches.append(
+                    _breach(
+                        source,
+                        table,
+                        f"required:{column.name}",
+                        f"an empty {column.name}",
+                        "expected a value in every row",
+                        empty,
+                        ids,
+                        None,
+                    )
+                )
         breaches += _value_rules(values, column, source, table, ids, present)
     for name in raw.columns:
         if name not in typed.columns:
@@ -296,24 +326,50 @@ def _value_rules(values, column: Column, source, table, ids, present) -> list[Br
     if column.non_negative:
         negative = present & (values.to_numpy(dtype=float, na_value=np.nan) < 0)
         if negative.any():
-            breaches.append(_breach(source, table, f"negative:{column.name}",
-                                    f"{column.name} < 0", "expected >= 0", negative, ids, values))
+            breaches.append(
+                _breach(
+                    source,
+                    table,
+                    f"negative:{column.name}",
+                    f"{column.name} < 0",
+                    "expected >= 0",
+                    negative,
+                    ids,
+                    values,
+                )
+            )
     if column.allowed is not None:
         unknown = present & ~values.isin(column.allowed).to_numpy()
         if unknown.any():
-            breaches.append(_breach(source, table, f"unknown:{column.name}",
-                                    f"an unknown {column.name}",
-                                    f"expected one of {', '.join(column.allowed)}",
-                                    unknown, ids, values))
+            breaches.append(
+                _breach(
+                    source,
+                    table,
+                    f"unknown:{column.name}",
+                    f"an unknown {column.name}",
+                    f"expected one of {', '.join(column.allowed)}",
+                    unknown,
+                    ids,
+                    values,
+                )
+            )
     if column.value_range is not None:
         low, high = column.value_range
         numbers = values.to_numpy(dtype=float, na_value=np.nan)
         outside = present & ((numbers < low) | (numbers > high))
         if outside.any():
-            breaches.append(_breach(source, table, f"range:{column.name}",
-                                    f"{column.name} outside {low}-{high}",
-                                    f"expected a whole number from {low} to {high}",
-                                    outside, ids, values))
+            breaches.append(
+                _breach(
+                    source,
+                    table,
+                    f"range:{column.name}",
+                    f"{column.name} outside {low}-{high}",
+                    f"expected a whole number from {low} to {high}",
+                    outside,
+                    ids,
+                    values,
+                )
+            )
     return breaches
 
 
@@ -330,7 +386,12 @@ def _parse(raw: pd.Series, column: Column) -> tuple[pd.Series, np.ndarray, str, 
         bad = given & values.isna().to_numpy()
         if kind == "date":
             return values, bad, f"{name} that is not a date", "expected YYYY-MM-DD"
-        return values, bad, f"{name} that is not a timestamp", "expected ISO 8601, e.g. 2025-03-01T14:05:00Z"
+        return (
+            values,
+            bad,
+            f"{name} that is not a timestamp",
+            "expected ISO 8601, e.g. 2025-03-01T14:05:00Z",
+        )
     if kind == "boolean":
         if pd.api.types.is_bool_dtype(raw.dtype) or pd.api.types.is_numeric_dtype(raw.dtype):
             numbers = pd.to_numeric(raw, errors="coerce").astype("float64")
@@ -340,14 +401,20 @@ def _parse(raw: pd.Series, column: Column) -> tuple[pd.Series, np.ndarray, str, 
             numbers = text.map(contract.BOOLEAN_WORDS, na_action="ignore").astype("float64")
             bad = text.notna().to_numpy() & numbers.isna().to_numpy()
         values = numbers.where(~bad)
-        return values, bad, f"{name} that is not a boolean", "expected true/false, True/False or 1/0"
+        return (
+            values,
+            bad,
+            f"{name} that is not a boolean",
+            "expected true/false, True/False or 1/0",
+        )
     # number or integer
     if pd.api.types.is_bool_dtype(raw.dtype):
         numbers = pd.Series(np.full(len(raw), np.nan), index=raw.index)
         bad = _given(raw)
     else:
-        numbers = pd.to_numeric(_as_text(raw) if not pd.api.types.is_numeric_dtype(raw.dtype) else raw,
-                                errors="coerce").astype("float64")
+        numbers = pd.to_numeric(
+            _as_text(raw) if not pd.api.types.is_numeric_dtype(raw.dtype) else raw, errors="coerce"
+        ).astype("float64")
         bad = _given(raw) & ~np.isfinite(numbers.to_numpy())
     if kind == "integer":
         array = numbers.to_numpy()
@@ -444,11 +511,24 @@ def _unique(frame: pd.DataFrame, table: str, source: str, *, policy: Policy) -> 
     duplicated = (ids.duplicated(keep="first") & ids.notna()).to_numpy()
     if not duplicated.any():
         return []
-    breach = _breach(source, table, f"unique:{id_column}", f"a repeated {id_column}",
-                     f"expected each {id_column} once", duplicated, ids, None)
+    breach = _breach(
+        source,
+        table,
+        f"unique:{id_column}",
+        f"a repeated {id_column}",
+        f"expected each {id_column} once",
+        duplicated,
+        ids,
+        None,
+    )
     if policy == "stop":
-        breach = Breach(**{**breach.__dict__, "policy": "stop",
-                           "expected": f"expected each {id_column} once; remove or merge the copies"})
+        breach = Breach(
+            **{
+                **breach.__dict__,
+                "policy": "stop",
+                "expected": f"expected each {id_column} once; remove or merge the copies",
+            }
+        )
     return [breach]
 
 
@@ -456,9 +536,18 @@ def _customer_timeline(customers: pd.DataFrame, source: str) -> list[Breach]:
     before = (customers["churned_at"] < customers["signup_date"]).to_numpy()
     if not before.any():
         return []
-    return [_breach(source, "customers", "timeline:churned_at", "churned_at before signup_date",
-                    "expected churned_at on or after signup_date", before,
-                    customers[contract.CUSTOMER_ID], customers["churned_at"].dt.date)]
+    return [
+        _breach(
+            source,
+            "customers",
+            "timeline:churned_at",
+            "churned_at before signup_date",
+            "expected churned_at on or after signup_date",
+            before,
+            customers[contract.CUSTOMER_ID],
+            customers["churned_at"].dt.date,
+        )
+    ]
 
 
 def _relations(
@@ -468,14 +557,24 @@ def _relations(
     ids = interactions[contract.INTERACTION_ID]
     # The first row of a duplicated customer id stands for it, as in every later step.
     lookup = customers.drop_duplicates(contract.CUSTOMER_ID).dropna(subset=[contract.CUSTOMER_ID])
-    position = pd.Index(lookup[contract.CUSTOMER_ID]).get_indexer(interactions[contract.CUSTOMER_ID])
+    position = pd.Index(lookup[contract.CUSTOMER_ID]).get_indexer(
+        interactions[contract.CUSTOMER_ID]
+    )
     given = interactions[contract.CUSTOMER_ID].notna().to_numpy()
     unknown = given & (position < 0)
     if unknown.any():
-        breaches.append(_breach(source, "interactions", "relation:customer_id",
-                                f"a customer_id not in {customers_source}",
-                                f"expected every interaction's customer in {customers_source}",
-                                unknown, ids, interactions[contract.CUSTOMER_ID]))
+        breaches.append(
+            _breach(
+                source,
+                "interactions",
+                "relation:customer_id",
+                f"a customer_id not in {customers_source}",
+                f"expected every interaction's customer in {customers_source}",
+                unknown,
+                ids,
+                interactions[contract.CUSTOMER_ID],
+            )
+        )
     known = position >= 0
     signup = np.full(len(interactions), np.datetime64("NaT"), dtype="datetime64[ns]")
     churned = signup.copy()
@@ -486,13 +585,29 @@ def _relations(
         early = known & (started < signup)
         late = known & ~np.isnat(churned) & (started >= churned + np.timedelta64(1, "D"))
     if early.any():
-        breaches.append(_breach(source, "interactions", "timeline:before_signup",
-                                "a contact before its customer's signup_date",
-                                "expected started_at on or after signup_date", early, ids,
-                                interactions["started_at"]))
+        breaches.append(
+            _breach(
+                source,
+                "interactions",
+                "timeline:before_signup",
+                "a contact before its customer's signup_date",
+                "expected started_at on or after signup_date",
+                early,
+                ids,
+                interactions["started_at"],
+            )
+        )
     if late.any():
-        breaches.append(_breach(source, "interactions", "timeline:after_churn",
-                                "a contact after its customer's churned_at day",
-                                "expected started_at no later than the churned_at day", late, ids,
-                                interactions["started_at"]))
+        breaches.append(
+            _breach(
+                source,
+                "interactions",
+                "timeline:after_churn",
+                "a contact after its customer's churned_at day",
+                "expected started_at no later than the churned_at day",
+                late,
+                ids,
+                interactions["started_at"],
+            )
+        )
     return breaches

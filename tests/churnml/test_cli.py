@@ -54,7 +54,9 @@ def test_validate_unreadable_file_exits_2_with_one_line(tmp_path, capsys):
 
 
 def test_missing_file_is_exit_2_without_traceback():
-    code, _, err = run_cli("validate", "--customers", "/nonexistent/c.csv", "--interactions", "x.csv")
+    code, _, err = run_cli(
+        "validate", "--customers", "/nonexistent/c.csv", "--interactions", "x.csv"
+    )
     assert code == 2
     assert "Traceback" not in err
     assert "does not exist" in err
@@ -84,16 +86,36 @@ def test_help_shows_defaults_from_the_code(capsys):
 
 def test_bad_date_flag_names_the_flag(tmp_path, capsys):
     c, i = _write(tmp_path)
-    code, _, err = call(capsys, "features", "--customers", str(c), "--interactions", str(i),
-                        "--as-of", "31/12/2025", "--out", str(tmp_path / "f.csv"))
+    code, _, err = call(
+        capsys,
+        "features",
+        "--customers",
+        str(c),
+        "--interactions",
+        str(i),
+        "--as-of",
+        "31/12/2025",
+        "--out",
+        str(tmp_path / "f.csv"),
+    )
     assert code == 2
     assert "--as-of '31/12/2025': expected a date as YYYY-MM-DD" in err
 
 
 def test_bad_output_extension_stops_before_any_work(tmp_path, capsys):
     c, i = _write(tmp_path)
-    code, _, err = call(capsys, "features", "--customers", str(c), "--interactions", str(i),
-                        "--as-of", "2025-02-10", "--out", str(tmp_path / "f.xlsx"))
+    code, _, err = call(
+        capsys,
+        "features",
+        "--customers",
+        str(c),
+        "--interactions",
+        str(i),
+        "--as-of",
+        "2025-02-10",
+        "--out",
+        str(tmp_path / "f.xlsx"),
+    )
     assert code == 2
     assert "use a .csv or .parquet file name" in err
 
@@ -102,8 +124,18 @@ def test_duplicate_customer_ids_stop_features_with_one_line(tmp_path, capsys):
     customers = _replace_row(CUSTOMERS, 2, "C1,2025-01-05,,business,pro,99,south")
     c, i = _write(tmp_path, customers=customers)
     out_file = tmp_path / "f.csv"
-    code, _, err = call(capsys, "features", "--customers", str(c), "--interactions", str(i),
-                        "--as-of", "2025-02-10", "--out", str(out_file))
+    code, _, err = call(
+        capsys,
+        "features",
+        "--customers",
+        str(c),
+        "--interactions",
+        str(i),
+        "--as-of",
+        "2025-02-10",
+        "--out",
+        str(out_file),
+    )
     assert code == 1
     assert "repeated customer_id" in err
     assert not out_file.exists()

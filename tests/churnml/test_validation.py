@@ -59,25 +59,101 @@ INTERACTION_HEADER = INTERACTIONS.splitlines()[0]
 
 BROKEN_INTERACTIONS = [
     # (new line for row 1, rule, words in the message)
-    ("I1,C1,yesterday,phone,K1,billing,30,200,A1,0,false,pending,", "type:started_at", "not a timestamp"),
-    ("I1,C1,2025-02-01T10:00:00Z,phone,K1,billing,-3,200,A1,0,false,pending,", "negative:wait_seconds", "wait_seconds < 0"),
-    ("I1,C1,2025-02-01T10:00:00Z,phone,K1,billing,3,-200,A1,0,false,pending,", "negative:handle_seconds", "handle_seconds < 0"),
-    ("I1,C1,2025-02-01T10:00:00Z,phone,K1,billing,abc,200,A1,0,false,pending,", "type:wait_seconds", "not a number"),
-    ("I1,C1,2025-02-01T10:00:00Z,phone,K1,billing,3,200,A1,1.5,false,pending,", "type:transfers", "not a whole number"),
-    ("I1,C1,2025-02-01T10:00:00Z,phone,K1,billing,3,200,A1,-1,false,pending,", "negative:transfers", "transfers < 0"),
-    ("I1,C1,2025-02-01T10:00:00Z,fax,K1,billing,3,200,A1,0,false,pending,", "unknown:channel", "phone, chat, email"),
-    ("I1,C1,2025-02-01T10:00:00Z,phone,K1,billing,3,200,A1,0,false,closed,", "unknown:status", "resolved, pending"),
-    ("I1,C1,2025-02-01T10:00:00Z,phone,K1,billing,3,200,A1,0,maybe,pending,", "type:abandoned", "not a boolean"),
-    ("I1,C1,2025-02-01T10:00:00Z,phone,K1,billing,3,200,A1,0,false,pending,6", "range:csat", "outside 1-5"),
-    ("I1,C1,2025-02-01T10:00:00Z,phone,K1,billing,3,200,A1,0,false,pending,0", "range:csat", "outside 1-5"),
-    ("I1,C1,2025-02-01T10:00:00Z,phone,K1,billing,3,200,A1,0,false,pending,4.5", "type:csat", "not a whole number"),
-    ("I2,C1,2025-02-01T10:00:00Z,phone,K1,billing,3,200,A1,0,false,pending,", "unique:interaction_id", "repeated interaction_id"),
-    ("I1,C404,2025-02-01T10:00:00Z,phone,K1,billing,3,200,A1,0,false,pending,", "relation:customer_id", "not in customers.csv"),
-    ("I1,C1,2024-12-31T23:59:59Z,phone,K1,billing,3,200,A1,0,false,pending,", "timeline:before_signup", "before its customer's signup_date"),
-    ("I1,C2,2025-03-02T00:00:00Z,phone,K1,billing,3,200,A1,0,false,pending,", "timeline:after_churn", "after its customer's churned_at"),
-    (",C1,2025-02-01T10:00:00Z,phone,K1,billing,3,200,A1,0,false,pending,", "required:interaction_id", "empty interaction_id"),
-    ("I1,C1,,phone,K1,billing,3,200,A1,0,false,pending,", "required:started_at", "empty started_at"),
-    ("I1,C1,2025-02-01T10:00:00Z,,K1,billing,3,200,A1,0,false,pending,", "required:channel", "empty channel"),
+    (
+        "I1,C1,yesterday,phone,K1,billing,30,200,A1,0,false,pending,",
+        "type:started_at",
+        "not a timestamp",
+    ),
+    (
+        "I1,C1,2025-02-01T10:00:00Z,phone,K1,billing,-3,200,A1,0,false,pending,",
+        "negative:wait_seconds",
+        "wait_seconds < 0",
+    ),
+    (
+        "I1,C1,2025-02-01T10:00:00Z,phone,K1,billing,3,-200,A1,0,false,pending,",
+        "negative:handle_seconds",
+        "handle_seconds < 0",
+    ),
+    (
+        "I1,C1,2025-02-01T10:00:00Z,phone,K1,billing,abc,200,A1,0,false,pending,",
+        "type:wait_seconds",
+        "not a number",
+    ),
+    (
+        "I1,C1,2025-02-01T10:00:00Z,phone,K1,billing,3,200,A1,1.5,false,pending,",
+        "type:transfers",
+        "not a whole number",
+    ),
+    (
+        "I1,C1,2025-02-01T10:00:00Z,phone,K1,billing,3,200,A1,-1,false,pending,",
+        "negative:transfers",
+        "transfers < 0",
+    ),
+    (
+        "I1,C1,2025-02-01T10:00:00Z,fax,K1,billing,3,200,A1,0,false,pending,",
+        "unknown:channel",
+        "phone, chat, email",
+    ),
+    (
+        "I1,C1,2025-02-01T10:00:00Z,phone,K1,billing,3,200,A1,0,false,closed,",
+        "unknown:status",
+        "resolved, pending",
+    ),
+    (
+        "I1,C1,2025-02-01T10:00:00Z,phone,K1,billing,3,200,A1,0,maybe,pending,",
+        "type:abandoned",
+        "not a boolean",
+    ),
+    (
+        "I1,C1,2025-02-01T10:00:00Z,phone,K1,billing,3,200,A1,0,false,pending,6",
+        "range:csat",
+        "outside 1-5",
+    ),
+    (
+        "I1,C1,2025-02-01T10:00:00Z,phone,K1,billing,3,200,A1,0,false,pending,0",
+        "range:csat",
+        "outside 1-5",
+    ),
+    (
+        "I1,C1,2025-02-01T10:00:00Z,phone,K1,billing,3,200,A1,0,false,pending,4.5",
+        "type:csat",
+        "not a whole number",
+    ),
+    (
+        "I2,C1,2025-02-01T10:00:00Z,phone,K1,billing,3,200,A1,0,false,pending,",
+        "unique:interaction_id",
+        "repeated interaction_id",
+    ),
+    (
+        "I1,C404,2025-02-01T10:00:00Z,phone,K1,billing,3,200,A1,0,false,pending,",
+        "relation:customer_id",
+        "not in customers.csv",
+    ),
+    (
+        "I1,C1,2024-12-31T23:59:59Z,phone,K1,billing,3,200,A1,0,false,pending,",
+        "timeline:before_signup",
+        "before its customer's signup_date",
+    ),
+    (
+        "I1,C2,2025-03-02T00:00:00Z,phone,K1,billing,3,200,A1,0,false,pending,",
+        "timeline:after_churn",
+        "after its customer's churned_at",
+    ),
+    (
+        ",C1,2025-02-01T10:00:00Z,phone,K1,billing,3,200,A1,0,false,pending,",
+        "required:interaction_id",
+        "empty interaction_id",
+    ),
+    (
+        "I1,C1,,phone,K1,billing,3,200,A1,0,false,pending,",
+        "required:started_at",
+        "empty started_at",
+    ),
+    (
+        "I1,C1,2025-02-01T10:00:00Z,,K1,billing,3,200,A1,0,false,pending,",
+        "required:channel",
+        "empty channel",
+    ),
 ]
 
 
@@ -97,11 +173,36 @@ def test_broken_interaction_rule_is_reported_once_with_row_and_id(tmp_path, line
 
 BROKEN_CUSTOMERS = [
     ("C1,01/02/2025,,consumer,basic,10.5,north", "type:signup_date", "not a date", "set_aside"),
-    ("C1,2025-01-01,someday,consumer,basic,10.5,north", "type:churned_at", "not a date", "set_aside"),
-    ("C1,2025-01-01,,consumer,basic,-1,north", "negative:monthly_revenue", "monthly_revenue < 0", "set_aside"),
-    ("C1,2025-01-01,,consumer,basic,ten,north", "type:monthly_revenue", "not a number", "set_aside"),
-    ("C1,2025-01-01,2024-12-01,consumer,basic,10,north", "timeline:churned_at", "churned_at before signup_date", "set_aside"),
-    ("C2,2025-01-01,,consumer,basic,10,north", "unique:customer_id", "repeated customer_id", "stop"),
+    (
+        "C1,2025-01-01,someday,consumer,basic,10.5,north",
+        "type:churned_at",
+        "not a date",
+        "set_aside",
+    ),
+    (
+        "C1,2025-01-01,,consumer,basic,-1,north",
+        "negative:monthly_revenue",
+        "monthly_revenue < 0",
+        "set_aside",
+    ),
+    (
+        "C1,2025-01-01,,consumer,basic,ten,north",
+        "type:monthly_revenue",
+        "not a number",
+        "set_aside",
+    ),
+    (
+        "C1,2025-01-01,2024-12-01,consumer,basic,10,north",
+        "timeline:churned_at",
+        "churned_at before signup_date",
+        "set_aside",
+    ),
+    (
+        "C2,2025-01-01,,consumer,basic,10,north",
+        "unique:customer_id",
+        "repeated customer_id",
+        "stop",
+    ),
     ("C1,,,consumer,basic,10,north", "required:signup_date", "empty signup_date", "set_aside"),
 ]
 
@@ -145,7 +246,9 @@ def test_header_only_customers_table_stops(tmp_path):
 
 def test_optional_columns_may_be_absent(tmp_path):
     customers = "customer_id,signup_date\nC1,2025-01-01\n"
-    interactions = "interaction_id,customer_id,started_at,channel\nI1,C1,2025-01-02T00:00:00Z,chat\n"
+    interactions = (
+        "interaction_id,customer_id,started_at,channel\nI1,C1,2025-01-02T00:00:00Z,chat\n"
+    )
     result = read_and_check(*_write(tmp_path, customers=customers, interactions=interactions))
     assert result.ok
     assert result.interactions["wait_seconds"].isna().all()
@@ -164,8 +267,11 @@ def test_set_aside_rows_go_to_quarantine_with_reason_and_are_counted(tmp_path):
         INTERACTIONS, 1, "I1,C1,2025-02-01T10:00:00Z,fax,K1,billing,3,200,A1,0,false,pending,"
     )
     messages: list[str] = []
-    tables = load_tables(*_write(tmp_path, interactions=interactions),
-                         quarantine_dir=tmp_path / "q", report=messages.append)
+    tables = load_tables(
+        *_write(tmp_path, interactions=interactions),
+        quarantine_dir=tmp_path / "q",
+        report=messages.append,
+    )
     assert tables.set_aside == {"customers": 0, "interactions": 1}
     assert list(tables.interactions["interaction_id"]) == ["I2", "I3", "I4"]
     (path,) = tables.quarantine_files
@@ -188,8 +294,9 @@ def test_strict_stops_on_a_rule_that_would_set_rows_aside(tmp_path):
         INTERACTIONS, 1, "I1,C1,2025-02-01T10:00:00Z,fax,K1,billing,3,200,A1,0,false,pending,"
     )
     with pytest.raises(ContractError, match="unknown channel"):
-        load_tables(*_write(tmp_path, interactions=interactions), quarantine_dir=tmp_path / "q",
-                    strict=True)
+        load_tables(
+            *_write(tmp_path, interactions=interactions), quarantine_dir=tmp_path / "q", strict=True
+        )
     assert not (tmp_path / "q").exists()
 
 
@@ -211,14 +318,18 @@ def test_parquet_file_and_folder_read_like_csv(tmp_path):
 
 def test_parquet_with_native_types_is_checked_too(tmp_path):
     c, _ = _write(tmp_path)
-    frame = pd.DataFrame({
-        "interaction_id": [1, 2],
-        "customer_id": ["C1", "C1"],
-        "started_at": pd.to_datetime(["2025-02-01 10:00", "2025-02-02 10:00"]).tz_localize("UTC"),
-        "channel": ["phone", "chat"],
-        "wait_seconds": [10.0, -1.0],
-        "abandoned": [True, False],
-    })
+    frame = pd.DataFrame(
+        {
+            "interaction_id": [1, 2],
+            "customer_id": ["C1", "C1"],
+            "started_at": pd.to_datetime(["2025-02-01 10:00", "2025-02-02 10:00"]).tz_localize(
+                "UTC"
+            ),
+            "channel": ["phone", "chat"],
+            "wait_seconds": [10.0, -1.0],
+            "abandoned": [True, False],
+        }
+    )
     frame.to_parquet(tmp_path / "i.parquet")
     result = read_and_check(c, tmp_path / "i.parquet")
     assert [b.rule for b in result.breaches] == ["negative:wait_seconds"]
@@ -271,9 +382,14 @@ def test_broken_parquet_is_an_input_error(tmp_path):
 
 def test_check_tables_works_on_frames_as_a_caller_sends_them():
     customers = pd.DataFrame({"customer_id": ["C1"], "signup_date": ["2025-01-01"]})
-    interactions = pd.DataFrame({
-        "interaction_id": ["I1"], "customer_id": ["C1"],
-        "started_at": ["2025-01-02T00:00:00Z"], "channel": ["phone"], "wait_seconds": [-5],
-    })
+    interactions = pd.DataFrame(
+        {
+            "interaction_id": ["I1"],
+            "customer_id": ["C1"],
+            "started_at": ["2025-01-02T00:00:00Z"],
+            "channel": ["phone"],
+            "wait_seconds": [-5],
+        }
+    )
     result = check_tables(customers, interactions)
     assert [b.rule for b in result.breaches] == ["negative:wait_seconds"]
