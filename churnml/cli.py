@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from churnml.errors import ChurnmlError, ConfigError, DataError, NotAvailableYet
@@ -158,6 +157,9 @@ def generate(
             "Default: the last day minus the horizon.",
         ),
     ] = None,
+    no_oracle: Annotated[
+        bool, typer.Option("--no-oracle", help="Write no oracle table (faster for big worlds).")
+    ] = False,
     horizon: Annotated[
         int,
         typer.Option(
@@ -175,19 +177,26 @@ def generate(
     start = parse_date(start_date, "--start-date")
     oracle_days = [parse_date(value, "--oracle-as-of") for value in oracle_as_of or []]
     reporter = Reporter(quiet=quiet)
-    with reporter.bar("simulating days", total=days) as advance:
+    with reporter.stages() as update:
         summary = generate_world(
             n_customers=customers,
             days=days,
             seed=seed,
             out_dir=out,
             start_date=start,
-            oracle_as_of=oracle_days or None,
+            oracle_as_of=[] if no_oracle else (oracle_days or None),
             horizon_days=horizon,
             file_format=file_format.value,
-            progress=advance,
+            progress=update,
         )
-    reporter.info(str(summary))
+    auc = ", ".join(f"{day}: {value:.3f}" for day, value in summary.oracle_roc_auc.items())
+    typer.echo(
+        f"{summary.customers:,} customers ({summary.arrivals:,} signed up during the run), "
+        f"{summary.interactions:,} contacts, {summary.churned:,} left; "
+        f"churn {summary.churn_rate_30d:.1%} per 30 days -> {out}"
+    )
+    if auc:
+        typer.echo(f"oracle ROC-AUC (the best any model can do) on {auc}")
 
 
 def _not_yet(command: str, issue: str) -> None:
@@ -289,22 +298,19 @@ def _build_features(tables, as_of: dt.date, reporter: Reporter):
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the console script: one line and an exit code for a user's mistake."""
+    """Entry point of the console script: one line and an exit code for a user's mistake.
+
+    Usage errors (unknown flags, bad values) are reported by the CLI framework itself,
+    with exit code 2; churnml's own errors are caught here.
+    """
     try:
-        code = app(args=argv, prog_name="churnml", standalone_mode=False)
+        app(args=argv, prog_name="churnml")
     except ChurnmlError as error:
         typer.echo(f"churnml: error: {error}", err=True)
-        sys.exit(error.exit_code)
-    except click.exceptions.Abort:
-        typer.echo("churnml: interrupted", err=True)
-        sys.exit(130)
-    except click.ClickException as error:
-        error.show()
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
         typer.echo("churnml: interrupted", err=True)
         sys.exit(130)
-    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Progress shown on standard error: a spinner per step, a bar where the work is counted."""
+"""Progress shown on standard error: a spinner per step, bars where the work is counted."""
 
 from __future__ import annotations
 
@@ -24,26 +24,28 @@ class Reporter:
 
     @contextmanager
     def step(self, text: str) -> Iterator[None]:
+        """A spinner while the step runs, then a line with its time."""
         started = time.perf_counter()
         with self.console.status(f"{text}..."):
             yield
-        self.console.print(
-            f"[green]✓[/green] {text} [dim]({time.perf_counter() - started:.1f}s)[/dim]"
-        )
+        elapsed = time.perf_counter() - started
+        self.console.print(f"[green]✓[/green] {text} [dim]({elapsed:.1f}s)[/dim]")
 
     @contextmanager
-    def bar(self, text: str, total: int) -> Iterator[Callable[[int], None]]:
-        """A counted bar; yields ``advance(n)``."""
-        started = time.perf_counter()
+    def stages(self) -> Iterator[Callable[[str, int, int], None]]:
+        """Counted bars, one per stage; yields ``update(stage, done, total)``."""
         columns = (
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
         )
-        with Progress(*columns, console=self.console, transient=True) as progress:
-            task = progress.add_task(text, total=total)
-            yield lambda n=1: progress.advance(task, n)
-        self.console.print(
-            f"[green]✓[/green] {text} [dim]({time.perf_counter() - started:.1f}s)[/dim]"
-        )
+        tasks: dict[str, int] = {}
+        with Progress(*columns, console=self.console) as progress:
+
+            def update(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = progress.add_task(stage, total=total)
+                progress.update(tasks[stage], completed=done, total=total)
+
+            yield update
