@@ -7,7 +7,7 @@ declared once here and used by validation, features, the simulator and serving.
 After validation (``churnml.validation``) the tables have these pandas dtypes,
 whatever file format they came from:
 
-* ``string`` columns: pandas string values, missing as NA;
+* ``string`` columns: pandas' default text dtype (``str``), missing as NaN;
 * ``date`` columns: ``datetime64[ns]`` at midnight, missing as NaT;
 * ``timestamp`` columns: ``datetime64[ns]`` in UTC without a zone;
 * ``number``, ``integer``, ``csat`` and ``boolean`` columns: ``float64``, missing as NaN

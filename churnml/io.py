@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -23,6 +24,8 @@ import pyarrow.parquet as pq
 from churnml.errors import ConfigError, InputError
 
 OUTPUT_SUFFIXES = (".csv", ".parquet")
+# pandas' default text dtype: Arrow-backed, missing values as NaN.
+TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
 
 
 def read_table(path: Path | str, table: str) -> pd.DataFrame:
@@ -102,7 +105,7 @@ def _csv_header(path: Path) -> list[str]:
 
 def _string_mapper(arrow_type: pa.DataType) -> pd.api.extensions.ExtensionDtype | None:
     if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
-        return pd.StringDtype()
+        return TEXT
     return None
 
 

@@ -44,7 +44,7 @@ import pandas as pd
 from churnml import contract
 from churnml.contract import Column
 from churnml.errors import ContractError
-from churnml.io import read_table, write_table
+from churnml.io import TEXT, read_table, write_table
 
 Policy = Literal["stop", "set_aside"]
 EXAMPLES = 3
@@ -449,18 +449,18 @@ def _given(raw: pd.Series) -> np.ndarray:
 
 def _as_text(raw: pd.Series) -> pd.Series:
     """Text values with missing as NA; numeric ids from Parquet become their decimal text."""
-    if isinstance(raw.dtype, pd.StringDtype):
+    if raw.dtype == TEXT:
         text = raw
     elif pd.api.types.is_integer_dtype(raw.dtype):
-        text = raw.astype("Int64").astype(pd.StringDtype())
+        text = raw.astype("Int64").astype(TEXT)
     else:
-        text = raw.astype(pd.StringDtype())
+        text = raw.astype(TEXT)
     return text.mask(text.str.strip() == "")
 
 
 def _empty(column: Column, n: int) -> pd.Series:
     if column.kind == "string":
-        return pd.Series(pd.NA, index=range(n), dtype=pd.StringDtype())
+        return pd.Series(np.nan, index=range(n), dtype=TEXT)
     if column.kind in ("date", "timestamp"):
         return pd.Series(pd.NaT, index=range(n), dtype="datetime64[ns]")
     return pd.Series(np.nan, index=range(n), dtype="float64")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from churnml.cli import main
@@ -139,3 +140,57 @@ def test_duplicate_customer_ids_stop_features_with_one_line(tmp_path, capsys):
     assert code == 1
     assert "repeated customer_id" in err
     assert not out_file.exists()
+
+
+def test_features_command_writes_one_row_per_active_customer(tmp_path, capsys):
+    c, i = _write(tmp_path)
+    out_file = tmp_path / "features.parquet"
+    code, _, _ = call(capsys, "features", "--customers", str(c), "--interactions", str(i),
+                      "--as-of", "2025-02-28", "--out", str(out_file))
+    assert code == 0
+    frame = pd.read_parquet(out_file)
+    # C2 left on 2025-03-01, so is still active on 2025-02-28; all three are.
+    assert frame["customer_id"].tolist() == ["C1", "C2", "C3"]
+    assert frame.loc[frame["customer_id"] == "C1", "contacts_30d"].item() == 2
+
+
+def test_features_command_reports_rows_set_aside(tmp_path, capsys):
+    interactions = _replace_row(
+        INTERACTIONS, 1, "I1,C1,2025-02-01T10:00:00Z,fax,K1,billing,3,200,A1,0,false,pending,"
+    )
+    c, i = _write(tmp_path, interactions=interactions)
+    out_file = tmp_path / "features.csv"
+    code, _, err = call(capsys, "features", "--customers", str(c), "--interactions", str(i),
+                        "--as-of", "2025-02-28", "--out", str(out_file))
+    assert code == 0
+    assert "set aside 1 interactions rows" in err
+    frame = pd.read_csv(out_file)
+    assert frame.loc[frame["customer_id"] == "C1", "contacts_30d"].item() == 1
+
+
+def test_features_before_anyone_signed_up_is_a_one_line_error(tmp_path, capsys):
+    c, i = _write(tmp_path)
+    code, _, err = call(capsys, "features", "--customers", str(c), "--interactions", str(i),
+                        "--as-of", "2020-01-01", "--out", str(tmp_path / "f.csv"))
+    assert code == 1
+    assert "no customer is active on 2020-01-01" in err
+
+
+def test_run_builds_features_for_the_sample_world(capsys, isolated_home):
+    code, out, _ = call(capsys, "run", "--quiet")
+    assert code == 0
+    written = list((isolated_home / "features").glob("features-*.parquet"))
+    assert len(written) == 1
+    assert len(pd.read_parquet(written[0])) > 1000
+    assert "customers active on" in out
+
+
+def test_generate_writes_a_world_that_validates(tmp_path, capsys):
+    world = tmp_path / "world"
+    code, out, _ = call(capsys, "generate", "--customers", "200", "--days", "120",
+                        "--seed", "7", "--out", str(world), "--quiet")
+    assert code == 0
+    assert "oracle ROC-AUC" in out
+    code, out, _ = call(capsys, "validate", "--customers", str(world / "customers.csv"),
+                        "--interactions", str(world / "interactions.csv"))
+    assert code == 0, out

@@ -1,0 +1,708 @@
+"""Point-in-time features per customer from the contract's typed tables.
+
+How it is fast (the same code serves training, batch scoring and one customer):
+
+* string ids are encoded once with pyarrow hashing (in two threads for big tables);
+* the contacts are put in time order once (a no-op for logs already in time order);
+  every window "the w days up to D" is then a contiguous slice of the arrays, and
+  "everything up to D" a prefix, so windows cost nothing to select;
+* every per-contact fact that only looks at the past (is it a repeat, does it bring
+  a new channel to its case, is it a bad experience) is computed once; it does not
+  depend on the as-of day, so snapshots for many days share it (``ContactHistory``);
+* per-customer results are segment reductions: ``np.bincount`` for counts and sums,
+  ``ufunc.at`` for minima, maxima and "last", one sort by (customer, wait) for the
+  percentiles of all windows. There is no pandas groupby in the hot path.
+
+Ties in ``started_at`` are broken by row order in the interactions table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from churnml.contract import CHANNELS, CUSTOMER_COLUMNS, STATUSES
+from churnml.errors import ConfigError, ContractError
+from features.columns import (
+    CATEGORICAL_FEATURES,
+    PROFILE_PREFIX,
+    SNAPSHOT_FEATURES,
+    WINDOWED_FEATURES,
+    windowed_columns,
+)
+from features.settings import FeatureSettings
+
+DAY_NS = 86_400 * 10**9
+_NAT = np.iinfo(np.int64).min
+_RESOLVED = STATUSES.index("resolved")
+_ESCALATED = STATUSES.index("escalated")
+# Below this many contacts, threads cost more than they save.
+_THREADS_FROM_ROWS = 200_000
+
+_CONTRACT_CUSTOMER_COLUMNS = {column.name for column in CUSTOMER_COLUMNS}
+_INTERACTION_COLUMNS_USED = (
+    "customer_id",
+    "started_at",
+    "channel",
+    "case_id",
+    "topic",
+    "wait_seconds",
+    "agent_id",
+    "transfers",
+    "abandoned",
+    "status",
+    "csat",
+)
+
+
+def build_features(
+    customers: pd.DataFrame,
+    interactions: pd.DataFrame,
+    as_of: dt.date | str | pd.Timestamp,
+    settings: FeatureSettings | None = None,
+) -> pd.DataFrame:
+    """Features of every customer active on ``as_of``, from contacts up to the end of that day.
+
+    Returns one row per active customer (``signup_date <= as_of`` and ``churned_at``
+    empty or later), indexed by ``customer_id`` in the customers table's order, with
+    the columns of ``features.feature_columns`` (float64, and pandas ``category`` for
+    segment, plan and text profile columns). Neither input is modified.
+    """
+    settings = settings or FeatureSettings()
+    day = parse_as_of(as_of)
+    history = ContactHistory(customers, interactions, settings, until=day)
+    return history.features_at(day)
+
+
+def build_feature_snapshots(
+    customers: pd.DataFrame,
+    interactions: pd.DataFrame,
+    as_of_days: list[dt.date | str | pd.Timestamp],
+    settings: FeatureSettings | None = None,
+) -> dict[pd.Timestamp, pd.DataFrame]:
+    """``build_features`` for several days, sharing the work that does not depend on the day."""
+    settings = settings or FeatureSettings()
+    days = [parse_as_of(d) for d in as_of_days]
+    if not days:
+        return {}
+    history = ContactHistory(customers, interactions, settings, until=max(days))
+    return {day: history.features_at(day) for day in days}
+
+
+def parse_as_of(as_of: dt.date | str | pd.Timestamp) -> pd.Timestamp:
+    """The as-of day as a UTC-naive midnight Timestamp."""
+    try:
+        day = pd.Timestamp(as_of)
+    except (TypeError, ValueError):
+        raise ConfigError(f"as_of {as_of!r}: expected a date YYYY-MM-DD") from None
+    if day is pd.NaT:
+        raise ConfigError(f"as_of {as_of!r}: expected a date YYYY-MM-DD")
+    if day.tzinfo is not None:
+        day = day.tz_convert("UTC").tz_localize(None)
+    if day != day.normalize():
+        raise ConfigError(f"as_of {as_of!r}: expected a day, got a time of day; drop the time")
+    return day.as_unit("ns")
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def _arrow(values: pd.Series) -> pa.Array:
+    array = pa.array(values.array) if hasattr(values.array, "__arrow_array__") else None
+    if array is None:
+        array = pa.array(values.to_numpy(dtype=object), from_pandas=True)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if pa.types.is_dictionary(array.type):
+        array = array.cast(array.type.value_type)
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        array = array.cast(pa.string())
+    return array
+
+
+def _lookup(values: pa.Array, known: pa.Array) -> np.ndarray:
+    """Position of each value in ``known`` (int64), -1 when absent or missing."""
+    return _int_codes(pc.index_in(values, value_set=known))
+
+
+def _index_in(values: pa.Array, known: pa.Array, pool: ThreadPoolExecutor | None) -> np.ndarray:
+    if pool is None or len(values) < _THREADS_FROM_ROWS:
+        parts = [values]
+    else:
+        half = len(values) // 2
+        parts = [values.slice(0, half), values.slice(half)]
+    mapped = (pool.map if pool is not None else map)(lambda p: _lookup(p, known), parts)
+    return np.concatenate(list(mapped))
+
+
+def _factorize(values: pa.Array) -> tuple[np.ndarray, int]:
+    """Integer codes (-1 when missing) and the number of distinct values."""
+    encoded = pc.dictionary_encode(values)
+    return _int_codes(encoded.indices), len(encoded.dictionary)
+
+
+def _int_codes(codes: pa.Array) -> np.ndarray:
+    """Arrow integer codes with nulls as int64, -1 for null."""
+    return pc.fill_null(codes, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _check_columns(frame: pd.DataFrame, table: str, required: tuple[str, ...]) -> None:
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise ContractError(
+            f"{table}: columns {missing} are missing; validate the table with churnml.validation"
+        )
+
+
+def _ns(values: pd.Series, table: str, column: str) -> np.ndarray:
+    if not pd.api.types.is_datetime64_dtype(values.dtype):
+        raise ContractError(
+            f"{table}.{column} has dtype {values.dtype}; expected datetime64 "
+            "(validate the table with churnml.validation)"
+        )
+    return values.to_numpy(dtype="datetime64[ns]").view(np.int64)
+
+
+# --------------------------------------------------------------------------- reductions
+
+
+def _count(codes: np.ndarray, size: int, where: np.ndarray | None = None) -> np.ndarray:
+    if where is not None:
+        codes = codes[where]
+    return np.bincount(codes, minlength=size).astype(np.float64)
+
+
+def _sum(codes: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
+    return np.bincount(codes, weights=values, minlength=size)
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator, NaN where the denominator is 0 (no data)."""
+    out = np.full(numerator.shape, np.nan)
+    np.divide(numerator, denominator, out=out, where=denominator > 0)
+    return out
+
+
+def _segment_quantile(values: np.ndarray, codes: np.ndarray, size: int, q: float) -> np.ndarray:
+    """Linear-interpolated quantile of values grouped by codes, both sorted by (code, value)."""
+    counts = np.bincount(codes, minlength=size)
+    out = np.full(size, np.nan)
+    has = counts > 0
+    if not has.any():
+        return out
+    starts = np.cumsum(counts) - counts
+    position = (counts[has] - 1) * q
+    low = np.floor(position).astype(np.int64)
+    frac = position - low
+    high = np.minimum(low + 1, counts[has] - 1)
+    a = values[starts[has] + low]
+    b = values[starts[has] + high]
+    out[has] = a + (b - a) * frac
+    return out
+
+
+def _days_between(day_ns: int, times: np.ndarray) -> np.ndarray:
+    """Whole days from the calendar day of each time to day_ns (a midnight)."""
+    return ((day_ns - (times // DAY_NS) * DAY_NS) // DAY_NS).astype(np.float64)
+
+
+# --------------------------------------------------------------------------- history
+
+
+@dataclass(frozen=True)
+class _Customers:
+    ids: pd.Index
+    signup_ns: np.ndarray
+    churn_ns: np.ndarray
+    monthly_revenue: np.ndarray
+    profile: pd.DataFrame  # segment, plan and the profile_* columns, in output order
+
+
+class ContactHistory:
+    """Contacts in time order with their past-only facts, ready for any as-of day <= until.
+
+    Build it once and call ``features_at(day)`` for each snapshot day; contacts after
+    ``until`` (when given) are dropped at once.
+    """
+
+    def __init__(
+        self,
+        customers: pd.DataFrame,
+        interactions: pd.DataFrame,
+        settings: FeatureSettings,
+        until: pd.Timestamp | None = None,
+    ) -> None:
+        _check_columns(customers, "customers", ("customer_id", "signup_date", "churned_at"))
+        _check_columns(interactions, "interactions", _INTERACTION_COLUMNS_USED)
+        self.settings = settings
+        self.until = until
+        pool = ThreadPoolExecutor(2) if len(interactions) >= _THREADS_FROM_ROWS else None
+        try:
+            self._read(customers, interactions, pool)
+        finally:
+            if pool is not None:
+                pool.shutdown()
+
+    # ---- reading and past-only facts
+
+    def _read(
+        self,
+        customers: pd.DataFrame,
+        interactions: pd.DataFrame,
+        pool: ThreadPoolExecutor | None,
+    ) -> None:
+        settings = self.settings
+        run = pool.submit if pool is not None else _run_now
+
+        # Hashing strings is most of the cost: the big encodings run side by side
+        # (pyarrow releases the GIL), the customer ids on this thread.
+        def small_encodings() -> tuple:
+            agent = _factorize(_arrow(interactions["agent_id"]))[0]
+            topic = _factorize(_arrow(interactions["topic"]))
+            channel = _int_codes(
+                pc.index_in(_arrow(interactions["channel"]), value_set=pa.array(CHANNELS))
+            )
+            status = _int_codes(
+                pc.index_in(_arrow(interactions["status"]), value_set=pa.array(STATUSES))
+            )
+            return agent, topic, channel, status
+
+        case_job = run(lambda: _factorize(_arrow(interactions["case_id"])))
+        small_job = run(small_encodings)
+        customers_job = run(lambda: _read_customers(customers, settings))
+        t_all = _ns(interactions["started_at"], "interactions", "started_at")
+        customer_ids = pa.array(customers["customer_id"].to_numpy(dtype=object), type=pa.string())
+        cust_all = _lookup(_arrow(interactions["customer_id"]), customer_ids)
+
+        keep = (cust_all >= 0) & (t_all != _NAT)
+        if self.until is not None:
+            keep &= t_all < self.until.value + DAY_NS
+        rows: np.ndarray | None = None if keep.all() else np.flatnonzero(keep)
+        t = t_all if rows is None else t_all[rows]
+        if len(t) > 1 and not (t[1:] >= t[:-1]).all():
+            order = np.argsort(t, kind="stable")
+            rows = order if rows is None else rows[order]
+            t = t[order]
+
+        def take(values: np.ndarray) -> np.ndarray:
+            return values if rows is None else values[rows]
+
+        def numeric(column: str) -> np.ndarray:
+            return take(interactions[column].to_numpy(dtype=np.float64, na_value=np.nan))
+
+        n = len(t)
+        self.n = n
+        self.t = t
+        cust = take(cust_all)
+        del cust_all, keep
+        wait = numeric("wait_seconds")
+        abandoned = numeric("abandoned") == 1.0
+        transfers = np.nan_to_num(numeric("transfers"), nan=0.0)
+        csat = numeric("csat")
+
+        agent, (topic, n_topics), channel, status = small_job.result()
+        agent, topic, channel, status = take(agent), take(topic), take(channel), take(status)
+        if (channel < 0).any():
+            first = int(np.flatnonzero(channel < 0)[0])
+            row = first if rows is None else int(rows[first])
+            raise ContractError(
+                f"interactions: channel {interactions['channel'].iloc[row]!r} in row {row} "
+                f"is not one of {CHANNELS}; validate the table with churnml.validation"
+            )
+        case_codes, n_case_values = case_job.result()
+        case, n_cases = _cases_per_customer(take(case_codes), n_case_values, cust)
+        del case_codes
+
+        pos = np.arange(n, dtype=np.int64)
+        has_case = case >= 0
+        case_rows = pos[has_case]
+        case_of = case[has_case]
+        # Codes of cases without a kept contact (all after `until`) stay one past the end.
+        case_first_pos = np.full(n_cases, n, dtype=np.int64)
+        np.minimum.at(case_first_pos, case_of, case_rows)
+        case_first = _mark(case_first_pos, n)
+
+        # A new channel on a case: the first contact of its (case, channel) pair, except
+        # the case's first contact. Summed over a case: its distinct channels - 1.
+        pair = case_of * len(CHANNELS) + channel[has_case]
+        pair_first = np.full(n_cases * len(CHANNELS), n, dtype=np.int64)
+        np.minimum.at(pair_first, pair, case_rows)
+        channel_switch = _mark(pair_first, n) & ~case_first
+        del pair, pair_first
+
+        # A case becomes multi-agent at its first contact handled by another agent than
+        # the case's first agent.
+        with_agent = has_case & (agent >= 0)
+        first_agent_pos = np.full(n_cases, n, dtype=np.int64)
+        np.minimum.at(first_agent_pos, case[with_agent], pos[with_agent])
+        other = np.zeros(n, dtype=bool)
+        other[with_agent] = agent[with_agent] != agent[first_agent_pos[case[with_agent]]]
+        first_other_pos = np.full(n_cases, n, dtype=np.int64)
+        np.minimum.at(first_other_pos, case[other], pos[other])
+        multi_agent = _mark(first_other_pos, n)
+        del with_agent, first_agent_pos, other, first_other_pos, agent
+
+        repeat = has_case & ~case_first
+        repeat |= _topic_repeats(
+            cust,
+            topic,
+            n_topics,
+            n_customers=len(customers),
+            has_case=has_case,
+            t=t,
+            window_ns=settings.repeat_window_days * DAY_NS,
+        )
+        del topic
+
+        thresholds = np.array([settings.long_wait_threshold(c) for c in CHANNELS])
+        long_wait = wait > thresholds[channel]
+        bad_status = np.isin(status, [STATUSES.index(s) for s in settings.bad_statuses])
+        bad = (
+            long_wait
+            | abandoned
+            | (csat <= settings.bad_csat_max)
+            | (transfers >= settings.bad_transfers_min)
+            | bad_status
+        )
+
+        self.cust = cust
+        self.channel = channel
+        self.status = status
+        self.wait = wait
+        self.csat = csat
+        self.transfers = transfers
+        self.case = case
+        self.n_cases = n_cases
+        self.case_first_pos = case_first_pos
+        self.case_customer = cust[np.minimum(case_first_pos, n - 1)] if n else case_first_pos
+        self.flags = {
+            "long_waits": long_wait,
+            "abandoned_contacts": abandoned,
+            "repeat_contacts": repeat,
+            "channel_switches": channel_switch,
+            "multi_agent_cases": multi_agent,
+            "transferred_contacts": transfers >= 1,
+            "escalated_contacts": status == _ESCALATED,
+            "cases_started": case_first,
+            "first_resolved": case_first & (status == _RESOLVED),
+            "first_known": case_first & (status >= 0),
+            "bad_experiences": bad,
+        }
+        self.customers = customers_job.result()
+
+    # ---- one day
+
+    def features_at(self, as_of: dt.date | str | pd.Timestamp) -> pd.DataFrame:
+        """The feature frame of the customers active on ``as_of``."""
+        day = parse_as_of(as_of)
+        if self.until is not None and day > self.until:
+            raise ConfigError(
+                f"as_of {day.date()} is after {self.until.date()}, the last day this "
+                "ContactHistory was built for; build it with a later `until`"
+            )
+        customers = self.customers
+        size = len(customers.ids)
+        day_ns = day.value
+        stop = int(np.searchsorted(self.t, day_ns + DAY_NS, side="left"))
+        columns = self._windows(day_ns, stop, size)
+        columns.update(self._snapshot(day_ns, stop, size))
+        columns["tenure_days"] = _days_between(day_ns, customers.signup_ns)
+        columns["monthly_revenue"] = customers.monthly_revenue
+
+        active = (customers.signup_ns <= day_ns) & (
+            (customers.churn_ns == _NAT) | (customers.churn_ns > day_ns)
+        )
+        rows = np.flatnonzero(active)
+        names = [*windowed_columns(self.settings), *SNAPSHOT_FEATURES]
+        block = np.empty((len(names), len(rows)))
+        for i, name in enumerate(names):
+            np.take(columns[name], rows, out=block[i])
+        index = customers.ids[rows]
+        numeric = pd.DataFrame(block.T, index=index, columns=names, copy=False)
+        profile = customers.profile.iloc[rows]
+        profile.index = index
+        return pd.concat([numeric, profile], axis=1)
+
+    def _windows(self, day_ns: int, stop: int, size: int) -> dict[str, np.ndarray]:
+        """The windowed features and the trend's counts, from one pass per quantity.
+
+        Every contact of the widest span falls in one bucket between consecutive window
+        boundaries; a window's value is the cumulative sum (or max, min) over its buckets.
+        """
+        settings = self.settings
+        recent, prior = settings.trend_recent_days, settings.trend_prior_days
+        bounds = sorted({*settings.windows, recent, recent + prior})
+        k = len(bounds)
+        end = day_ns + DAY_NS
+        starts = [int(np.searchsorted(self.t, end - b * DAY_NS, side="left")) for b in bounds]
+        low = starts[-1]
+        bucket = np.empty(stop - low, dtype=np.int64)
+        for j in range(k - 1, -1, -1):
+            bucket[starts[j] - low :] = j
+        key = self.cust[low:stop] * k + bucket
+        del bucket
+
+        def total(where: np.ndarray | None = None, weights: np.ndarray | None = None) -> np.ndarray:
+            keys = key if where is None else key[where]
+            counts = np.bincount(keys, weights=weights, minlength=size * k)
+            return counts.reshape(size, k).cumsum(axis=1, dtype=np.float64)
+
+        def extreme(ufunc: np.ufunc, values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+            out = np.full(size * k, np.nan)
+            ufunc.at(out, key[valid], values[valid])
+            return ufunc.accumulate(out.reshape(size, k), axis=1)
+
+        out: dict[str, np.ndarray] = {}
+        per_window: dict[str, np.ndarray] = {"contacts": total()}
+        per_channel = (
+            np.bincount(
+                key * len(CHANNELS) + self.channel[low:stop], minlength=size * k * len(CHANNELS)
+            )
+            .reshape(size, k, len(CHANNELS))
+            .cumsum(axis=1, dtype=np.float64)
+        )
+        for i, channel in enumerate(CHANNELS):
+            per_window[f"contacts_{channel}"] = per_channel[:, :, i]
+        del per_channel
+
+        wait = self.wait[low:stop]
+        has_wait = ~np.isnan(wait)
+        per_window["wait_mean_seconds"] = _ratio(total(has_wait, wait[has_wait]), total(has_wait))
+        per_window["wait_max_seconds"] = extreme(np.fmax, wait, has_wait)
+        for name in (
+            "long_waits",
+            "abandoned_contacts",
+            "repeat_contacts",
+            "channel_switches",
+            "multi_agent_cases",
+            "transferred_contacts",
+            "escalated_contacts",
+            "cases_started",
+            "bad_experiences",
+        ):
+            per_window[name] = total(self.flags[name][low:stop])
+        per_window["transfers"] = total(None, self.transfers[low:stop])
+        per_window["first_contact_resolution_rate"] = _ratio(
+            total(self.flags["first_resolved"][low:stop]),
+            total(self.flags["first_known"][low:stop]),
+        )
+        csat = self.csat[low:stop]
+        answered = ~np.isnan(csat)
+        per_window["csat_answers"] = total(answered)
+        per_window["csat_mean"] = _ratio(
+            total(answered, csat[answered]), per_window["csat_answers"]
+        )
+        per_window["csat_min"] = extreme(np.fmin, csat, answered)
+
+        wait_order = self._wait_order(starts[bounds.index(max(settings.windows))], stop)
+        for w in settings.windows:
+            j = bounds.index(w)
+            for base in WINDOWED_FEATURES:
+                if base == "wait_p90_seconds":
+                    in_window = wait_order[wait_order >= starts[j]]
+                    out[f"{base}_{w}d"] = _segment_quantile(
+                        self.wait[in_window], self.cust[in_window], size, 0.9
+                    )
+                else:
+                    out[f"{base}_{w}d"] = per_window[base][:, j]
+
+        j_recent, j_all = bounds.index(recent), bounds.index(recent + prior)
+        for name in ("contacts", "bad_experiences"):
+            recent_count = per_window[name][:, j_recent]
+            prior_count = per_window[name][:, j_all] - recent_count
+            out[f"{name}_trend_per_day"] = recent_count / recent - prior_count / prior
+            expected = prior_count * recent / prior
+            out[f"{name}_trend_ratio"] = (recent_count + 1.0) / (expected + 1.0)
+        return out
+
+    def _wait_order(self, start: int, stop: int) -> np.ndarray:
+        """Positions in [start, stop) with a wait, sorted by (customer, wait)."""
+        positions = np.arange(start, stop, dtype=np.int64)
+        positions = positions[~np.isnan(self.wait[start:stop])]
+        order = np.lexsort((self.wait[positions], self.cust[positions]))
+        return positions[order]
+
+    def _snapshot(self, day_ns: int, stop: int, size: int) -> dict[str, np.ndarray]:
+        cust = self.cust[:stop]
+        out: dict[str, np.ndarray] = {}
+
+        # A case's status on the day is the status of its last contact up to the day.
+        case = self.case[:stop]
+        has_case = case >= 0
+        exists = self.case_first_pos < stop
+        last_pos = np.full(self.n_cases, -1, dtype=np.int64)
+        np.maximum.at(last_pos, case[has_case], np.flatnonzero(has_case))
+        status_now = np.full(self.n_cases, -1, dtype=np.int64)
+        status_now[exists] = self.status[last_pos[exists]]
+        is_open = exists & (status_now >= 0) & (status_now != _RESOLVED)
+        owner = self.case_customer
+        out["open_cases"] = _count(owner, size, is_open)
+        out["open_escalated_cases"] = _count(owner, size, is_open & (status_now == _ESCALATED))
+        oldest = np.full(size, np.iinfo(np.int64).max)
+        np.minimum.at(oldest, owner[is_open], self.t[self.case_first_pos[is_open]])
+        out["oldest_open_case_age_days"] = np.where(
+            oldest == np.iinfo(np.int64).max, np.nan, _days_between(day_ns, oldest)
+        )
+
+        csat = self.csat[:stop]
+        answered = np.flatnonzero(~np.isnan(csat))
+        last_answer = np.full(size, -1, dtype=np.int64)
+        np.maximum.at(last_answer, cust[answered], answered)
+        out["csat_last"] = np.full(size, np.nan)
+        answered_any = last_answer >= 0
+        out["csat_last"][answered_any] = self.csat[last_answer[answered_any]]
+
+        out["days_since_last_contact"] = _days_since(day_ns, cust, self.t[:stop], size)
+        bad = self.flags["bad_experiences"][:stop]
+        out["days_since_last_bad_experience"] = _days_since(
+            day_ns, cust[bad], self.t[:stop][bad], size
+        )
+        return out
+
+
+def _days_since(day_ns: int, cust: np.ndarray, times: np.ndarray, size: int) -> np.ndarray:
+    last = np.full(size, _NAT, dtype=np.int64)
+    np.maximum.at(last, cust, times)
+    return np.where(last == _NAT, np.nan, _days_between(day_ns, last))
+
+
+def _mark(positions: np.ndarray, n: int) -> np.ndarray:
+    """A boolean mask of length n, True at the given positions (positions == n ignored)."""
+    mask = np.zeros(n + 1, dtype=bool)
+    mask[positions] = True
+    return mask[:n]
+
+
+def _run_now(function):  # noqa: ANN001, ANN202 - a stand-in for ThreadPoolExecutor.submit
+    class _Done:
+        def __init__(self, value: object) -> None:
+            self.value = value
+
+        def result(self) -> object:
+            return self.value
+
+    return _Done(function())
+
+
+def _cases_per_customer(
+    case: np.ndarray, n_values: int, cust: np.ndarray
+) -> tuple[np.ndarray, int]:
+    """Case codes unique per (customer, case_id): a case id that two customers use is two
+    cases. Returns the codes (-1 without case) and their count."""
+    has = case >= 0
+    if not has.any():
+        return case, 0
+    owner = np.full(n_values, -1, dtype=np.int64)
+    owner[case[has]] = cust[has]  # any one owner per case id: a mismatch shows a shared id
+    clash = has.copy()
+    clash[has] = owner[case[has]] != cust[has]
+    if not clash.any():
+        return case, n_values
+    shared = np.zeros(n_values, dtype=bool)
+    shared[case[clash]] = True
+    rows = np.flatnonzero(has & shared[np.maximum(case, 0)])
+    pairs = np.stack([case[rows], cust[rows]], axis=1)
+    _, inverse = np.unique(pairs, axis=0, return_inverse=True)
+    case = case.copy()
+    case[rows] = n_values + inverse.ravel()
+    return case, n_values + int(inverse.max()) + 1
+
+
+def _topic_repeats(
+    cust: np.ndarray,
+    topic: np.ndarray,
+    n_topics: int,
+    *,
+    n_customers: int,
+    has_case: np.ndarray,
+    t: np.ndarray,
+    window_ns: int,
+) -> np.ndarray:
+    """Contacts without case_id that follow a contact of the same customer on the same
+    topic (with or without case) started at most ``window_ns`` before."""
+    repeat = np.zeros(len(t), dtype=bool)
+    caseless = ~has_case & (topic >= 0)
+    if not caseless.any():
+        return repeat
+    with_topic = np.flatnonzero(topic >= 0)
+    key = cust[with_topic] * n_topics + topic[with_topic]
+    # Only (customer, topic) pairs that have a contact without case matter.
+    if n_customers * n_topics <= 1 << 27:
+        wanted = np.zeros(n_customers * n_topics, dtype=bool)
+        wanted[key[caseless[with_topic]]] = True
+        relevant = wanted[key]
+    else:
+        relevant = np.isin(key, key[caseless[with_topic]])
+    rows = with_topic[relevant]
+    key = key[relevant]
+    order = np.argsort(key, kind="stable")
+    rows, key = rows[order], key[order]
+    follows = (key[1:] == key[:-1]) & (t[rows[1:]] - t[rows[:-1]] <= window_ns)
+    hits = rows[1:][follows]
+    repeat[hits[caseless[hits]]] = True
+    return repeat
+
+
+def _read_customers(customers: pd.DataFrame, settings: FeatureSettings) -> _Customers:
+    ids = pd.Index(customers["customer_id"], name="customer_id")
+    signup = _ns(customers["signup_date"], "customers", "signup_date")
+    churn = _ns(customers["churned_at"], "customers", "churned_at")
+    revenue = (
+        customers["monthly_revenue"].to_numpy(dtype=np.float64, na_value=np.nan)
+        if "monthly_revenue" in customers.columns
+        else np.full(len(customers), np.nan)
+    )
+    profile: dict[str, pd.Series] = {}
+    for name in CATEGORICAL_FEATURES:
+        values = customers[name] if name in customers.columns else None
+        profile[name] = _categorical(values, len(customers), settings.categories_of(name))
+    if settings.profile_columns is None:
+        extra = [
+            c
+            for c in customers.columns
+            if c not in _CONTRACT_CUSTOMER_COLUMNS and c not in settings.exclude_profile_columns
+        ]
+    else:
+        extra = [c for c in settings.profile_columns if c not in settings.exclude_profile_columns]
+    for name in extra:
+        column = PROFILE_PREFIX + name
+        pinned = settings.categories_of(column)
+        values = customers[name] if name in customers.columns else None
+        if pinned is not None:
+            profile[column] = _categorical(values, len(customers), pinned)
+        elif values is None:
+            profile[column] = pd.Series(np.full(len(customers), np.nan))
+        elif pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(
+            values.dtype
+        ):
+            profile[column] = pd.Series(values.to_numpy(dtype=np.float64, na_value=np.nan))
+        elif pd.api.types.is_datetime64_any_dtype(values.dtype):
+            raise ContractError(
+                f"customers.{name}: date profile columns are not features yet; "
+                "exclude it with FeatureSettings(exclude_profile_columns=...)"
+            )
+        else:
+            profile[column] = _categorical(values, len(customers), None)
+    return _Customers(
+        ids=ids,
+        signup_ns=signup,
+        churn_ns=churn,
+        monthly_revenue=revenue,
+        profile=pd.DataFrame(profile),
+    )
+
+
+def _categorical(values: pd.Series | None, n: int, categories: tuple[str, ...] | None) -> pd.Series:
+    if values is None:
+        text = pd.Series(np.full(n, np.nan, dtype=object))
+    else:
+        text = values.astype("str").reset_index(drop=True)
+    if categories is None:
+        categories = tuple(sorted(str(v) for v in pd.unique(text.dropna())))
+    return pd.Series(pd.Categorical(text, categories=list(categories)))

@@ -1,0 +1,120 @@
+"""The feature columns, their order and their families, declared once.
+
+A windowed feature is named ``<base>_<w>d`` for each window w of the settings
+(``wait_p90_seconds_30d``); the others carry their unit in the name
+(``days_since_last_contact``). ``feature_columns(settings, profile)`` lists the
+columns ``build_features`` returns, in order; ``feature_family(column)`` names the
+family the scoring service groups a column's contribution under.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from churnml.contract import CHANNELS
+from features.settings import FeatureSettings
+
+PROFILE_PREFIX = "profile_"
+
+# Families, with the words a reason can start from.
+FAMILY_DESCRIPTIONS: dict[str, str] = {
+    "contact volume": "how often the customer contacted service",
+    "waiting": "long waits and contacts abandoned while waiting",
+    "repeating yourself": "contacting again about the same problem, across channels or agents",
+    "unresolved case": "cases still open or escalated",
+    "transfers": "being passed between agents or teams",
+    "satisfaction": "the customer's own satisfaction answers",
+    "resolution": "problems solved at the first contact",
+    "bad experiences": "contacts with at least one bad sign",
+    "recency": "how recently the customer was in contact or had a bad experience",
+    "trend": "contacts and bad experiences rising or falling",
+    "profile": "tenure, plan, segment, revenue and other account facts",
+}
+
+# Windowed features: base name -> family, in output order (per window, bases in this order).
+WINDOWED_FEATURES: dict[str, str] = {
+    "contacts": "contact volume",
+    **{f"contacts_{channel}": "contact volume" for channel in CHANNELS},
+    "wait_mean_seconds": "waiting",
+    "wait_p90_seconds": "waiting",
+    "wait_max_seconds": "waiting",
+    "long_waits": "waiting",
+    "abandoned_contacts": "waiting",
+    "repeat_contacts": "repeating yourself",
+    "channel_switches": "repeating yourself",
+    "multi_agent_cases": "repeating yourself",
+    "transfers": "transfers",
+    "transferred_contacts": "transfers",
+    "escalated_contacts": "unresolved case",
+    "cases_started": "resolution",
+    "first_contact_resolution_rate": "resolution",
+    "csat_answers": "satisfaction",
+    "csat_mean": "satisfaction",
+    "csat_min": "satisfaction",
+    "bad_experiences": "bad experiences",
+}
+
+# Features computed once as of the day, in output order.
+SNAPSHOT_FEATURES: dict[str, str] = {
+    "open_cases": "unresolved case",
+    "open_escalated_cases": "unresolved case",
+    "oldest_open_case_age_days": "unresolved case",
+    "csat_last": "satisfaction",
+    "days_since_last_contact": "recency",
+    "days_since_last_bad_experience": "recency",
+    "contacts_trend_per_day": "trend",
+    "contacts_trend_ratio": "trend",
+    "bad_experiences_trend_per_day": "trend",
+    "bad_experiences_trend_ratio": "trend",
+    "tenure_days": "profile",
+    "monthly_revenue": "profile",
+}
+
+# Categorical profile features from the contract (pandas ``category`` dtype).
+CATEGORICAL_FEATURES: tuple[str, ...] = ("segment", "plan")
+
+FEATURE_FAMILIES: dict[str, str] = {
+    **WINDOWED_FEATURES,
+    **SNAPSHOT_FEATURES,
+    **dict.fromkeys(CATEGORICAL_FEATURES, "profile"),
+    PROFILE_PREFIX: "profile",
+}
+"""Base feature name (window suffix removed) or the ``profile_`` prefix -> family."""
+
+_WINDOW_SUFFIX = re.compile(r"_(\d+)d$")
+
+
+def windowed_columns(settings: FeatureSettings) -> list[str]:
+    return [f"{base}_{w}d" for w in settings.windows for base in WINDOWED_FEATURES]
+
+
+def feature_columns(settings: FeatureSettings, profile: Iterable[str] = ()) -> list[str]:
+    """The columns of ``build_features``, in order, for the given extra profile columns.
+
+    ``profile`` are the customers table's extra column names (without prefix); with
+    ``settings.profile_columns`` pinned, pass those.
+    """
+    return [
+        *windowed_columns(settings),
+        *SNAPSHOT_FEATURES,
+        *CATEGORICAL_FEATURES,
+        *(PROFILE_PREFIX + name for name in profile),
+    ]
+
+
+def feature_family(column: str) -> str:
+    """The family of a feature column, e.g. ``wait_p90_seconds_30d`` -> ``waiting``."""
+    if column.startswith(PROFILE_PREFIX):
+        return "profile"
+    if column in FEATURE_FAMILIES:
+        return FEATURE_FAMILIES[column]
+    base = _WINDOW_SUFFIX.sub("", column)
+    if base in WINDOWED_FEATURES and base != column:
+        return WINDOWED_FEATURES[base]
+    raise KeyError(f"{column!r} is not a churnml feature column")
+
+
+def feature_families(columns: Iterable[str]) -> dict[str, str]:
+    """Column -> family for every given feature column."""
+    return {column: feature_family(column) for column in columns}
