@@ -1,13 +1,13 @@
 """Training quality and cost on simulated worlds.
 
-    python benchmarks/training_bench.py quality WORLD_DIR [WORLD_DIR ...]
-        trains on each world (its own tracking store in a temporary folder) and prints
-        the test ROC-AUC of the model, the baselines and the world's oracle on the
-        oracle's customers and day, plus the training time.
-    python benchmarks/training_bench.py worlds
-        generates several worlds (other seeds, sizes, churn rates) and runs quality on each.
-    python benchmarks/training_bench.py scale N [N ...]
-        training time and peak memory for N customers (e.g. 100000 1000000).
+python benchmarks/training_bench.py quality WORLD_DIR [WORLD_DIR ...]
+    trains on each world (its own tracking store in a temporary folder) and prints
+    the test ROC-AUC of the model, the baselines and the world's oracle on the
+    oracle's customers and day, plus the training time.
+python benchmarks/training_bench.py worlds
+    generates several worlds (other seeds, sizes, churn rates) and runs quality on each.
+python benchmarks/training_bench.py scale N [N ...]
+    training time and peak memory for N customers (e.g. 100000 1000000).
 """
 
 from __future__ import annotations
@@ -41,7 +41,9 @@ def oracle_comparison(world: Path, settings: TrainingSettings, result_version: s
         merged = part.merge(scores, on="customer_id")
         merged["rule"] = (
             contacts_in_window(tables.interactions, pd.Timestamp(day))
-            .reindex(merged["customer_id"]).fillna(0).to_numpy()
+            .reindex(merged["customer_id"])
+            .fillna(0)
+            .to_numpy()
         )
         rows.append(merged)
     merged = pd.concat(rows)
@@ -85,8 +87,12 @@ def worlds() -> list[dict]:
         ("seed7-5k", 5_000, 7, SimulationParams()),
         ("seed11-20k", 20_000, 11, SimulationParams()),
         ("seed13-10k-busy", 10_000, 13, replace(SimulationParams(), issue_rate_per_day=0.03)),
-        ("seed17-10k-few-arrivals", 10_000, 17,
-         replace(SimulationParams(), arrivals_per_customer_day=0.0003)),
+        (
+            "seed17-10k-few-arrivals",
+            10_000,
+            17,
+            replace(SimulationParams(), arrivals_per_customer_day=0.0003),
+        ),
     ]
     out = []
     for name, n, seed, params in cases:

@@ -203,28 +203,159 @@ def _not_yet(command: str, issue: str) -> None:
     raise NotAvailableYet(f"churnml {command} is not available yet (it arrives with {issue})")
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def train(ctx: typer.Context) -> None:
+@app.command()
+def train(
+    customers: CustomersFile = None,
+    interactions: InteractionsFile = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Train on snapshots whose labels are complete by D (YYYY-MM-DD). "
+                     "Default: the latest contact day."),
+    ] = None,
+    horizon: Annotated[
+        int | None,
+        typer.Option("--horizon", min=1, help="Label horizon H in days (default: "
+                     "TrainingSettings.horizon_days, see docs/training.md)."),
+    ] = None,
+    backtest: Annotated[
+        int | None,
+        typer.Option("--backtest", min=1, help="Rolling backtest folds K (default: "
+                     "TrainingSettings.backtest_folds)."),
+    ] = None,
+    capacity: Annotated[
+        int | None,
+        typer.Option("--capacity", min=1, help="Daily retention capacity K for precision/recall "
+                     "at K (default: TrainingSettings.capacity)."),
+    ] = None,
+    tuning_budget: Annotated[
+        float | None,
+        typer.Option("--tuning-budget", min=0, help="Seconds for the optional parameter search "
+                     "(default: none)."),
+    ] = None,
+    table: Annotated[
+        Path | None,
+        typer.Option("--table", help="A labelled customer table (one row per customer) instead "
+                     "of interaction logs."),
+    ] = None,
+    label: Annotated[
+        str | None, typer.Option("--label", help="The label column of --table.")
+    ] = None,
+    id_column: Annotated[
+        str | None, typer.Option("--id", help="The key column of --table (default: row number).")
+    ] = None,
+    strict: StrictFlag = False,
+    quiet: QuietFlag = False,
+) -> None:
     """Train on time snapshots (or a labelled table), log to MLflow, register the model."""
-    _not_yet("train", "the training work")
+    import training
+
+    settings = _settings(customers=customers, interactions=interactions, strict=strict or None)
+    training_settings = training.TrainingSettings.from_env(
+        home=settings.home,
+        tracking_uri=settings.tracking_uri,
+        horizon_days=horizon,
+        backtest_folds=backtest,
+        capacity=capacity,
+        tuning_budget_seconds=tuning_budget,
+    )
+    reporter = Reporter(quiet=quiet)
+    if table is not None:
+        if label is None:
+            raise ConfigError("--table needs --label COLUMN, the column that says who churned")
+        result = training.train_from_table(
+            table, label, training_settings, id_column=id_column, report=reporter.info
+        )
+    else:
+        if label is not None or id_column is not None:
+            raise ConfigError("--label and --id go with --table; drop them or pass --table FILE")
+        day = parse_date(as_of, "--as-of")
+        tables = _load(settings, reporter)
+        result = training.train_from_tables(
+            tables.customers, tables.interactions, training_settings, as_of=day,
+            report=reporter.info,
+        )
+    typer.echo(result.summary())
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def score(ctx: typer.Context) -> None:
+@app.command()
+def score(
+    out: Annotated[Path, typer.Option("--out", help="Output file, .csv or .parquet.")],
+    customers: CustomersFile = None,
+    interactions: InteractionsFile = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Score the customers active on D (YYYY-MM-DD).")
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="Model URI (default: models:/churn-risk@champion)."),
+    ] = None,
+    table: Annotated[
+        Path | None, typer.Option("--table", help="A customer table to score row by row.")
+    ] = None,
+    id_column: Annotated[
+        str | None, typer.Option("--id", help="The key column of --table (default: row number).")
+    ] = None,
+    strict: StrictFlag = False,
+    quiet: QuietFlag = False,
+) -> None:
     """Score every customer active on a day (or a labelled table) with a registered model."""
-    _not_yet("score", "the training work")
+    import training
+    from churnml.io import check_output_path, write_table
+
+    settings = _settings(customers=customers, interactions=interactions, strict=strict or None)
+    training_settings = training.TrainingSettings.from_env(
+        home=settings.home, tracking_uri=settings.tracking_uri
+    )
+    check_output_path(out)
+    reporter = Reporter(quiet=quiet)
+    if table is not None:
+        with reporter.step(f"scoring {table}"):
+            scores = training.score_table(
+                table, training_settings, id_column=id_column, model_uri=model
+            )
+    else:
+        day = parse_date(as_of, "--as-of")
+        if day is None:
+            raise ConfigError("score needs --as-of YYYY-MM-DD (or --table FILE)")
+        tables = _load(settings, reporter)
+        with reporter.step(f"scoring the customers active on {day}"):
+            scores = training.score_tables(
+                tables.customers, tables.interactions, day, training_settings, model_uri=model
+            )
+    write_table(scores, out)
+    typer.echo(f"{len(scores):,} customers scored -> {out}")
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def promote(ctx: typer.Context) -> None:
+@app.command()
+def promote(
+    version: Annotated[str, typer.Argument(help="The churn-risk version to make champion.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the history.")] = "",
+) -> None:
     """Make a registered model version the champion, as a person's decision."""
-    _not_yet("promote", "the training work")
+    import training
+
+    settings = _settings()
+    event = training.promote(
+        version,
+        training.TrainingSettings.from_env(home=settings.home, tracking_uri=settings.tracking_uri),
+        reason=reason,
+    )
+    typer.echo(f"champion: v{event['version']} (was v{event['previous']}), by {event['by']}")
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def rollback(ctx: typer.Context) -> None:
+@app.command()
+def rollback(
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the history.")] = "",
+) -> None:
     """Give the champion alias back to the previous champion."""
-    _not_yet("rollback", "the training work")
+    import training
+
+    settings = _settings()
+    event = training.rollback(
+        training.TrainingSettings.from_env(home=settings.home, tracking_uri=settings.tracking_uri),
+        reason=reason,
+    )
+    typer.echo(f"champion: v{event['version']} (was v{event['previous']}), by {event['by']}")
 
 
 @app.command(

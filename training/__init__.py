@@ -1,0 +1,55 @@
+"""Training: snapshots and labels, time folds, LightGBM + calibration, baselines,
+metrics, MLflow runs and the ``churn-risk`` registry behind a promotion gate.
+
+Entry points (the CLI calls these; each takes a ``TrainingSettings``)::
+
+    train_from_tables(customers, interactions, settings, *, as_of=None) -> TrainResult
+    train_from_table(table_or_path, label, settings, *, id_column=None) -> TrainResult
+    score_tables(customers, interactions, as_of, settings, *, model_uri=None) -> DataFrame
+    score_table(table_or_path, settings, *, id_column=None, model_uri=None) -> DataFrame
+    promote(version, settings, *, reason="") -> dict
+    rollback(settings, *, reason="") -> dict
+    champion_history(settings) -> list[dict]
+
+Nothing heavy is imported until one of them is called.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from training.settings import TrainingSettings
+
+if TYPE_CHECKING:
+    from training.pipeline import TrainResult
+
+__all__ = [
+    "TrainResult",
+    "TrainingSettings",
+    "champion_history",
+    "promote",
+    "rollback",
+    "score_table",
+    "score_tables",
+    "train_from_table",
+    "train_from_tables",
+]
+
+_WHERE = {
+    "train_from_tables": "training.pipeline",
+    "train_from_table": "training.pipeline",
+    "TrainResult": "training.pipeline",
+    "score_tables": "training.scoring",
+    "score_table": "training.scoring",
+    "promote": "training.registry",
+    "rollback": "training.registry",
+    "champion_history": "training.registry",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        import importlib
+
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'training' has no attribute {name!r}")

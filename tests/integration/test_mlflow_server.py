@@ -1,0 +1,93 @@
+"""Train against a real ``mlflow server`` over HTTP and load the champion back from it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+from training import TrainingSettings, score_table, train_from_table
+
+REAL = Path("/work/shared/data/real")
+START_SECONDS = 90
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path) -> Iterator[str]:
+    """A real tracking server on 127.0.0.1 with its own SQLite store and artifact folder."""
+    port = free_port()
+    mlflow_cli = Path(sys.executable).with_name("mlflow")
+    command = [
+        str(mlflow_cli),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{tmp_path / 'server.db'}",
+        "--artifacts-destination",
+        str(tmp_path / "server-artifacts"),
+        "--serve-artifacts",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    log = open(tmp_path / "server.log", "wb")
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_SECONDS
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((tmp_path / "server.log").read_text()[-2000:])
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.mark.slow
+def test_training_over_http_registers_a_champion_that_loads_back(
+    mlflow_server: str, tmp_path: Path
+) -> None:
+    settings = TrainingSettings(home=tmp_path / "home", tracking_uri=mlflow_server)
+    result = train_from_table(REAL / "telecom_mlc_churn.csv", "churn", settings)
+    assert result.champion_version == result.model_version
+    assert not (tmp_path / "home" / "mlflow.db").exists()  # nothing went to the embedded store
+
+    mlflow.set_tracking_uri(mlflow_server)
+    champion = mlflow.pyfunc.load_model("models:/churn-risk@champion")
+    table = pd.read_csv(REAL / "telecom_mlc_churn.csv", dtype=str).head(50)
+    scores = champion.predict(table)
+    assert len(scores) == 50 and scores["churn_probability"].between(0, 1).all()
+
+    served = score_table(table, settings)  # the scoring entry point, through the same server
+    pd.testing.assert_series_equal(served["churn_probability"], scores["churn_probability"])
+    assert any((tmp_path / "server-artifacts").rglob("booster.txt"))

@@ -1,0 +1,238 @@
+"""The classifier, its calibrator and the two baselines it must beat."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+EPS = 1e-6
+MAX_BOOST_ROUNDS = 2000
+EARLY_STOPPING_ROUNDS = 50
+LOGISTIC_MAX_ROWS = 200_000
+
+
+def lightgbm_params(n_rows: int, n_positive: int, seed: int, threads: int = 1) -> dict[str, Any]:
+    """LightGBM parameters scaled to the data, from thousands to tens of millions of rows.
+
+    Snapshot rows repeat each customer every week, so the data hold far fewer
+    independent customers than rows: leaves need many rows (``min_data_in_leaf`` grows
+    with the rows), trees stay small and are regularised (L2, half the features per
+    tree), and fewer churners mean fewer leaves. Classes keep weight 1: reweighting
+    would distort the probabilities the calibrator would then have to undo.
+    """
+    return {
+        "objective": "binary",
+        "metric": "binary_logloss",
+        "learning_rate": 0.05,
+        "num_leaves": int(np.clip(n_positive // 100, 4, 15)),
+        "min_data_in_leaf": int(np.clip(n_rows // 1000, 20, 2000)),
+        "min_sum_hessian_in_leaf": 1e-3,
+        "feature_fraction": 0.5,
+        "bagging_fraction": 0.8,
+        "bagging_freq": 1,
+        "lambda_l2": 10.0,
+        "max_bin": 255,
+        "max_cat_to_onehot": 8,
+        "cat_smooth": 10.0,
+        "seed": seed,
+        "deterministic": True,
+        "force_row_wise": True,
+        "num_threads": threads,
+        "verbosity": -1,
+    }
+
+
+def fit_booster(
+    train_x: pd.DataFrame,
+    train_y: np.ndarray,
+    valid_x: pd.DataFrame,
+    valid_y: np.ndarray,
+    params: dict[str, Any],
+) -> lgb.Booster:
+    """Fit with early stopping on the validation fold's log loss."""
+    train_set = lgb.Dataset(train_x, label=train_y, free_raw_data=True)
+    valid_set = lgb.Dataset(valid_x, label=valid_y, reference=train_set)
+    return lgb.train(
+        params,
+        train_set,
+        num_boost_round=MAX_BOOST_ROUNDS,
+        valid_sets=[valid_set],
+        valid_names=["validation"],
+        callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
+    )
+
+
+def tune_booster(
+    train_x: pd.DataFrame,
+    train_y: np.ndarray,
+    valid_x: pd.DataFrame,
+    valid_y: np.ndarray,
+    params: dict[str, Any],
+    budget_seconds: float,
+    seed: int,
+) -> tuple[lgb.Booster, dict[str, Any], list[dict[str, Any]]]:
+    """A small random search within a time budget; keeps the default when nothing beats it.
+
+    Candidates are compared on validation log loss; the first candidate is the default.
+    """
+    rng = np.random.default_rng(seed)
+    deadline = time.monotonic() + budget_seconds
+    best = fit_booster(train_x, train_y, valid_x, valid_y, params)
+    best_params = params
+    best_loss = best.best_score["validation"]["binary_logloss"]
+    trials = [{"trial": 0, "validation_logloss": best_loss, **_tunable(params)}]
+    while time.monotonic() < deadline:
+        candidate = dict(params)
+        candidate["num_leaves"] = int(rng.choice([7, 15, 31, 63]))
+        candidate["min_data_in_leaf"] = int(params["min_data_in_leaf"] * rng.choice([0.5, 1, 2, 4]))
+        candidate["feature_fraction"] = float(rng.choice([0.5, 0.7, 0.9]))
+        candidate["lambda_l2"] = float(rng.choice([0.0, 1.0, 10.0]))
+        booster = fit_booster(train_x, train_y, valid_x, valid_y, candidate)
+        loss = booster.best_score["validation"]["binary_logloss"]
+        trials.append({"trial": len(trials), "validation_logloss": loss, **_tunable(candidate)})
+        if loss < best_loss:
+            best, best_params, best_loss = booster, candidate, loss
+    return best, best_params, trials
+
+
+def _tunable(params: dict[str, Any]) -> dict[str, Any]:
+    keys = ("num_leaves", "min_data_in_leaf", "feature_fraction", "lambda_l2")
+    return {key: params[key] for key in keys}
+
+
+@dataclass(frozen=True)
+class Calibrator:
+    """Maps raw booster probabilities to calibrated ones; plain numbers, JSON-serialisable."""
+
+    method: str  # "isotonic" or "platt"
+    x: tuple[float, ...] = ()
+    y: tuple[float, ...] = ()
+    slope: float = 1.0
+    intercept: float = 0.0
+
+    def predict(self, raw: np.ndarray) -> np.ndarray:
+        raw = np.asarray(raw, dtype="float64")
+        if self.method == "isotonic":
+            calibrated = np.interp(raw, np.asarray(self.x), np.asarray(self.y))
+        else:
+            calibrated = 1.0 / (1.0 + np.exp(-(self.slope * _logit(raw) + self.intercept)))
+        return np.clip(calibrated, EPS, 1 - EPS)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "x": list(self.x),
+            "y": list(self.y),
+            "slope": self.slope,
+            "intercept": self.intercept,
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Calibrator:
+        return cls(
+            method=values["method"],
+            x=tuple(values["x"]),
+            y=tuple(values["y"]),
+            slope=float(values["slope"]),
+            intercept=float(values["intercept"]),
+        )
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, EPS, 1 - EPS)
+    return np.log(p / (1 - p))
+
+
+def fit_calibrator(method: str, raw: np.ndarray, y: np.ndarray) -> Calibrator:
+    if method == "isotonic":
+        iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y)
+        return Calibrator("isotonic", x=tuple(iso.X_thresholds_), y=tuple(iso.y_thresholds_))
+    platt = LogisticRegression(C=1e6, max_iter=1000).fit(_logit(raw).reshape(-1, 1), y)
+    return Calibrator("platt", slope=float(platt.coef_[0, 0]), intercept=float(platt.intercept_[0]))
+
+
+def choose_calibrator(
+    raw: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int
+) -> tuple[Calibrator, dict[str, float]]:
+    """Isotonic or Platt, whichever has the lower log loss out of sample on validation.
+
+    Both are cross-fitted on two halves of the validation customers (grouped, so that one
+    customer's snapshots stay on one side), then the winner is refitted on all of it.
+    """
+    unique = pd.unique(groups)
+    rng = np.random.default_rng(seed)
+    half = set(rng.permutation(unique)[: len(unique) // 2].tolist())
+    side = np.fromiter((g in half for g in groups), dtype=bool, count=len(groups))
+    scores: dict[str, float] = {}
+    for method in ("isotonic", "platt"):
+        predictions = np.empty(len(y))
+        for fit_side in (side, ~side):
+            if y[fit_side].min() == y[fit_side].max():
+                predictions[~fit_side] = y[fit_side].mean()
+                continue
+            predictions[~fit_side] = fit_calibrator(method, raw[fit_side], y[fit_side]).predict(
+                raw[~fit_side]
+            )
+        scores[method] = float(log_loss(y, np.clip(predictions, EPS, 1 - EPS), labels=[0, 1]))
+    chosen = min(scores, key=scores.__getitem__)
+    return fit_calibrator(chosen, raw, y), scores
+
+
+def fit_logistic_baseline(
+    x: pd.DataFrame, y: np.ndarray, categorical: list[str], seed: int
+) -> Pipeline:
+    """Logistic regression on the same features: median imputation, scaling, one-hot."""
+    numeric = [c for c in x.columns if c not in categorical]
+    transformer = ColumnTransformer(
+        [
+            (
+                "numeric",
+                make_pipeline(
+                    SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler()
+                ),
+                numeric,
+            ),
+            (
+                "categorical",
+                make_pipeline(
+                    SimpleImputer(strategy="constant", fill_value="(missing)"),
+                    OneHotEncoder(handle_unknown="ignore", min_frequency=10),
+                ),
+                categorical,
+            ),
+        ]
+    )
+    if len(x) > LOGISTIC_MAX_ROWS:
+        keep = np.random.default_rng(seed).choice(len(x), LOGISTIC_MAX_ROWS, replace=False)
+        x, y = x.iloc[np.sort(keep)], y[np.sort(keep)]
+    pipeline = Pipeline(
+        [("prepare", transformer), ("classifier", LogisticRegression(max_iter=2000, C=1.0))]
+    )
+    return pipeline.fit(_for_sklearn(x, categorical), y)
+
+
+def predict_logistic(pipeline: Pipeline, x: pd.DataFrame, categorical: list[str]) -> np.ndarray:
+    return pipeline.predict_proba(_for_sklearn(x, categorical))[:, 1]
+
+
+def _for_sklearn(x: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:
+    x = x.copy()
+    for column in categorical:
+        values = x[column].astype("object")
+        x[column] = values.where(values.notna(), "(missing)").astype(str)
+    for column in x.columns:
+        if column not in categorical:
+            x[column] = pd.to_numeric(x[column], errors="coerce").astype("float64")
+    return x

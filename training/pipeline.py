@@ -1,0 +1,726 @@
+"""Training end to end: data -> folds -> fit, calibrate, compare -> MLflow run -> registry."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import mlflow
+import numpy as np
+import pandas as pd
+
+import churnml
+from churnml.contract import CONTRACT_VERSION, CUSTOMER_ID
+from churnml.errors import DataError, ModelError
+from training import models, plots
+from training.metrics import evaluate, evaluate_by_segment
+from training.model import KIND_INTERACTIONS, KIND_TABLE, ChurnModel, ChurnRiskPyfunc
+from training.registry import (
+    CHALLENGER,
+    CHAMPION,
+    GateDecision,
+    GateEvidence,
+    alias_version,
+    decision_record,
+    experiment_id,
+    promotion_gate,
+    set_champion,
+    tracking,
+)
+from training.settings import TrainingSettings
+from training.snapshots import (
+    LABEL,
+    RULE_CONTACTS,
+    SEGMENT,
+    SNAPSHOT_DATE,
+    FeatureBuilder,
+    build_snapshots,
+    check_churners,
+    default_as_of,
+    fold_rows,
+    snapshot_dates,
+    time_folds,
+)
+from training.table import infer_schema, map_labels, stratified_split, table_features
+
+log = logging.getLogger(__name__)
+
+SEGMENT_EVAL = SEGMENT + "__eval"
+NOT_FEATURES = {CUSTOMER_ID, LABEL, RULE_CONTACTS, SEGMENT_EVAL, SNAPSHOT_DATE}
+PLOT_SAMPLE_ROWS = 2000
+PIP_PACKAGES = ("numpy", "pandas", "pyarrow", "scikit-learn", "lightgbm", "mlflow")
+
+
+@dataclass(frozen=True)
+class FoldOutcome:
+    """One fold's fitted pieces and its test metrics for the model and the baselines."""
+
+    name: str
+    metrics: dict[str, dict[str, float]]  # "model" / "logistic" / "rule" -> metric -> value
+    segments: dict[str, dict[str, float]]
+    best_iteration: int
+    calibration: str
+    calibration_scores: dict[str, float]
+    describe: str = ""
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What one ``churnml train`` did; ``summary()`` is what the command prints."""
+
+    run_id: str
+    model_version: str
+    model_uri: str
+    kind: str
+    test: dict[str, dict[str, float]]
+    folds: tuple[FoldOutcome, ...]
+    gate: GateDecision
+    champion_version: str | None
+    as_of: str | None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        m = self.test["model"]
+        lines = [
+            f"run {self.run_id}: {self.kind} model registered as version {self.model_version} "
+            f"(alias {CHALLENGER})" + (f", as of {self.as_of}" if self.as_of else ""),
+            f"test: ROC-AUC {m['roc_auc']:.4f}, PR-AUC {m['pr_auc']:.4f}, Brier {m['brier']:.4f}, "
+            f"ECE {m['ece']:.4f}, top-decile lift {m['lift_top_decile']:.2f}",
+        ]
+        for baseline in ("logistic", "rule"):
+            if baseline in self.test:
+                b = self.test[baseline]
+                lines.append(
+                    f"baseline {baseline}: ROC-AUC {b['roc_auc']:.4f}, PR-AUC {b['pr_auc']:.4f}"
+                )
+        for outcome in self.folds[1:]:
+            lines.append(
+                f"backtest {outcome.name}: ROC-AUC {outcome.metrics['model']['roc_auc']:.4f}"
+                + "".join(
+                    f", {b} {outcome.metrics[b]['roc_auc']:.4f}"
+                    for b in ("logistic", "rule")
+                    if b in outcome.metrics
+                )
+            )
+        lines.append(self.gate.text())
+        lines.append(
+            f"champion: v{self.champion_version}" if self.champion_version else "champion: none"
+        )
+        return "\n".join(lines)
+
+
+@dataclass
+class _Fitted:
+    booster: lgb.Booster
+    calibrator: models.Calibrator
+    params: dict[str, Any]
+    trials: list[dict[str, Any]]
+    test_probability: np.ndarray
+    test_scores: dict[str, np.ndarray]
+
+
+# -- the shared fit-and-evaluate core ----------------------------------------------------
+def _fit_and_evaluate(
+    name: str,
+    parts: dict[str, pd.DataFrame],
+    labels: dict[str, np.ndarray],
+    *,
+    categorical: list[str],
+    validation_groups: np.ndarray,
+    rule_test: np.ndarray | None,
+    segments_test: np.ndarray | None,
+    dates_test: np.ndarray | None,
+    settings: TrainingSettings,
+    tune: bool,
+) -> tuple[FoldOutcome, _Fitted]:
+    train_x, train_y = parts["train"], labels["train"]
+    if len(train_x) > settings.max_train_rows:
+        keep = np.sort(
+            np.random.default_rng(settings.seed).choice(
+                len(train_x), settings.max_train_rows, replace=False
+            )
+        )
+        train_x, train_y = train_x.iloc[keep], train_y[keep]
+    params = models.lightgbm_params(
+        len(train_x), int(train_y.sum()), settings.seed, settings.threads
+    )
+    if tune and settings.tuning_budget_seconds > 0:
+        booster, params, trials = models.tune_booster(
+            train_x,
+            train_y,
+            parts["validation"],
+            labels["validation"],
+            params,
+            settings.tuning_budget_seconds,
+            settings.seed,
+        )
+    else:
+        booster = models.fit_booster(
+            train_x, train_y, parts["validation"], labels["validation"], params
+        )
+        trials = []
+    iteration = booster.best_iteration or None
+    raw_validation = booster.predict(parts["validation"], num_iteration=iteration)
+    calibrator, calibration_scores = models.choose_calibrator(
+        raw_validation, labels["validation"], validation_groups, settings.seed
+    )
+    probability = calibrator.predict(booster.predict(parts["test"], num_iteration=iteration))
+
+    logistic = models.fit_logistic_baseline(train_x, train_y, categorical, settings.seed)
+    logistic_probability = models.predict_logistic(logistic, parts["test"], categorical)
+
+    test_y = labels["test"]
+    metrics = {
+        "model": evaluate(test_y, probability, capacity=settings.capacity, dates=dates_test),
+        "logistic": evaluate(
+            test_y, logistic_probability, capacity=settings.capacity, dates=dates_test
+        ),
+    }
+    scores = {"model": probability, "logistic": logistic_probability}
+    if rule_test is not None:
+        metrics["rule"] = evaluate(
+            test_y, rule_test, capacity=settings.capacity, dates=dates_test, probabilities=False
+        )
+        scores["rule"] = rule_test
+    segments = {}
+    if segments_test is not None:
+        segments = evaluate_by_segment(
+            test_y, probability, segments_test, capacity=settings.capacity, dates=dates_test
+        )
+    outcome = FoldOutcome(
+        name=name,
+        metrics=metrics,
+        segments=segments,
+        best_iteration=int(booster.best_iteration or booster.current_iteration()),
+        calibration=calibrator.method,
+        calibration_scores=calibration_scores,
+    )
+    return outcome, _Fitted(booster, calibrator, params, trials, probability, scores)
+
+
+# -- the interaction-log path ------------------------------------------------------------
+def default_builder(feature_settings: Any = None) -> FeatureBuilder:
+    """``features.build_feature_snapshots`` with the given FeatureSettings (None: defaults)."""
+    import features
+
+    def build(
+        customers: pd.DataFrame, interactions: pd.DataFrame, days: Sequence[pd.Timestamp]
+    ) -> dict[pd.Timestamp, pd.DataFrame]:
+        built = features.build_feature_snapshots(
+            customers, interactions, list(days), feature_settings
+        )
+        return {pd.Timestamp(day): frame for day, frame in built.items()}
+
+    return build
+
+
+def _frozen_feature_settings(feature_settings: Any, frame: pd.DataFrame) -> dict[str, Any] | None:
+    """The feature settings with the training columns and categories pinned, as a dict."""
+    if feature_settings is None:
+        try:
+            from features import FeatureSettings
+        except ImportError:
+            return None
+        feature_settings = FeatureSettings()
+    if hasattr(feature_settings, "freeze"):
+        feature_settings = feature_settings.freeze(frame)
+    return feature_settings.to_dict() if hasattr(feature_settings, "to_dict") else None
+
+
+def _feature_families(columns: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Column -> family and family -> words, from features/ (empty when it has none)."""
+    try:
+        from features.columns import FAMILY_DESCRIPTIONS, feature_family
+    except ImportError:
+        return {}, {}
+    families = {}
+    for column in columns:
+        try:
+            families[column] = feature_family(column)
+        except KeyError:
+            continue
+    return families, dict(FAMILY_DESCRIPTIONS)
+
+
+def train_from_tables(
+    customers: pd.DataFrame,
+    interactions: pd.DataFrame,
+    settings: TrainingSettings,
+    *,
+    as_of: pd.Timestamp | str | None = None,
+    feature_settings: Any = None,
+    builder: FeatureBuilder | None = None,
+    report: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Train on weekly snapshots of validated contract tables, log one MLflow run, register.
+
+    ``as_of`` defaults to the day of the latest contact; snapshots end ``horizon_days``
+    before it. ``builder`` replaces ``features.build_features`` (benchmarks, tests).
+    """
+    say = report or (lambda message: None)
+    clock = {"start": time.perf_counter()}
+    as_of = default_as_of(interactions) if as_of is None else pd.Timestamp(as_of).normalize()
+    if interactions.empty:
+        raise DataError("interactions: the table has no contacts; train needs service contacts")
+    first_contact = pd.Timestamp(interactions["started_at"].min())
+    dates = snapshot_dates(first_contact, as_of, settings)
+    folds = time_folds(dates, settings, as_of=as_of)
+    needed = sorted({d for f in folds for d in (*f.train, *f.validation, *f.test)})
+    say(
+        f"building features for {len(needed)} snapshots "
+        f"({needed[0]:%Y-%m-%d}..{needed[-1]:%Y-%m-%d})"
+    )
+    build = builder or default_builder(feature_settings)
+    snapshots = build_snapshots(customers, interactions, needed, build, settings)
+    clock["features"] = time.perf_counter()
+    feature_names = [c for c in snapshots.columns if c not in NOT_FEATURES]
+    categorical = [c for c in feature_names if isinstance(snapshots[c].dtype, pd.CategoricalDtype)]
+    for fold in folds:
+        check_churners(snapshots, fold, settings)
+
+    outcomes, main_fit, main_rows = [], None, None
+    for fold in folds:
+        say(f"fitting {fold.describe()}")
+        rows = {
+            part: fold_rows(snapshots, getattr(fold, part))
+            for part in ("train", "validation", "test")
+        }
+        test = snapshots.loc[rows["test"]]
+        outcome, fitted = _fit_and_evaluate(
+            f"fold{fold.number}",
+            {part: snapshots.loc[mask, feature_names] for part, mask in rows.items()},
+            {
+                part: snapshots.loc[mask, LABEL].to_numpy(dtype="int8")
+                for part, mask in rows.items()
+            },
+            categorical=categorical,
+            validation_groups=snapshots.loc[rows["validation"], CUSTOMER_ID].to_numpy(),
+            rule_test=test[RULE_CONTACTS].to_numpy(dtype="float64"),
+            segments_test=test[SEGMENT_EVAL].to_numpy() if SEGMENT_EVAL in test else None,
+            dates_test=test[SNAPSHOT_DATE].to_numpy(),
+            settings=settings,
+            tune=fold.number == 1,
+        )
+        outcomes.append(_with_description(outcome, fold.describe()))
+        if fold.number == 1:
+            main_fit, main_rows = fitted, rows
+    clock["fit"] = time.perf_counter()
+
+    assert main_fit is not None and main_rows is not None  # folds is never empty
+    train_labels = snapshots.loc[main_rows["train"], LABEL]
+    families, family_words = _feature_families(feature_names)
+    model = ChurnModel(
+        kind=KIND_INTERACTIONS,
+        booster=main_fit.booster,
+        calibrator=main_fit.calibrator,
+        feature_names=feature_names,
+        categories={c: list(snapshots[c].cat.categories.astype(str)) for c in categorical},
+        base_rate=float(train_labels.mean()),
+        feature_settings=_frozen_feature_settings(feature_settings, snapshots[feature_names]),
+        families=families,
+        family_words=family_words,
+        metadata={"as_of": f"{as_of:%Y-%m-%d}", "horizon_days": settings.horizon_days},
+    )
+    test_frame = snapshots.loc[main_rows["test"]]
+
+    def champion_scores(champion: ChurnModel) -> np.ndarray:
+        if champion.kind != KIND_INTERACTIONS:
+            raise ModelError("it was trained on a customer table")
+        if champion.feature_settings == model.feature_settings and set(
+            champion.feature_names
+        ) <= set(feature_names):
+            return champion.predict_proba(champion.prepare(test_frame))
+        probability = np.empty(len(test_frame))
+        for day in folds[0].test:
+            on_day = (test_frame[SNAPSHOT_DATE] == day).to_numpy()
+            built = champion.features_from_tables(customers, interactions, day)
+            ids = test_frame.loc[on_day, CUSTOMER_ID]
+            probability[on_day] = champion.predict_proba(
+                champion.prepare(built.reindex(ids.to_numpy()))
+            )
+        return probability
+
+    params = {
+        "path": "interactions",
+        "as_of": f"{as_of:%Y-%m-%d}",
+        "snapshot_dates": ",".join(f"{d:%Y-%m-%d}" for d in needed),
+        "snapshot_count": len(needed),
+        **{f"fold{f.number}": f.describe() for f in folds},
+        "customers_rows": len(customers),
+        "interactions_rows": len(interactions),
+        "customers_sha256": fingerprint(customers),
+        "interactions_sha256": fingerprint(interactions),
+        "snapshot_rows": len(snapshots),
+        "feature_settings": json.dumps(model.feature_settings, default=str)[:5000],
+    }
+    result = _log_and_register(
+        model=model,
+        outcomes=outcomes,
+        fitted=main_fit,
+        test_x=test_frame[feature_names],
+        test_y=test_frame[LABEL].to_numpy(dtype="int8"),
+        champion_scores=champion_scores,
+        params=params,
+        settings=settings,
+        as_of=f"{as_of:%Y-%m-%d}",
+        say=say,
+    )
+    clock["end"] = time.perf_counter()
+    return _with_seconds(result, clock)
+
+
+def _with_description(outcome: FoldOutcome, text: str) -> FoldOutcome:
+    return FoldOutcome(**{**outcome.__dict__, "describe": text})
+
+
+def _with_seconds(result: TrainResult, clock: dict[str, float]) -> TrainResult:
+    marks = list(clock.items())
+    seconds = {name: round(t - marks[i - 1][1], 2) for i, (name, t) in enumerate(marks) if i}
+    seconds["total"] = round(marks[-1][1] - marks[0][1], 2)
+    return TrainResult(**{**result.__dict__, "seconds": seconds})
+
+
+# -- the customer-table path -------------------------------------------------------------
+def train_from_table(
+    table: pd.DataFrame | str | Path,
+    label: str,
+    settings: TrainingSettings,
+    *,
+    id_column: str | None = None,
+    report: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Train on one labelled row per customer with a stratified train/validation/test split.
+
+    The split is ``settings.table_split`` (default 60/20/20), stratified by the label,
+    with ``settings.seed``; there are no snapshots and one fold.
+    """
+    say = report or (lambda message: None)
+    clock = {"start": time.perf_counter()}
+    source = None
+    if not isinstance(table, pd.DataFrame):
+        from churnml.io import read_table
+
+        source = Path(table)
+        table = read_table(source, "table")
+    if label not in table.columns:
+        raise DataError(
+            f"--label {label!r} is not a column of the table; columns: "
+            f"{', '.join(map(str, table.columns[:12]))}"
+        )
+    y = map_labels(table[label], label)
+    schema = infer_schema(table, label, id_column)
+    x = table_features(table, schema)
+    train, validation, test = stratified_split(y, settings.table_split, settings.seed)
+    split = {"train": train, "validation": validation, "test": test}
+    categorical = list(schema["categorical"])
+    rule = schema["rule_column"]
+    say(f"fitting on {len(train)} rows, validating on {len(validation)}, testing on {len(test)}")
+    outcome, fitted = _fit_and_evaluate(
+        "test",
+        {part: x.iloc[rows] for part, rows in split.items()},
+        {part: y[rows] for part, rows in split.items()},
+        categorical=categorical,
+        validation_groups=validation,
+        rule_test=x[rule].iloc[test].fillna(0).to_numpy(dtype="float64") if rule else None,
+        segments_test=None,
+        dates_test=None,
+        settings=settings,
+        tune=True,
+    )
+    clock["fit"] = time.perf_counter()
+    model = ChurnModel(
+        kind=KIND_TABLE,
+        booster=fitted.booster,
+        calibrator=fitted.calibrator,
+        feature_names=list(x.columns),
+        categories={c: list(v) for c, v in schema["categorical"].items()},
+        base_rate=float(y[train].mean()),
+        table_schema=schema,
+        metadata={"label_column": label, "split": list(settings.table_split)},
+    )
+    test_table = table.iloc[test]
+
+    def champion_scores(champion: ChurnModel) -> np.ndarray:
+        if champion.kind != KIND_TABLE:
+            raise ModelError("it was trained on interaction logs")
+        return champion.predict_proba(champion.prepare(champion.features_from_table(test_table)))
+
+    params = {
+        "path": "table",
+        "table": str(source) if source else "(frame)",
+        "label_column": label,
+        "id_column": id_column or "(row number)",
+        "split": "stratified train/validation/test "
+        + "/".join(f"{s:.0%}" for s in settings.table_split)
+        + f", seed {settings.seed}",
+        "table_rows": len(table),
+        "table_sha256": fingerprint(table),
+        "rule_column": rule or "(none)",
+        "dropped_columns": ",".join(schema["dropped"]) or "(none)",
+    }
+    result = _log_and_register(
+        model=model,
+        outcomes=[outcome],
+        fitted=fitted,
+        test_x=x.iloc[test],
+        test_y=y[test],
+        champion_scores=champion_scores,
+        params=params,
+        settings=settings,
+        as_of=None,
+        say=say,
+    )
+    clock["end"] = time.perf_counter()
+    return _with_seconds(result, clock)
+
+
+# -- MLflow ------------------------------------------------------------------------------
+def fingerprint(frame: pd.DataFrame) -> str:
+    """A content hash of a table: its column names and every value, in row order."""
+    digest = hashlib.sha256("\x1f".join(map(str, frame.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def environment() -> dict[str, str]:
+    values = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "churnml": churnml.__version__,
+        "contract_version": CONTRACT_VERSION,
+    }
+    for package in PIP_PACKAGES:
+        try:
+            values[package] = importlib_metadata.version(package)
+        except importlib_metadata.PackageNotFoundError:
+            values[package] = "(not installed)"
+    return values
+
+
+def _pip_requirements(env: dict[str, str]) -> list[str]:
+    return [f"{p}=={env[p]}" for p in PIP_PACKAGES if env[p] != "(not installed)"] + [
+        f"churnml=={churnml.__version__}"
+    ]
+
+
+def _metric_name(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "_-./ " else "_" for ch in text)
+
+
+def _flat_metrics(outcomes: list[FoldOutcome]) -> dict[str, float]:
+    flat: dict[str, float] = {}
+    main = outcomes[0]
+    for who, values in main.metrics.items():
+        prefix = "test_" if who == "model" else f"test_{who}_"
+        flat.update({prefix + k: v for k, v in values.items()})
+    for segment, values in main.segments.items():
+        flat.update({_metric_name(f"test_segment_{segment}_{k}"): v for k, v in values.items()})
+    for outcome in outcomes[1:]:
+        for who, values in outcome.metrics.items():
+            prefix = f"{outcome.name}_" if who == "model" else f"{outcome.name}_{who}_"
+            flat.update({prefix + k: v for k, v in values.items()})
+    flat["best_iteration"] = float(main.best_iteration)
+    return {k: v for k, v in flat.items() if v is not None and np.isfinite(v)}
+
+
+def _log_and_register(
+    *,
+    model: ChurnModel,
+    outcomes: list[FoldOutcome],
+    fitted: _Fitted,
+    test_x: pd.DataFrame,
+    test_y: np.ndarray,
+    champion_scores: Callable[[ChurnModel], np.ndarray],
+    params: dict[str, Any],
+    settings: TrainingSettings,
+    as_of: str | None,
+    say: Callable[[str], None],
+) -> TrainResult:
+    env = environment()
+    with tracking(settings) as client, tempfile.TemporaryDirectory(prefix="churnml-train-") as tmp:
+        folder = Path(tmp)
+        champion_version = alias_version(client, settings.model_name, CHAMPION)
+        champion_auc, champion_note = None, None
+        if champion_version is not None:
+            champion_auc, champion_note = _score_champion(settings, champion_scores, test_y)
+        evidence = GateEvidence(
+            fold_roc_auc=tuple(
+                {
+                    who: o.metrics[who]["roc_auc"]
+                    for who in ("model", "logistic", "rule")
+                    if who in o.metrics
+                }
+                for o in outcomes
+            ),
+            test_roc_auc=outcomes[0].metrics["model"]["roc_auc"],
+            test_ece=outcomes[0].metrics["model"]["ece"],
+            champion_version=champion_version,
+            champion_test_roc_auc=champion_auc,
+            champion_note=champion_note,
+        )
+        decision = promotion_gate(evidence, settings)
+
+        with mlflow.start_run(experiment_id=experiment_id(client, settings)) as run:
+            mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
+            mlflow.log_params(
+                {f"setting.{k}": v for k, v in settings.to_dict().items() if k != "home"}
+            )
+            mlflow.log_params({f"lgbm.{k}": v for k, v in fitted.params.items()})
+            mlflow.log_params({f"env.{k}": v for k, v in env.items()})
+            mlflow.log_params(
+                {
+                    "contract_version": CONTRACT_VERSION,
+                    "feature_count": len(model.feature_names),
+                    "calibration": outcomes[0].calibration,
+                    "seed": settings.seed,
+                    "tracking_uri": settings.resolved_tracking_uri(),
+                }
+            )
+            mlflow.log_metrics(_flat_metrics(outcomes))
+            for step, outcome in enumerate(outcomes):
+                for who in outcome.metrics:
+                    name = "backtest_roc_auc" if who == "model" else f"backtest_{who}_roc_auc"
+                    mlflow.log_metric(name, outcome.metrics[who]["roc_auc"], step=step)
+            mlflow.log_dict({"features": model.feature_names}, "features.json")
+            mlflow.log_dict(
+                {
+                    "folds": [
+                        {
+                            "name": o.name,
+                            "describe": o.describe,
+                            "metrics": o.metrics,
+                            "segments": o.segments,
+                            "best_iteration": o.best_iteration,
+                            "calibration": o.calibration,
+                            "calibration_log_loss": o.calibration_scores,
+                        }
+                        for o in outcomes
+                    ]
+                },
+                "metrics.json",
+            )
+            mlflow.log_dict(decision_record(decision, evidence), "gate.json")
+            if fitted.trials:
+                mlflow.log_dict({"trials": fitted.trials}, "tuning.json")
+            importance = pd.Series(
+                fitted.booster.feature_importance(importance_type="gain"), index=model.feature_names
+            ).sort_values(ascending=False)
+            mlflow.log_dict({k: float(v) for k, v in importance.items()}, "importance_gain.json")
+            _log_plots(folder / "plots", model, fitted, test_x, test_y, importance, settings)
+
+            say("logging and registering the model")
+            model_folder = model.save(folder / "model")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                info = mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=ChurnRiskPyfunc(),
+                    artifacts={"model": str(model_folder)},
+                    registered_model_name=settings.model_name,
+                    pip_requirements=_pip_requirements(env),
+                    metadata={"contract_version": CONTRACT_VERSION, "kind": model.kind},
+                )
+            version = str(info.registered_model_version)
+            client.set_registered_model_alias(settings.model_name, CHALLENGER, version)
+            mlflow.set_tags(
+                {
+                    "gate.decision": "promote" if decision.promote else "keep",
+                    "gate.reasons": " | ".join(decision.reasons)[:5000],
+                    "model_version": version,
+                    "contract_version": CONTRACT_VERSION,
+                    "features": ",".join(model.feature_names)[:5000],
+                }
+            )
+            client.set_model_version_tag(settings.model_name, version, "run_id", run.info.run_id)
+            client.set_model_version_tag(
+                settings.model_name, version, "gate", "promote" if decision.promote else "keep"
+            )
+            if decision.promote:
+                set_champion(
+                    client,
+                    settings.model_name,
+                    version,
+                    action="gate",
+                    by="gate",
+                    reason=" | ".join(decision.reasons),
+                )
+                champion_version = version
+            say(decision.text())
+            return TrainResult(
+                run_id=run.info.run_id,
+                model_version=version,
+                model_uri=f"models:/{settings.model_name}/{version}",
+                kind=model.kind,
+                test=outcomes[0].metrics,
+                folds=tuple(outcomes),
+                gate=decision,
+                champion_version=champion_version,
+                as_of=as_of,
+            )
+
+
+def _score_champion(
+    settings: TrainingSettings,
+    champion_scores: Callable[[ChurnModel], np.ndarray],
+    test_y: np.ndarray,
+) -> tuple[float | None, str | None]:
+    from sklearn.metrics import roc_auc_score
+
+    try:
+        loaded = mlflow.pyfunc.load_model(f"models:/{settings.model_name}@{CHAMPION}")
+        champion = loaded.unwrap_python_model().model
+        return float(roc_auc_score(test_y, champion_scores(champion))), None
+    except (
+        ModelError,
+        DataError,
+        mlflow.exceptions.MlflowException,
+        AttributeError,
+        KeyError,
+    ) as error:
+        return None, str(error).splitlines()[0][:300]
+
+
+def _log_plots(
+    folder: Path,
+    model: ChurnModel,
+    fitted: _Fitted,
+    test_x: pd.DataFrame,
+    test_y: np.ndarray,
+    importance: pd.Series,
+    settings: TrainingSettings,
+) -> None:
+    missing = plots.matplotlib_missing()
+    if missing:
+        mlflow.set_tag("plots", f"skipped: {missing}")
+        return
+    rows = np.arange(len(test_x))
+    if len(rows) > PLOT_SAMPLE_ROWS:
+        rows = np.sort(
+            np.random.default_rng(settings.seed).choice(rows, PLOT_SAMPLE_ROWS, replace=False)
+        )
+    sample = model.prepare(test_x.iloc[rows])
+    contributions = fitted.booster.predict(
+        sample, num_iteration=fitted.booster.best_iteration or None, pred_contrib=True
+    )[:, :-1]
+    written = plots.write_plots(
+        folder,
+        test_y,
+        fitted.test_scores,
+        fitted.test_probability,
+        importance,
+        contributions,
+        sample,
+    )
+    for path in written:
+        mlflow.log_artifact(str(path), artifact_path="plots")

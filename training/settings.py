@@ -1,0 +1,134 @@
+"""Settings of one training run, built once at the entry point and passed down."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from churnml.errors import ConfigError
+
+DEFAULT_HOME = Path(".churnml")
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """Everything a training, scoring or promotion call needs to know.
+
+    Time (interaction logs):
+        horizon_days: a label is 1 when the customer leaves within this many days.
+        snapshot_every_days: days between two training snapshots.
+        lookback_days: how far before ``as_of - horizon`` the first snapshot may lie.
+        min_history_days: days of contacts a snapshot needs before it (feature warm-up).
+        test_snapshots / validation_snapshots: snapshots per test and validation fold.
+        backtest_folds: rolling folds, the first of which is the test fold of the model.
+    Evaluation and gate:
+        capacity: K, the retention team's daily capacity (precision and recall at K).
+        gate_auc_tolerance: how much lower than the champion's test ROC-AUC a challenger may be.
+        ece_bound: the largest expected calibration error the gate accepts.
+    Fit:
+        seed, tuning_budget_seconds (0: no tuning), max_train_rows (uniform subsample above),
+        threads: LightGBM threads (0: all cores). One by default: on a shared 2-core
+        machine OpenMP's waiting threads made a fit 5-10x slower than one thread.
+    Customer-table path:
+        table_split: train / validation / test shares of the stratified split.
+    MLflow:
+        home: CHURNML_HOME; the embedded tracking store lives here when tracking_uri is None.
+        tracking_uri: MLFLOW_TRACKING_URI, or None for ``sqlite:///<home>/mlflow.db``.
+    """
+
+    horizon_days: int = 30
+    snapshot_every_days: int = 7
+    lookback_days: int = 365
+    min_history_days: int = 90
+    test_snapshots: int = 4
+    validation_snapshots: int = 4
+    backtest_folds: int = 3
+    capacity: int = 100
+    gate_auc_tolerance: float = 0.01
+    ece_bound: float = 0.05
+    seed: int = 42
+    tuning_budget_seconds: float = 0.0
+    max_train_rows: int = 2_000_000
+    threads: int = 1
+    table_split: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    model_name: str = "churn-risk"
+    experiment_name: str = "churnml"
+    home: Path = field(default=DEFAULT_HOME)
+    tracking_uri: str | None = None
+
+    def __post_init__(self) -> None:
+        positive = {
+            "horizon_days": self.horizon_days,
+            "snapshot_every_days": self.snapshot_every_days,
+            "lookback_days": self.lookback_days,
+            "test_snapshots": self.test_snapshots,
+            "validation_snapshots": self.validation_snapshots,
+            "backtest_folds": self.backtest_folds,
+            "capacity": self.capacity,
+            "max_train_rows": self.max_train_rows,
+        }
+        for name, value in positive.items():
+            if int(value) < 1:
+                raise ConfigError(f"{name} = {value}: expected a whole number >= 1")
+        if self.threads < 0:
+            raise ConfigError(f"threads = {self.threads}: expected >= 0 (0: all cores)")
+        if self.min_history_days < 0:
+            raise ConfigError(f"min_history_days = {self.min_history_days}: expected >= 0")
+        if not 0 <= self.gate_auc_tolerance < 1:
+            raise ConfigError(
+                f"gate_auc_tolerance = {self.gate_auc_tolerance}: expected 0 <= x < 1"
+            )
+        if not 0 < self.ece_bound < 1:
+            raise ConfigError(f"ece_bound = {self.ece_bound}: expected 0 < x < 1")
+        if self.tuning_budget_seconds < 0:
+            raise ConfigError(
+                f"tuning_budget_seconds = {self.tuning_budget_seconds}: expected >= 0"
+            )
+        shares = tuple(float(s) for s in self.table_split)
+        if len(shares) != 3 or min(shares) <= 0 or abs(sum(shares) - 1) > 1e-6:
+            raise ConfigError(
+                f"table_split = {self.table_split}: expected three positive shares summing to 1"
+            )
+        object.__setattr__(self, "table_split", shares)
+        object.__setattr__(self, "home", Path(self.home))
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> TrainingSettings:
+        """Settings from ``CHURNML_HOME`` and ``MLFLOW_TRACKING_URI``, then ``overrides``."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        if environ.get("CHURNML_HOME"):
+            values["home"] = Path(environ["CHURNML_HOME"])
+        if environ.get("MLFLOW_TRACKING_URI"):
+            values["tracking_uri"] = environ["MLFLOW_TRACKING_URI"]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown training setting {unknown[0]!r}; known: {sorted(known)}")
+        return cls(**values)
+
+    def with_changes(self, **changes: Any) -> TrainingSettings:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["home"] = str(self.home)
+        values["table_split"] = list(self.table_split)
+        return values
+
+    def resolved_tracking_uri(self) -> str:
+        """The tracking URI in use: the configured one or the embedded SQLite store."""
+        if self.tracking_uri:
+            return self.tracking_uri
+        return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    @property
+    def artifact_root(self) -> Path:
+        """Where the embedded store keeps artifacts (unused with a tracking server)."""
+        return (self.home / "mlartifacts").resolve()

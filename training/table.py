@@ -1,0 +1,159 @@
+"""The customer-table path: one labelled row per customer, every other column a feature.
+
+Columns are typed once, at training, into a schema stored with the model: a column is
+numeric when every non-blank value parses as a number (IBM's ``TotalCharges`` with its
+blank cells is numeric with missing values), otherwise categorical. Text columns with a
+distinct value on every row are identifiers, not features, and are left out, and so is
+a running row number (1, 2, 3, ... as R's ``rownames``): it only encodes the file's order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from churnml.errors import DataError
+
+LABEL_WORDS = {
+    "yes": 1,
+    "no": 0,
+    "true": 1,
+    "false": 0,
+    "1": 1,
+    "0": 0,
+    "1.0": 1,
+    "0.0": 0,
+    "y": 1,
+    "n": 0,
+    "churned": 1,
+    "stayed": 0,
+}
+# Column names that count service contacts: the rule baseline ranks by the first found.
+CONTACT_COLUMN_HINTS = ("customer_service_calls", "service_calls", "service_contacts", "contacts")
+
+
+def map_labels(values: pd.Series, column: str) -> np.ndarray:
+    """yes/no, Yes/No, true/false, 1/0 (any case) to 1/0; DataError on anything else."""
+    text = values.astype("object").map(lambda v: None if pd.isna(v) else str(v).strip().lower())
+    blank = text.isna() | (text == "")
+    if blank.any():
+        first = int(np.flatnonzero(blank.to_numpy())[0])
+        raise DataError(
+            f"label column {column!r}: {int(blank.sum())} rows are blank (first: row {first + 2}); "
+            "fill or drop them"
+        )
+    unknown = sorted(set(text) - set(LABEL_WORDS))
+    if unknown:
+        raise DataError(
+            f"label column {column!r}: value {unknown[0]!r} is not a label; "
+            "expected yes/no, true/false or 1/0"
+        )
+    labels = text.map(LABEL_WORDS).to_numpy(dtype="int8")
+    if labels.min() == labels.max():
+        raise DataError(
+            f"label column {column!r}: every row has the value {values.iloc[0]!r}; "
+            "pick a column with both churned and retained customers"
+        )
+    return labels
+
+
+def infer_schema(table: pd.DataFrame, label: str, id_column: str | None) -> dict[str, Any]:
+    """Which columns are numeric, which categorical (with their categories), which dropped."""
+    for name, value in (("--label", label), ("--id", id_column)):
+        if value is not None and value not in table.columns:
+            raise DataError(
+                f"{name} {value!r} is not a column of the table; columns: "
+                f"{', '.join(map(str, table.columns[:12]))}"
+            )
+    numeric, categorical, dropped = [], {}, []
+    for column in table.columns:
+        if column in (label, id_column):
+            continue
+        values = _text(table[column])
+        given = values.notna()
+        numbers = pd.to_numeric(values, errors="coerce")
+        if given.any() and numbers.notna().sum() == given.sum():
+            if _is_row_number(numbers):
+                dropped.append(column)
+            else:
+                numeric.append(column)
+        elif values.nunique() >= max(len(table) - 1, 2) or not given.any():
+            dropped.append(column)
+        else:
+            categorical[column] = sorted(values.dropna().unique().tolist())
+    if not numeric and not categorical:
+        raise DataError(
+            f"the table has no feature column beside {label!r}; it needs at least one more column"
+        )
+    return {
+        "label_column": label,
+        "id_column": id_column,
+        "numeric": numeric,
+        "categorical": categorical,
+        "dropped": dropped,
+        "rule_column": _contact_column(numeric),
+    }
+
+
+def _is_row_number(numbers: pd.Series) -> bool:
+    """A running count such as R's ``rownames``: distinct integers, each one more than the last."""
+    values = numbers.to_numpy(dtype="float64")
+    if len(values) < 3 or np.isnan(values).any():
+        return False
+    steps = np.diff(values)
+    return bool(np.all(steps == 1.0) and np.all(values == np.round(values)))
+
+
+def _contact_column(numeric: list[str]) -> str | None:
+    for hint in CONTACT_COLUMN_HINTS:
+        for column in numeric:
+            if hint in column.lower():
+                return column
+    return None
+
+
+def _text(values: pd.Series) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+        return values.astype("float64").map(lambda v: None if pd.isna(v) else repr(float(v)))
+    text = values.astype("object").map(lambda v: None if pd.isna(v) else str(v).strip())
+    return text.where(text != "", None)
+
+
+def table_features(table: pd.DataFrame, schema: dict[str, Any]) -> pd.DataFrame:
+    """The feature frame of a table under ``schema``: floats and categoricals."""
+    missing = [c for c in [*schema["numeric"], *schema["categorical"]] if c not in table.columns]
+    if missing:
+        raise DataError(
+            f"the table lacks column {missing[0]!r} the model was trained with; "
+            "score a table with the training table's columns"
+        )
+    frame = pd.DataFrame(index=table.index)
+    for column in schema["numeric"]:
+        frame[column] = pd.to_numeric(_text(table[column]), errors="coerce").astype("float64")
+    for column, categories in schema["categorical"].items():
+        frame[column] = pd.Categorical(_text(table[column]), categories=categories)
+    return frame
+
+
+def stratified_split(
+    labels: np.ndarray, shares: tuple[float, float, float], seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row positions of train, validation and test, each with the table's churn rate."""
+    rows = np.arange(len(labels))
+    train_share, validation_share, test_share = shares
+    if min(np.bincount(labels, minlength=2)) < 10:
+        raise DataError(
+            f"the label has only {int(min(np.bincount(labels, minlength=2)))} rows of its rarer "
+            "value; a stratified split needs at least 10"
+        )
+    rest, test = train_test_split(rows, test_size=test_share, stratify=labels, random_state=seed)
+    train, validation = train_test_split(
+        rest,
+        test_size=validation_share / (train_share + validation_share),
+        stratify=labels[rest],
+        random_state=seed,
+    )
+    return np.sort(train), np.sort(validation), np.sort(test)
