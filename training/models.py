@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import lightgbm as lgb
@@ -17,7 +16,8 @@ from sklearn.metrics import log_loss
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-EPS = 1e-6
+from features.model import EPS, Calibrator, _logit
+
 MAX_BOOST_ROUNDS = 2000
 EARLY_STOPPING_ROUNDS = 50
 LOGISTIC_MAX_ROWS = 200_000
@@ -110,49 +110,6 @@ def tune_booster(
 def _tunable(params: dict[str, Any]) -> dict[str, Any]:
     keys = ("num_leaves", "min_data_in_leaf", "feature_fraction", "lambda_l2")
     return {key: params[key] for key in keys}
-
-
-@dataclass(frozen=True)
-class Calibrator:
-    """Maps raw booster probabilities to calibrated ones; plain numbers, JSON-serialisable."""
-
-    method: str  # "isotonic" or "platt"
-    x: tuple[float, ...] = ()
-    y: tuple[float, ...] = ()
-    slope: float = 1.0
-    intercept: float = 0.0
-
-    def predict(self, raw: np.ndarray) -> np.ndarray:
-        raw = np.asarray(raw, dtype="float64")
-        if self.method == "isotonic":
-            calibrated = np.interp(raw, np.asarray(self.x), np.asarray(self.y))
-        else:
-            calibrated = 1.0 / (1.0 + np.exp(-(self.slope * _logit(raw) + self.intercept)))
-        return np.clip(calibrated, EPS, 1 - EPS)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "method": self.method,
-            "x": list(self.x),
-            "y": list(self.y),
-            "slope": self.slope,
-            "intercept": self.intercept,
-        }
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> Calibrator:
-        return cls(
-            method=values["method"],
-            x=tuple(values["x"]),
-            y=tuple(values["y"]),
-            slope=float(values["slope"]),
-            intercept=float(values["intercept"]),
-        )
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, EPS, 1 - EPS)
-    return np.log(p / (1 - p))
 
 
 def fit_calibrator(method: str, raw: np.ndarray, y: np.ndarray) -> Calibrator:

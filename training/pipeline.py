@@ -23,9 +23,10 @@ import pandas as pd
 import churnml
 from churnml.contract import CONTRACT_VERSION, CUSTOMER_ID
 from churnml.errors import DataError, ModelError
+from features.model import KIND_INTERACTIONS, KIND_TABLE, ChurnModel, table_features
 from training import models, plots
 from training.metrics import evaluate, evaluate_by_segment
-from training.model import KIND_INTERACTIONS, KIND_TABLE, ChurnModel, ChurnRiskPyfunc
+from training.model import ChurnRiskPyfunc
 from training.registry import (
     CHALLENGER,
     CHAMPION,
@@ -52,7 +53,7 @@ from training.snapshots import (
     snapshot_dates,
     time_folds,
 )
-from training.table import infer_schema, map_labels, stratified_split, table_features
+from training.table import infer_schema, map_labels, stratified_split
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import mlflow
 import pandas as pd
 
 from churnml.errors import DataError, ModelError
-from training.model import ChurnModel
+from features.model import ChurnModel
 from training.registry import CHAMPION, tracking
 from training.settings import TrainingSettings
 

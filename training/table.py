@@ -16,6 +16,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from churnml.errors import DataError
+from features.model import table_text
 
 LABEL_WORDS = {
     "yes": 1,
@@ -72,7 +73,7 @@ def infer_schema(table: pd.DataFrame, label: str, id_column: str | None) -> dict
     for column in table.columns:
         if column in (label, id_column):
             continue
-        values = _text(table[column])
+        values = table_text(table[column])
         given = values.notna()
         numbers = pd.to_numeric(values, errors="coerce")
         if given.any() and numbers.notna().sum() == given.sum():
@@ -113,29 +114,6 @@ def _contact_column(numeric: list[str]) -> str | None:
             if hint in column.lower():
                 return column
     return None
-
-
-def _text(values: pd.Series) -> pd.Series:
-    if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
-        return values.astype("float64").map(lambda v: None if pd.isna(v) else repr(float(v)))
-    text = values.astype("object").map(lambda v: None if pd.isna(v) else str(v).strip())
-    return text.where(text != "", None)
-
-
-def table_features(table: pd.DataFrame, schema: dict[str, Any]) -> pd.DataFrame:
-    """The feature frame of a table under ``schema``: floats and categoricals."""
-    missing = [c for c in [*schema["numeric"], *schema["categorical"]] if c not in table.columns]
-    if missing:
-        raise DataError(
-            f"the table lacks column {missing[0]!r} the model was trained with; "
-            "score a table with the training table's columns"
-        )
-    frame = pd.DataFrame(index=table.index)
-    for column in schema["numeric"]:
-        frame[column] = pd.to_numeric(_text(table[column]), errors="coerce").astype("float64")
-    for column, categories in schema["categorical"].items():
-        frame[column] = pd.Categorical(_text(table[column]), categories=categories)
-    return frame
 
 
 def stratified_split(

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from churnml.errors import DataError
+from features.model import table_features
 from training import TrainingSettings, score_table, train_from_table
-from training.table import infer_schema, map_labels, table_features
+from training.table import infer_schema, map_labels
 
 REAL = Path("/work/shared/data/real")
 
