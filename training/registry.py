@@ -20,11 +20,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from churnml.errors import ConfigError, DataError, ModelError
+from churnml.tracking import mlflow_store
 from training.settings import TrainingSettings
 
 CHAMPION = "champion"
@@ -38,13 +38,8 @@ def tracking(settings: TrainingSettings) -> Iterator[MlflowClient]:
     uri = settings.resolved_tracking_uri()
     if not settings.tracking_uri:
         settings.home.mkdir(parents=True, exist_ok=True)
-    previous = mlflow.get_tracking_uri()
-    # The registry follows the tracking URI unless set apart; leave it unset so that it does.
-    mlflow.set_tracking_uri(uri)
-    try:
+    with mlflow_store(uri):
         yield MlflowClient(tracking_uri=uri, registry_uri=uri)
-    finally:
-        mlflow.set_tracking_uri(previous)
 
 
 def experiment_id(client: MlflowClient, settings: TrainingSettings) -> str:
