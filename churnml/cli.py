@@ -209,33 +209,52 @@ def train(
     interactions: InteractionsFile = None,
     as_of: Annotated[
         str | None,
-        typer.Option("--as-of", help="Train on snapshots whose labels are complete by D (YYYY-MM-DD). "
-                     "Default: the latest contact day."),
+        typer.Option(
+            "--as-of",
+            help="Train on snapshots whose labels are complete by D (YYYY-MM-DD). "
+            "Default: the latest contact day.",
+        ),
     ] = None,
     horizon: Annotated[
         int | None,
-        typer.Option("--horizon", min=1, help="Label horizon H in days (default: "
-                     "TrainingSettings.horizon_days, see docs/training.md)."),
+        typer.Option(
+            "--horizon",
+            min=1,
+            help="Label horizon H in days (default: "
+            "TrainingSettings.horizon_days, see docs/training.md).",
+        ),
     ] = None,
     backtest: Annotated[
         int | None,
-        typer.Option("--backtest", min=1, help="Rolling backtest folds K (default: "
-                     "TrainingSettings.backtest_folds)."),
+        typer.Option(
+            "--backtest",
+            min=1,
+            help="Rolling backtest folds K (default: TrainingSettings.backtest_folds).",
+        ),
     ] = None,
     capacity: Annotated[
         int | None,
-        typer.Option("--capacity", min=1, help="Daily retention capacity K for precision/recall "
-                     "at K (default: TrainingSettings.capacity)."),
+        typer.Option(
+            "--capacity",
+            min=1,
+            help="Daily retention capacity K for precision/recall "
+            "at K (default: TrainingSettings.capacity).",
+        ),
     ] = None,
     tuning_budget: Annotated[
         float | None,
-        typer.Option("--tuning-budget", min=0, help="Seconds for the optional parameter search "
-                     "(default: none)."),
+        typer.Option(
+            "--tuning-budget",
+            min=0,
+            help="Seconds for the optional parameter search (default: none).",
+        ),
     ] = None,
     table: Annotated[
         Path | None,
-        typer.Option("--table", help="A labelled customer table (one row per customer) instead "
-                     "of interaction logs."),
+        typer.Option(
+            "--table",
+            help="A labelled customer table (one row per customer) instead of interaction logs.",
+        ),
     ] = None,
     label: Annotated[
         str | None, typer.Option("--label", help="The label column of --table.")
@@ -271,7 +290,10 @@ def train(
         day = parse_date(as_of, "--as-of")
         tables = _load(settings, reporter)
         result = training.train_from_tables(
-            tables.customers, tables.interactions, training_settings, as_of=day,
+            tables.customers,
+            tables.interactions,
+            training_settings,
+            as_of=day,
             report=reporter.info,
         )
     typer.echo(result.summary())
@@ -366,10 +388,70 @@ def risk_list(ctx: typer.Context) -> None:
     _not_yet("risk-list", "the risk-list work")
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def serve(ctx: typer.Context) -> None:
-    """Start the scoring service for CRM systems."""
-    _not_yet("serve", "the scoring service")
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = 3000,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to bind; 0.0.0.0 to accept other hosts.")
+    ] = "127.0.0.1",
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Model URI (models:/NAME@ALIAS or models:/NAME/VERSION). Default: "
+            "CHURNML_MODEL_URI, else models:/churn-risk@champion.",
+        ),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Worker processes (one model each).")
+    ] = 1,
+) -> None:
+    """Start the scoring service for CRM systems (BentoML; see docs/serving.md).
+
+    Needs API keys (CHURNML_API_KEYS / CHURNML_ADMIN_KEYS or *_FILE) unless CHURNML_AUTH=off,
+    and a champion model in the MLflow registry.
+    """
+    import os
+    import subprocess
+
+    from serving.config import ServingSettings
+    from serving.loading import check_registered
+
+    env = dict(os.environ)
+    if model:
+        env["CHURNML_MODEL_URI"] = model
+    env["CHURNML_SERVE_WORKERS"] = str(workers)
+    settings = ServingSettings.from_env(env)
+    version = check_registered(settings.model_uri, settings.tracking_uri)
+    root = Path(__file__).resolve().parent.parent
+    bentoml_cli = Path(sys.executable).with_name("bentoml")
+    command = [
+        str(bentoml_cli) if bentoml_cli.exists() else "bentoml",
+        "serve",
+        "serving.service:ChurnService",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--working-dir",
+        str(root),
+    ]
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    typer.echo(
+        f"serving {settings.model_uri} (version {version}) on http://{shown}:{port} with "
+        f"{workers} worker(s); auth {'on' if settings.auth else 'OFF'}. Try:\n"
+        f"  curl -s http://{shown}:{port}/score -H 'Authorization: Bearer $KEY' "
+        '-H \'Content-Type: application/json\' -d \'{"customers": [{"customer_id": "C1", '
+        '"signup_date": "2024-01-15", "plan": "standard", "interactions": [{"interaction_id": '
+        '"I1", "started_at": "2026-05-30T10:00:00Z", "channel": "phone", "wait_seconds": 840, '
+        '"status": "unresolved"}]}], "as_of": "2026-06-01"}\''
+    )
+    try:
+        completed = subprocess.run(command, env=env, check=False)
+    except KeyboardInterrupt:
+        return
+    if completed.returncode not in (0, -2, 130):
+        raise typer.Exit(completed.returncode)
 
 
 @app.command()
@@ -380,8 +462,13 @@ def run(
 ) -> None:
     """The main job on the configured data (default: the sample world).
 
-    Checks the tables and builds features as of the latest contact day.
+    Checks the tables, builds features as of the latest contact day, trains on weekly
+    snapshots, logs the run to MLflow and registers the model behind the promotion gate.
+    When the registry has no champion yet and the gate keeps the new model as
+    challenger, the quickstart promotes it explicitly (recorded as the decision
+    "quickstart") and says why the gate held it.
     """
+    import training
     from churnml.io import write_table
 
     settings = _settings(customers=customers, interactions=interactions)
@@ -399,6 +486,25 @@ def run(
         f"{len(tables.customers):,} customers, {len(tables.interactions):,} contacts; "
         f"{len(frame):,} customers active on {as_of} with {frame.shape[1]} features -> {out}"
     )
+
+    training_settings = training.TrainingSettings.from_env(
+        home=settings.home, tracking_uri=settings.tracking_uri
+    )
+    result = training.train_from_tables(
+        tables.customers, tables.interactions, training_settings, report=reporter.info
+    )
+    typer.echo(result.summary())
+    if result.champion_version is None:
+        event = training.promote(
+            result.model_version,
+            training_settings,
+            reason="quickstart: churnml run found no champion and accepted the new model; "
+            "the gate's reasons are on the run",
+        )
+        typer.echo(
+            f"quickstart: no champion existed, so version {event['version']} was promoted "
+            "explicitly (decision 'quickstart'); the gate's reasons above still stand"
+        )
 
 
 def _load(settings: Settings, reporter: Reporter):

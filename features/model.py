@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import pandas as pd
 
 from churnml.contract import CONTRACT_VERSION, CUSTOMER_ID
 from churnml.errors import DataError, ModelError
+from features.reasons import Explainer, PathAttributions, reference_statistics
 
 EPS = 1e-6
 BOOSTER_FILE = "booster.txt"
@@ -80,6 +82,9 @@ class ChurnModel:
     families: dict[str, str] = field(default_factory=dict)
     family_words: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Usual values of the numeric features over the training rows ({column: {median, p90}}),
+    # for reasons such as "3 times the usual"; see features.reasons.reference_statistics.
+    reference: dict[str, dict[str, float]] = field(default_factory=dict)
 
     # -- inputs ---------------------------------------------------------------------------
     def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -117,33 +122,34 @@ class ChurnModel:
             np.where(probability >= self.base_rate, "medium", "low"),
         )
 
+    @staticmethod
+    def reference_statistics(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
+        """The usual feature values of training rows, for ``reference`` (median and p90)."""
+        return reference_statistics(frame)
+
+    @cached_property
+    def attributions(self) -> PathAttributions:
+        """Per-leaf path attributions of the booster, computed once per loaded model."""
+        return PathAttributions.from_booster(self.booster)
+
+    @cached_property
+    def explainer(self) -> Explainer:
+        return Explainer.build(
+            self.feature_names,
+            {c: family_of(c, self.families) for c in self.feature_names},
+            self.reference,
+        )
+
+    def contributions(self, x: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Each feature's share of the raw score (log-odds), rows x features."""
+        return self.attributions.explain_rows(self.booster, x)
+
     def reasons(
         self, x: pd.DataFrame, top: int = REASONS_PER_CUSTOMER
     ) -> list[list[dict[str, Any]]]:
-        """The features that raise each customer's risk most, from TreeSHAP contributions."""
-        contributions = self.booster.predict(
-            x, num_iteration=self.booster.best_iteration or None, pred_contrib=True
-        )[:, :-1]
-        result = []
-        for row in range(len(x)):
-            order = np.argsort(-contributions[row])[:top]
-            drivers = []
-            for j in order:
-                if contributions[row, j] <= 0:
-                    break
-                column = self.feature_names[j]
-                family = family_of(column, self.families)
-                value = x.iloc[row, j]
-                drivers.append(
-                    {
-                        "code": column,
-                        "family": family,
-                        "text": f"{self._words(family)} ({column} = {_show(value)})",
-                        "contribution": float(contributions[row, j]),
-                    }
-                )
-            result.append(drivers)
-        return result
+        """The families that raise each customer's risk most, in plain words with the
+        customer's own numbers (``features.reasons``: code, family, feature, text, ...)."""
+        return self.explainer.explain(self.contributions(x), x, top)
 
     def _words(self, family: str) -> str:
         return self.family_words.get(family) or FAMILY_WORDS.get(family, family)
@@ -237,6 +243,7 @@ class ChurnModel:
             "families": self.families,
             "family_words": self.family_words,
             "metadata": {"contract_version": CONTRACT_VERSION, **self.metadata},
+            "reference": self.reference,
         }
         (folder / SPEC_FILE).write_text(json.dumps(spec, indent=1, default=str))
         return folder
@@ -267,6 +274,7 @@ class ChurnModel:
             families=dict(spec.get("families") or {}),
             family_words=dict(spec.get("family_words") or {}),
             metadata=dict(spec.get("metadata") or {}),
+            reference={k: dict(v) for k, v in (spec.get("reference") or {}).items()},
         )
 
 

@@ -4,7 +4,10 @@
 
     {"customers": DataFrame, "interactions": DataFrame, "as_of": "YYYY-MM-DD"}
 
-or, for a model trained on a customer table, that table as a DataFrame; it returns one
+Over HTTP (``mlflow models serve``), send ``{"inputs": {"customers": [{...}, ...],
+"interactions": [{...}, ...], "as_of": "YYYY-MM-DD"}}``: MLflow hands the record lists
+over as arrays of dicts, which are checked and typed by ``churnml.validation.check_tables``.
+Or, for a model trained on a customer table, that table as a DataFrame; it returns one
 row per customer with ``customer_id, churn_probability, risk_band, reasons``.
 """
 
@@ -14,6 +17,7 @@ import warnings
 from typing import Any
 
 import mlflow.pyfunc
+import numpy as np
 import pandas as pd
 
 from churnml.errors import DataError
@@ -49,9 +53,36 @@ with warnings.catch_warnings():
                         raise DataError(
                             "model input lacks 'as_of'; pass the day to score as YYYY-MM-DD"
                         )
-                    return self.model.score_tables(customers, interactions, as_of)
+                    if not isinstance(customers, pd.DataFrame) or not isinstance(
+                        interactions, pd.DataFrame
+                    ):
+                        customers, interactions = _checked_json_tables(customers, interactions)
+                    if isinstance(as_of, np.ndarray):
+                        as_of = as_of.item() if as_of.ndim == 0 else as_of.ravel()[0]
+                    return self.model.score_tables(customers, interactions, str(as_of))
                 if isinstance(model_input, pd.DataFrame):
                     return self.model.score_table(model_input)
                 raise DataError(
                     "model input must be {'customers', 'interactions', 'as_of'} or a customer table"
                 )
+
+
+def _records(value: Any) -> list[dict[str, Any]]:
+    if isinstance(value, np.ndarray):
+        value = value.item() if value.ndim == 0 else value.tolist()
+    if isinstance(value, dict):  # columns -> values
+        return pd.DataFrame(value).to_dict("records")
+    if isinstance(value, list) and all(isinstance(r, dict) for r in value):
+        return value
+    raise DataError("customers and interactions must be tables or lists of records")
+
+
+def _checked_json_tables(customers: Any, interactions: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Record lists (as ``mlflow models serve`` passes JSON) as typed, checked contract tables."""
+    from churnml.validation import check_tables
+
+    checked = check_tables(pd.DataFrame(_records(customers)), pd.DataFrame(_records(interactions)))
+    if not checked.ok:
+        first = checked.breaches[0]
+        raise DataError(f"model input breaks the data contract: {first}")
+    return checked.customers, checked.interactions

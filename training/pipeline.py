@@ -332,6 +332,7 @@ def train_from_tables(
         families=families,
         family_words=family_words,
         metadata={"as_of": f"{as_of:%Y-%m-%d}", "horizon_days": settings.horizon_days},
+        reference=ChurnModel.reference_statistics(snapshots.loc[main_rows["train"], feature_names]),
     )
     test_frame = snapshots.loc[main_rows["test"]]
 
@@ -449,6 +450,7 @@ def train_from_table(
         base_rate=float(y[train].mean()),
         table_schema=schema,
         metadata={"label_column": label, "split": list(settings.table_split)},
+        reference=ChurnModel.reference_statistics(x.iloc[train]),
     )
     test_table = table.iloc[test]
 

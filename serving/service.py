@@ -1,0 +1,259 @@
+"""The scoring service for CRM systems: one BentoML service, ``ChurnService``.
+
+Run it with ``churnml serve [--port P]`` (or ``bentoml serve serving.service:ChurnService``).
+Endpoints: ``POST /score``, ``POST /score_ids``, ``GET /model``, ``POST /admin/reload``,
+and BentoML's ``/healthz``, ``/livez``, ``/readyz``, ``/metrics``. See ``docs/serving.md``.
+
+The model is loaded once per worker in ``__init__`` (``serving.loading``); each API method
+is thin: validate (pydantic, then ``serving.scoring.check_rows``), build features, score,
+wrap. ``/admin/reload`` loads the current champion in a thread and swaps it in with one
+assignment: a request in flight keeps the model it started with. Other worker processes
+follow through a small file under ``CHURNML_HOME/serving/`` that they check at most once
+a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import gc
+import hashlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import bentoml
+from fastapi import FastAPI
+from pydantic import Field
+from starlette.responses import JSONResponse
+
+from churnml.errors import ChurnmlError
+from serving.config import ServingSettings
+from serving.gate import Gate, KeyRing
+from serving.loading import ServedModel, load_served_model
+from serving.schemas import (
+    MAX_CUSTOMERS,
+    Customer,
+    Day,
+    ModelInfo,
+    ReloadResponse,
+    ScoreResponse,
+)
+from serving.scoring import RequestProblems
+
+log = logging.getLogger("churnml.serving")
+FOLLOW_EVERY_SECONDS = 1.0
+
+
+def _workers() -> int:
+    try:
+        return max(1, int(os.environ.get("CHURNML_SERVE_WORKERS", "1")))
+    except ValueError:
+        return 1
+
+
+def _freeze_heap() -> None:
+    """Move the objects alive now (libraries, the model: ~400,000) out of the collector's
+    reach. Without it, each full collection scanned them all and stalled a request for
+    130-250 ms about every 15 batch requests: the p99 spikes of BentoML services in
+    shared/perf-facts.md. After a reload the old model's objects are unfrozen and collected
+    first (one such pause per reload)."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
+def _problem_response(status: int, error: str, detail: list[dict[str, Any]]) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status)
+
+
+# GET endpoints live on a small FastAPI app mounted at the root (BentoML APIs are POST only);
+# BentoML merges its OpenAPI into the service's spec.
+info_app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+
+
+@bentoml.service(
+    name="churnml",
+    workers=_workers(),
+    traffic={"timeout": 60},
+    # Access logs cost ~1 ms a request and hold nothing a caller needs; keys are never logged.
+    logging={"access": {"enabled": False}},
+)
+@bentoml.asgi_app(info_app, path="/")
+class ChurnService:
+    """Churn risk with reasons for customers sent by CRM systems."""
+
+    def __init__(self) -> None:
+        self.settings = ServingSettings.from_env()
+        self._lock = asyncio.Lock()
+        self._follow_at = 0.0
+        self._follow_mtime = self._signal_mtime()
+        self._following: asyncio.Task | None = None
+        try:
+            self.served: ServedModel = load_served_model(
+                self.settings.model_uri, self.settings.tracking_uri
+            )
+        except ChurnmlError as error:
+            log.error("churnml serve: cannot start: %s", error)
+            raise SystemExit(f"churnml serve: cannot start: {error}") from None
+        log.info(
+            "serving %s version %s (%s)", self.served.name, self.served.version, self.served.uri
+        )
+        _freeze_heap()
+
+    # -- endpoints ---------------------------------------------------------------------------
+    @bentoml.api(route="/score")
+    async def score(
+        self,
+        customers: Annotated[
+            list[Customer],
+            Field(
+                min_length=1,
+                max_length=MAX_CUSTOMERS,
+                description=f"The customers to score, 1 to {MAX_CUSTOMERS}, each with its "
+                "profile and its service contacts.",
+            ),
+        ],
+        as_of: Annotated[
+            Day | None,
+            Field(description="The day to score as of (YYYY-MM-DD); default: today (UTC)."),
+        ] = None,
+    ) -> ScoreResponse:
+        """Calibrated churn probability, risk band, top 3 reasons and a next step per customer."""
+        self._follow_reloads()
+        served = self.served  # this request keeps this model, whatever a reload does
+        day = as_of or dt.datetime.now(dt.UTC).date()
+        try:
+            scores = served.scorer.score(customers, day)
+        except RequestProblems as problems:
+            return _problem_response(422, str(problems), [p.as_dict() for p in problems.problems])
+        except ChurnmlError as error:
+            return _problem_response(422, str(error), [])
+        return ScoreResponse.model_validate({"scores": scores})
+
+    @bentoml.api(route="/score_ids")
+    async def score_ids(
+        self,
+        customer_ids: Annotated[
+            list[Annotated[str, Field(min_length=1, max_length=200)]],
+            Field(
+                min_length=1,
+                max_length=MAX_CUSTOMERS,
+                description="Customer ids to answer from the latest daily scoring.",
+            ),
+        ],
+    ) -> ScoreResponse:
+        """Scores of known customers from the latest daily scoring (not available yet: 404)."""
+        return _problem_response(
+            404,
+            "no daily scoring is stored yet: the daily risk list (churnml risk-list) fills it; "
+            "until then POST /score with the customers' contacts",
+            [],
+        )
+
+    @info_app.get("/model", response_model=ModelInfo, tags=["Service APIs"])
+    async def model(self) -> ModelInfo:
+        """The model being served: name, version, alias, training date, test metrics, features."""
+        self._follow_reloads()
+        return ModelInfo.model_validate(self.served.info)
+
+    @bentoml.api(route="/admin/reload")
+    async def reload(self) -> ReloadResponse:
+        """Load the current model of the configured URI (the champion) and swap it in.
+
+        Needs an admin key. Requests in flight finish on the old model. When the load fails,
+        the old model keeps serving and the answer (409) says why.
+        """
+        async with self._lock:
+            old = self.served
+            try:
+                new = await asyncio.to_thread(
+                    load_served_model, self.settings.model_uri, self.settings.tracking_uri
+                )
+            except ChurnmlError as error:
+                body = ReloadResponse(
+                    reloaded=False,
+                    message=f"kept version {old.version}: {error}",
+                    model=ModelInfo.model_validate(old.info),
+                )
+                return JSONResponse(body.model_dump(mode="json"), status_code=409)
+            self.served = new
+            self._signal(new.version)
+        message = (
+            f"now serving version {new.version} (was {old.version})"
+            if new.version != old.version
+            else f"reloaded version {new.version} (unchanged)"
+        )
+        log.info("reload: %s", message)
+        del old  # its objects are collected, not frozen, by:
+        _freeze_heap()
+        return ReloadResponse(
+            reloaded=True, message=message, model=ModelInfo.model_validate(new.info)
+        )
+
+    # -- other workers follow a reload -------------------------------------------------------
+    def _signal_path(self) -> Path:
+        key = hashlib.sha256(
+            f"{self.settings.tracking_uri}|{self.settings.model_uri}".encode()
+        ).hexdigest()[:16]
+        return self.settings.home / "serving" / f"reload-{key}.json"
+
+    def _signal_mtime(self) -> float:
+        try:
+            return self._signal_path().stat().st_mtime
+        except OSError:
+            return 0.0
+
+    def _signal(self, version: str) -> None:
+        path = self._signal_path()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"version": version, "pid": os.getpid(), "at": time.time()}))
+            self._follow_mtime = path.stat().st_mtime
+        except OSError as error:
+            log.warning("reload: other workers not told (%s)", error)
+
+    def _follow_reloads(self) -> None:
+        now = time.monotonic()
+        if now < self._follow_at:
+            return
+        self._follow_at = now + FOLLOW_EVERY_SECONDS
+        mtime = self._signal_mtime()
+        if mtime == self._follow_mtime or (self._following and not self._following.done()):
+            return
+        self._follow_mtime = mtime
+        self._following = asyncio.get_running_loop().create_task(self._follow())
+
+    async def _follow(self) -> None:
+        async with self._lock:
+            try:
+                new = await asyncio.to_thread(
+                    load_served_model, self.settings.model_uri, self.settings.tracking_uri
+                )
+            except ChurnmlError as error:
+                log.warning("reload in another worker; this one keeps its model: %s", error)
+                return
+            self.served = new
+            _freeze_heap()
+
+
+def _gate_options() -> dict[str, Any]:
+    settings = ServingSettings.from_env()
+    keys = KeyRing(settings.api_keys, settings.admin_keys) if settings.auth else None
+    return {"keys": keys, "max_body_bytes": settings.max_body_bytes}
+
+
+class _LazyGate:
+    """Builds the Gate when BentoML builds the app (at start), not at import."""
+
+    def __init__(self, app: Any) -> None:
+        self.gate = Gate(app, **_gate_options())
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.gate(scope, receive, send)
+
+
+ChurnService.add_asgi_middleware(_LazyGate)
