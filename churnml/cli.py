@@ -458,6 +458,13 @@ def serve(
 def run(
     customers: CustomersFile = None,
     interactions: InteractionsFile = None,
+    serve_after: Annotated[
+        bool,
+        typer.Option(
+            "--serve/--no-serve", help="Start the scoring service on the champion at the end."
+        ),
+    ] = True,
+    port: Annotated[int, typer.Option("--port", "-p", help="Port of the service.")] = 3000,
     quiet: QuietFlag = False,
 ) -> None:
     """The main job on the configured data (default: the sample world).
@@ -466,7 +473,9 @@ def run(
     snapshots, logs the run to MLflow and registers the model behind the promotion gate.
     When the registry has no champion yet and the gate keeps the new model as
     challenger, the quickstart promotes it explicitly (recorded as the decision
-    "quickstart") and says why the gate held it.
+    "quickstart") and says why the gate held it. Then it starts the scoring service on
+    127.0.0.1; without configured API keys it makes one for this machine and saves it in
+    CHURNML_HOME/api-key.
     """
     import training
     from churnml.io import write_table
@@ -505,6 +514,35 @@ def run(
             f"quickstart: no champion existed, so version {event['version']} was promoted "
             "explicitly (decision 'quickstart'); the gate's reasons above still stand"
         )
+    if serve_after:
+        _local_api_key(settings)
+        serve(port=port, host="127.0.0.1", model=None, workers=1)
+
+
+def _local_api_key(settings: Settings) -> None:
+    """Without configured keys, a key for this machine in CHURNML_HOME/api-key (mode 600)."""
+    import os
+    import secrets
+
+    names = (
+        "CHURNML_API_KEYS",
+        "CHURNML_API_KEYS_FILE",
+        "CHURNML_ADMIN_KEYS",
+        "CHURNML_ADMIN_KEYS_FILE",
+    )
+    if any(os.environ.get(name) for name in names) or os.environ.get("CHURNML_AUTH") == "off":
+        return
+    path = settings.home / "api-key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_urlsafe(24) + "\n")
+    os.environ["CHURNML_API_KEYS_FILE"] = str(path.resolve())
+    typer.echo(
+        f"no API keys configured: this local service accepts the key in {path} "
+        f"(KEY=$(cat {path}) and send 'Authorization: Bearer $KEY')"
+    )
 
 
 def _load(settings: Settings, reporter: Reporter):

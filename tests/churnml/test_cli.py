@@ -178,7 +178,7 @@ def test_features_before_anyone_signed_up_is_a_one_line_error(tmp_path, capsys):
 
 
 def test_run_builds_features_trains_and_leaves_a_champion(capsys, isolated_home):
-    code, out, _ = call(capsys, "run", "--quiet")
+    code, out, _ = call(capsys, "run", "--no-serve", "--quiet")
     assert code == 0
     written = list((isolated_home / "features").glob("features-*.parquet"))
     assert len(written) == 1
