@@ -12,8 +12,8 @@ How a reason is made, for one customer:
    to the split feature). The per-leaf shares are computed once from the trees; scoring
    then costs one gather per tree and row, instead of exact TreeSHAP's
    trees x leaves x depth^2 (see ``shared/perf-facts.md``). The shares add up exactly to
-   the raw score, and ``tests/features/test_reasons.py`` checks that their top families
-   agree with exact TreeSHAP (``pred_contrib``) on a sample.
+   the raw score, and ``tests/serving/test_reasons_agreement.py`` checks that the reasons
+   they give agree with exact TreeSHAP's (``pred_contrib``) on a sample.
 2. **Families.** The shares are summed per family of ``features.columns`` (waiting,
    repeating yourself, an unresolved case, transfers, satisfaction, ...): a person thinks
    "long waits", not "wait_p90_seconds_30d". The top families with a positive sum are

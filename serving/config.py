@@ -5,7 +5,7 @@
 | model_uri | ``CHURNML_MODEL_URI`` | ``models:/churn-risk@champion`` |
 | api_keys | ``CHURNML_API_KEYS`` (comma-separated) and ``CHURNML_API_KEYS_FILE`` | none |
 | admin_keys | ``CHURNML_ADMIN_KEYS`` and ``CHURNML_ADMIN_KEYS_FILE`` | none |
-| auth | ``CHURNML_AUTH`` (``on`` / ``off``) | ``on``: without any key the service refuses to start |
+| auth | ``CHURNML_AUTH`` (``on`` / ``off``) | ``on``: with no key the service will not start |
 | max_body_bytes | ``CHURNML_MAX_BODY_BYTES`` | 33554432 (32 MiB) |
 | tracking URI | ``MLFLOW_TRACKING_URI`` | SQLite under ``CHURNML_HOME`` (``churnml.settings``) |
 

@@ -172,7 +172,8 @@ def check_model(model: ChurnModel) -> None:
     contract = str(model.metadata.get("contract_version"))
     if contract != CONTRACT_VERSION:
         raise ModelError(
-            f"the model reads data contract v{contract}, this churnml v{CONTRACT_VERSION}; retrain it"
+            f"the model reads data contract v{contract}, this churnml v{CONTRACT_VERSION}; "
+            "retrain it"
         )
     if model.feature_settings is None:
         raise ModelError("the model carries no feature settings; retrain it with this churnml")

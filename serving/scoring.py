@@ -68,7 +68,8 @@ def check_rows(customers: Sequence[Customer], as_of: dt.date) -> list[Problem]:
             problems.append(
                 Problem(
                     (*here, "customer_id"),
-                    f"customer_id {customer.customer_id!r} repeats customers[{seen_customers[customer.customer_id]}]; "
+                    f"customer_id {customer.customer_id!r} repeats "
+                    f"customers[{seen_customers[customer.customer_id]}]; "
                     "expected each customer_id once",
                     "duplicate",
                 )
@@ -117,7 +118,8 @@ def check_rows(customers: Sequence[Customer], as_of: dt.date) -> list[Problem]:
                     Problem(
                         (*at, "interaction_id"),
                         f"interaction_id {contact.interaction_id!r} repeats "
-                        f"customers[{first[0]}].interactions[{first[1]}]; expected each interaction_id once",
+                        f"customers[{first[0]}].interactions[{first[1]}]; "
+                        "expected each interaction_id once",
                         "duplicate",
                     )
                 )
