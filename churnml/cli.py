@@ -48,6 +48,9 @@ StrictFlag = Annotated[
     bool,
     typer.Option("--strict", help="Stop at the first broken rule instead of setting rows aside."),
 ]
+IdColumn = Annotated[
+    str | None, typer.Option("--id", help="The key column of --table (default: row number).")
+]
 QuietFlag = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")]
 
 
@@ -68,6 +71,15 @@ def parse_date(value: str | None, flag: str) -> dt.date | None:
 
 def _settings(**overrides: object) -> Settings:
     return Settings.from_env(**overrides)
+
+
+def _training_settings(settings: Settings, **overrides: object):
+    """training.TrainingSettings sharing the core settings' state folder and tracking URI."""
+    import training
+
+    return training.TrainingSettings.from_env(
+        home=settings.home, tracking_uri=settings.tracking_uri, **overrides
+    )
 
 
 @app.command()
@@ -259,9 +271,7 @@ def train(
     label: Annotated[
         str | None, typer.Option("--label", help="The label column of --table.")
     ] = None,
-    id_column: Annotated[
-        str | None, typer.Option("--id", help="The key column of --table (default: row number).")
-    ] = None,
+    id_column: IdColumn = None,
     strict: StrictFlag = False,
     quiet: QuietFlag = False,
 ) -> None:
@@ -269,9 +279,8 @@ def train(
     import training
 
     settings = _settings(customers=customers, interactions=interactions, strict=strict or None)
-    training_settings = training.TrainingSettings.from_env(
-        home=settings.home,
-        tracking_uri=settings.tracking_uri,
+    training_settings = _training_settings(
+        settings,
         horizon_days=horizon,
         backtest_folds=backtest,
         capacity=capacity,
@@ -314,9 +323,7 @@ def score(
     table: Annotated[
         Path | None, typer.Option("--table", help="A customer table to score row by row.")
     ] = None,
-    id_column: Annotated[
-        str | None, typer.Option("--id", help="The key column of --table (default: row number).")
-    ] = None,
+    id_column: IdColumn = None,
     strict: StrictFlag = False,
     quiet: QuietFlag = False,
 ) -> None:
@@ -325,9 +332,7 @@ def score(
     from churnml.io import check_output_path, write_table
 
     settings = _settings(customers=customers, interactions=interactions, strict=strict or None)
-    training_settings = training.TrainingSettings.from_env(
-        home=settings.home, tracking_uri=settings.tracking_uri
-    )
+    training_settings = _training_settings(settings)
     check_output_path(out)
     reporter = Reporter(quiet=quiet)
     if table is not None:
@@ -359,7 +364,7 @@ def promote(
     settings = _settings()
     event = training.promote(
         version,
-        training.TrainingSettings.from_env(home=settings.home, tracking_uri=settings.tracking_uri),
+        _training_settings(settings),
         reason=reason,
     )
     typer.echo(f"champion: v{event['version']} (was v{event['previous']}), by {event['by']}")
@@ -374,7 +379,7 @@ def rollback(
 
     settings = _settings()
     event = training.rollback(
-        training.TrainingSettings.from_env(home=settings.home, tracking_uri=settings.tracking_uri),
+        _training_settings(settings),
         reason=reason,
     )
     typer.echo(f"champion: v{event['version']} (was v{event['previous']}), by {event['by']}")
@@ -496,9 +501,7 @@ def run(
         f"{len(frame):,} customers active on {as_of} with {frame.shape[1]} features -> {out}"
     )
 
-    training_settings = training.TrainingSettings.from_env(
-        home=settings.home, tracking_uri=settings.tracking_uri
-    )
+    training_settings = _training_settings(settings)
     result = training.train_from_tables(
         tables.customers, tables.interactions, training_settings, report=reporter.info
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 
@@ -13,3 +15,7 @@ def isolated_home(tmp_path_factory, monkeypatch):
     for name in ("CHURNML_CUSTOMERS", "CHURNML_INTERACTIONS", "CHURNML_STRICT"):
         monkeypatch.delenv(name, raising=False)
     return home
+
+
+# The real customer tables live in shared/, beside the repository root (as in CI).
+REAL_TABLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"

@@ -203,3 +203,46 @@ def test_generate_writes_a_world_that_validates(tmp_path, capsys):
     code, out, _ = call(capsys, "validate", "--customers", str(world / "customers.csv"),
                         "--interactions", str(world / "interactions.csv"))
     assert code == 0, out
+
+
+def test_train_and_score_a_customer_table_by_command(tmp_path, capsys):
+    from tests.conftest import REAL_TABLES
+
+    table = REAL_TABLES / "telecom_mlc_churn.csv"
+    code, out, _ = call(capsys, "train", "--table", str(table), "--label", "churn", "--quiet")
+    assert code == 0
+    assert "registered as version 1" in out and "gate:" in out
+    code, _, _ = call(capsys, "promote", "1", "--reason", "test")
+    assert code == 0
+    out_file = tmp_path / "scores.csv"
+    code, _, _ = call(capsys, "score", "--table", str(table), "--out", str(out_file), "--quiet")
+    assert code == 0
+    scores = pd.read_csv(out_file)
+    assert len(scores) == 5000
+    assert {"churn_probability", "risk_band", "reasons"} <= set(scores.columns)
+    assert scores["churn_probability"].between(0, 1).all()
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["train", "--table", "x.csv"], "--table needs --label"),
+        (["train", "--label", "churn"], "--label and --id go with --table"),
+        (["score", "--out", "s.csv"], "score needs --as-of"),
+    ],
+)
+def test_flag_mistakes_are_one_line_errors(capsys, args, words):
+    code, _, err = call(capsys, *args)
+    assert code == 2
+    assert words in err
+    assert "Traceback" not in err
+
+
+def test_score_without_a_champion_says_what_to_do(tmp_path, capsys):
+    c, i = _write(tmp_path)
+    code, _, err = call(capsys, "score", "--customers", str(c), "--interactions", str(i),
+                        "--as-of", "2025-02-28", "--out", str(tmp_path / "s.csv"))
+    assert code == 1
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("churnml: error:") and "churnml train" in last
+    assert "Traceback" not in err

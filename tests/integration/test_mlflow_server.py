@@ -16,9 +16,10 @@ import mlflow
 import pandas as pd
 import pytest
 
+from tests.conftest import REAL_TABLES
 from training import TrainingSettings, score_table, train_from_table
 
-REAL = Path("/work/shared/data/real")
+REAL = REAL_TABLES
 START_SECONDS = 90
 
 

@@ -10,10 +10,11 @@ import pytest
 
 from churnml.errors import DataError
 from features.model import table_features
+from tests.conftest import REAL_TABLES
 from training import TrainingSettings, score_table, train_from_table
 from training.table import infer_schema, map_labels
 
-REAL = Path("/work/shared/data/real")
+REAL = REAL_TABLES
 
 
 @pytest.mark.parametrize(
