@@ -41,7 +41,8 @@ import pandas as pd
 REASONS_PER_CUSTOMER = 3
 _WINDOW = re.compile(r"^(?P<base>.+)_(?P<window>\d+)d$")
 
-# (template, unit). ``{v}`` is the customer's value in the unit's words, ``{w}`` the window.
+# (template, unit). ``{v}`` is the customer's value in the unit's words, ``{w}`` the window,
+# ``{s}`` the plural ending of a counted noun.
 # Units: times ("3 times"), count ("3"), duration ("14 minutes"), share ("40%"),
 # score ("2.5 out of 5"), days ("12 days"), money ("80.92 a month"), ratio ("2.1 times").
 _WINDOWED_WORDS: dict[str, tuple[str, str]] = {
@@ -49,7 +50,7 @@ _WINDOWED_WORDS: dict[str, tuple[str, str]] = {
     "wait_mean_seconds": ("waited {v} on average in the last {w} days", "duration"),
     "wait_p90_seconds": ("waited over {v} in one contact in ten in the last {w} days", "duration"),
     "wait_max_seconds": ("waited up to {v} in the last {w} days", "duration"),
-    "long_waits": ("had {v} long waits in the last {w} days", "count"),
+    "long_waits": ("had {v} long wait{s} in the last {w} days", "count"),
     "abandoned_contacts": ("gave up waiting {v} in the last {w} days", "times"),
     "repeat_contacts": (
         "had to contact service again about the same problem {v} in the last {w} days",
@@ -60,25 +61,25 @@ _WINDOWED_WORDS: dict[str, tuple[str, str]] = {
         "times",
     ),
     "multi_agent_cases": (
-        "had {v} cases passed between several agents in the last {w} days",
+        "had {v} case{s} passed between several agents in the last {w} days",
         "count",
     ),
     "transfers": ("was transferred {v} in the last {w} days", "times"),
     "transferred_contacts": (
-        "had {v} contacts passed on to someone else in the last {w} days",
+        "had {v} contact{s} passed on to someone else in the last {w} days",
         "count",
     ),
-    "escalated_contacts": ("had {v} contacts escalated in the last {w} days", "count"),
-    "cases_started": ("opened {v} new cases in the last {w} days", "count"),
+    "escalated_contacts": ("had {v} contact{s} escalated in the last {w} days", "count"),
+    "cases_started": ("opened {v} new case{s} in the last {w} days", "count"),
     "first_contact_resolution_rate": (
         "had {v} of problems solved at the first contact in the last {w} days",
         "share",
     ),
-    "csat_answers": ("gave {v} satisfaction ratings in the last {w} days", "count"),
+    "csat_answers": ("gave {v} satisfaction rating{s} in the last {w} days", "count"),
     "csat_mean": ("rated service {v} on average in the last {w} days", "score"),
     "csat_min": ("rated a contact as low as {v} in the last {w} days", "score"),
     "bad_experiences": (
-        "had {v} bad experiences (long wait, gave up, transfers, low rating or unresolved) "
+        "had {v} bad experience{s} (long wait, gave up, transfers, low rating or unresolved) "
         "in the last {w} days",
         "count",
     ),
@@ -86,8 +87,8 @@ _WINDOWED_WORDS: dict[str, tuple[str, str]] = {
 _CHANNEL_CONTACTS = re.compile(r"^contacts_(?P<channel>[a-z]+)$")
 
 _SNAPSHOT_WORDS: dict[str, tuple[str, str]] = {
-    "open_cases": ("has {v} cases still open", "count"),
-    "open_escalated_cases": ("has {v} escalated cases still open", "count"),
+    "open_cases": ("has {v} case{s} still open", "count"),
+    "open_escalated_cases": ("has {v} escalated case{s} still open", "count"),
     "oldest_open_case_age_days": ("has had a case open for {v}", "days"),
     "csat_last": ("rated the last contact {v}", "score"),
     "days_since_last_contact": ("last contacted service {v} ago", "days"),
@@ -370,7 +371,8 @@ def describe(
             + (" in the last {w} days" if window else ""),
         )
         return missing.format(w=window)
-    text = template.format(v=show(number, unit), w=window)
+    # {s} ends a counted noun: "1 long wait", "3 long waits".
+    text = template.format(v=show(number, unit), w=window, s="" if number == 1 else "s")
     return text + _compare(number, usual, unit, True)
 
 

@@ -1,0 +1,29 @@
+"""The words of reasons: the customer's own numbers, in plain language."""
+
+from __future__ import annotations
+
+import pytest
+
+from features.reasons import describe
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "text"),
+    [
+        ("long_waits_30d", 1.0, "had 1 long wait in the last 30 days"),
+        ("long_waits_30d", 3.0, "had 3 long waits in the last 30 days"),
+        ("open_cases", 1.0, "has 1 case still open"),
+        ("open_cases", 2.0, "has 2 cases still open"),
+        ("transfers_7d", 1.0, "was transferred once in the last 7 days"),
+        ("bad_experiences_90d", 1.0, "had 1 bad experience (long wait"),
+    ],
+)
+def test_counts_read_as_plain_words(column, value, text):
+    assert describe(column, value).startswith(text)
+
+
+def test_a_value_far_above_the_usual_says_how_many_times():
+    reference = {"wait_mean_seconds_30d": {"median": 280.0}}
+    text = describe("wait_mean_seconds_30d", 840.0, reference)
+    assert text.startswith("waited 14 minutes on average in the last 30 days")
+    assert "3 times the usual" in text
