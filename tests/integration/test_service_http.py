@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -21,11 +18,11 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
+from tests.integration.servers import free_port, running
 from tests.serving.helpers import (
     ADMIN_KEY,
     API_KEY,
     AS_OF,
-    free_port,
     payload_customers,
     service_env,
     trained_home,
@@ -55,36 +52,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = {**os.environ, **service_env(home)}
     env.pop("MLFLOW_TRACKING_URI", None)
     log_path = tmp_path_factory.mktemp("serve") / "serve.log"
-    log = open(log_path, "wb")
     churnml = Path(sys.executable).with_name("churnml")
-    process = subprocess.Popen(
-        [str(churnml), "serve", "--port", str(port), "--host", "127.0.0.1"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_SECONDS
-        while True:
-            try:
-                if call(f"{url}/readyz", key=None)[0] == 200:
-                    break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"churnml serve did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
+    with running(
+        [str(churnml), "serve", "--port", str(port), "--host", "127.0.0.1"],
+        ready_url=f"{url}/readyz",
+        log_path=log_path,
+        start_seconds=START_SECONDS,
+        env=env,
+    ):
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
-        assert API_KEY not in log_path.read_text() and ADMIN_KEY not in log_path.read_text()
+    assert API_KEY not in log_path.read_text() and ADMIN_KEY not in log_path.read_text()
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/livez", "/readyz", "/metrics"])

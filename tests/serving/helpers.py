@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -98,9 +97,3 @@ def payload_customers(
         customer["interactions"] = [_clean(r) for r in contacts.to_dict("records")]
         out.append(customer)
     return json.loads(json.dumps(out))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
