@@ -9,6 +9,7 @@ target folder, renamed into place once complete.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -183,3 +184,10 @@ def _temporary_beside(path: Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def fingerprint(frame: pd.DataFrame) -> str:
+    """A content hash of a table: its column names and every value, in row order."""
+    digest = hashlib.sha256("\x1f".join(map(str, frame.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()

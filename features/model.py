@@ -85,6 +85,9 @@ class ChurnModel:
     # Usual values of the numeric features over the training rows ({column: {median, p90}}),
     # for reasons such as "3 times the usual"; see features.reasons.reference_statistics.
     reference: dict[str, dict[str, float]] = field(default_factory=dict)
+    # The training rows' share in the bins of every feature, for drift checks (PSI) of the
+    # daily lists; see features.drift. Empty for models trained before it existed.
+    distribution: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     # -- inputs ---------------------------------------------------------------------------
     def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -244,6 +247,7 @@ class ChurnModel:
             "family_words": self.family_words,
             "metadata": {"contract_version": CONTRACT_VERSION, **self.metadata},
             "reference": self.reference,
+            "distribution": self.distribution,
         }
         (folder / SPEC_FILE).write_text(json.dumps(spec, indent=1, default=str))
         return folder
@@ -275,6 +279,7 @@ class ChurnModel:
             family_words=dict(spec.get("family_words") or {}),
             metadata=dict(spec.get("metadata") or {}),
             reference={k: dict(v) for k, v in (spec.get("reference") or {}).items()},
+            distribution=dict(spec.get("distribution") or {}),
         )
 
 

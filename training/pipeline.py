@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import platform
@@ -23,6 +22,8 @@ import pandas as pd
 import churnml
 from churnml.contract import CONTRACT_VERSION, CUSTOMER_ID
 from churnml.errors import DataError, ModelError
+from churnml.io import fingerprint
+from features import drift
 from features.model import KIND_INTERACTIONS, KIND_TABLE, ChurnModel, table_features
 from training import models, plots
 from training.metrics import evaluate, evaluate_by_segment
@@ -333,6 +334,7 @@ def train_from_tables(
         family_words=family_words,
         metadata={"as_of": f"{as_of:%Y-%m-%d}", "horizon_days": settings.horizon_days},
         reference=ChurnModel.reference_statistics(snapshots.loc[main_rows["train"], feature_names]),
+        distribution=drift.distribution(snapshots.loc[main_rows["train"], feature_names]),
     )
     test_frame = snapshots.loc[main_rows["test"]]
 
@@ -451,6 +453,7 @@ def train_from_table(
         table_schema=schema,
         metadata={"label_column": label, "split": list(settings.table_split)},
         reference=ChurnModel.reference_statistics(x.iloc[train]),
+        distribution=drift.distribution(x.iloc[train]),
     )
     test_table = table.iloc[test]
 
@@ -489,13 +492,6 @@ def train_from_table(
 
 
 # -- MLflow ------------------------------------------------------------------------------
-def fingerprint(frame: pd.DataFrame) -> str:
-    """A content hash of a table: its column names and every value, in row order."""
-    digest = hashlib.sha256("\x1f".join(map(str, frame.columns)).encode())
-    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return digest.hexdigest()
-
-
 def environment() -> dict[str, str]:
     values = {
         "python": platform.python_version(),

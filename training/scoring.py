@@ -48,7 +48,7 @@ def score_tables(
     reasons (the top drivers in words), reason_codes, as_of, model_version."""
     model = load_model(settings, model_uri)
     scores = model.score_tables(customers, interactions, as_of, with_reasons=with_reasons)
-    scores["model_version"] = _version_of(
+    scores["model_version"] = version_of(
         model_uri or f"models:/{settings.model_name}@{CHAMPION}", settings
     )
     return scores
@@ -75,13 +75,13 @@ def score_table(
     if id_column is not None:
         scores = scores.drop(columns=[scores.columns[0]])
         scores.insert(0, id_column, table[id_column].astype(str).to_numpy())
-    scores["model_version"] = _version_of(
+    scores["model_version"] = version_of(
         model_uri or f"models:/{settings.model_name}@{CHAMPION}", settings
     )
     return scores
 
 
-def _version_of(uri: str, settings: TrainingSettings) -> str:
+def version_of(uri: str, settings: TrainingSettings) -> str:
     """The registry version behind ``models:/name@alias`` or ``models:/name/N``; else the URI."""
     if not uri.startswith("models:/"):
         return uri
