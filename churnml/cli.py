@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -385,12 +386,146 @@ def rollback(
     typer.echo(f"champion: v{event['version']} (was v{event['previous']}), by {event['by']}")
 
 
-@app.command(
-    "risk-list", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
-)
-def risk_list(ctx: typer.Context) -> None:
-    """Write the day's list of customers to call, with reasons and actions."""
-    _not_yet("risk-list", "the risk-list work")
+class RankBy(enum.StrEnum):
+    revenue = "revenue"
+    probability = "probability"
+
+
+@app.command("risk-list")
+def risk_list(
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Score the customers active on D (YYYY-MM-DD). Default: the latest contact "
+            "day in the data.",
+        ),
+    ] = None,
+    customers: CustomersFile = None,
+    interactions: InteractionsFile = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also export the list (.csv or .parquet).")
+    ] = None,
+    capacity: Annotated[
+        int | None,
+        typer.Option(
+            "--capacity",
+            min=1,
+            help="Customers the team can call a day (default 100; CHURNML_CAPACITY).",
+        ),
+    ] = None,
+    rank_by: Annotated[
+        RankBy | None,
+        typer.Option(
+            "--rank-by",
+            help="revenue (expected revenue at risk, default) or probability (CHURNML_RANK_BY).",
+        ),
+    ] = None,
+    months: Annotated[
+        float | None,
+        typer.Option(
+            "--months",
+            min=0.01,
+            help="Months of revenue at risk: probability x monthly "
+            "revenue x months (default 12; CHURNML_REVENUE_MONTHS).",
+        ),
+    ] = None,
+    suppress: Annotated[
+        Path | None,
+        typer.Option(
+            "--suppress",
+            help="Contacts made by the retention team: a table with customer_id and "
+            "contacted_at. Customers contacted in the last --suppress-days days are marked.",
+        ),
+    ] = None,
+    suppress_days: Annotated[
+        int | None,
+        typer.Option(
+            "--suppress-days",
+            min=0,
+            help="Days a contact suppresses a customer (default 14; CHURNML_SUPPRESS_DAYS).",
+        ),
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="SQLAlchemy URL of the list store (CHURNML_RISK_STORE; default SQLite "
+            "CHURNML_HOME/risk-lists.db).",
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="Model URI (default: models:/churn-risk@champion)."),
+    ] = None,
+    strict: StrictFlag = False,
+    quiet: QuietFlag = False,
+) -> None:
+    """Write the day's list of customers to call, with reasons, actions and changes."""
+    settings = _settings(customers=customers, interactions=interactions, strict=strict or None)
+    result = _risk_list(
+        settings,
+        parse_date(as_of, "--as-of"),
+        out=out,
+        store=store,
+        model=model,
+        suppress=suppress,
+        quiet=quiet,
+        capacity=capacity,
+        rank_by=rank_by.value if rank_by else None,
+        revenue_months=months,
+        suppress_days=suppress_days,
+    )
+    typer.echo(result.summary())
+
+
+def _risk_list(
+    settings: Settings,
+    day: dt.date | None,
+    *,
+    out: Path | None = None,
+    store: str | None = None,
+    model: str | None = None,
+    suppress: Path | None = None,
+    quiet: bool = False,
+    tables=None,
+    **overrides: object,
+):
+    from churnml.io import check_output_path, read_table, write_table
+    from serving.loading import load_served_model
+    from serving.risklist import RiskListSettings, export_frame, make_risk_list
+    from serving.store import RiskListStore, store_url
+
+    list_settings = RiskListSettings.from_env(**overrides)
+    if out is not None:
+        check_output_path(out)
+    reporter = Reporter(quiet=quiet)
+    suppression = read_table(suppress, "suppression") if suppress is not None else None
+    uri = model or os.environ.get("CHURNML_MODEL_URI") or "models:/churn-risk@champion"
+    with reporter.step(f"loading {uri}"):
+        served = load_served_model(uri, settings.effective_tracking_uri)
+    target = RiskListStore(store_url(settings.home, store))
+    if tables is None:
+        tables = _load(settings, reporter)
+    if day is None:
+        if tables.interactions.empty:
+            raise DataError(f"{settings.interactions}: no contacts; pass --as-of YYYY-MM-DD")
+        day = tables.interactions["started_at"].max().date()
+    with reporter.step(f"making the risk list of {day}"):
+        result = make_risk_list(
+            tables.customers,
+            tables.interactions,
+            day,
+            served,
+            target,
+            list_settings,
+            suppression=suppression,
+            suppression_name=str(suppress),
+        )
+    if out is not None:
+        write_table(export_frame(result), out)
+        result.notes.append(f"exported to {out}")
+    return result
 
 
 @app.command()

@@ -1,0 +1,505 @@
+"""The daily risk list: whom the retention team should call on a day, why, and what changed.
+
+``make_risk_list`` scores every customer active on the day with the champion (the same
+``build_features`` and model as the service), ranks them, marks the first ``capacity``
+customers who may be called as "on the list", compares with the previous list, checks
+drift, and stores it all in one transaction (``serving.store``). ``churnml risk-list``
+calls it; the service's ``/risk-list`` endpoints, ``/score_ids`` and the page read it.
+
+Choices (documented in the README):
+
+* Ranking by ``revenue`` (default): expected revenue at risk, the probability times the
+  monthly revenue times ``revenue_months``. A customer without a revenue figure ranks as if
+  at the median revenue of the day's customers (their revenue at risk stays empty); a
+  table with no revenue at all ranks by probability. ``probability`` ranks by probability.
+  Ties: higher probability first, then customer id.
+* Capacity K counts the customers the team can call: a suppressed customer (contacted by
+  the team in the last ``suppress_days`` days) stays on the list where they rank, marked,
+  and does not use up a call; the list ends at the K-th customer who may be called.
+* Changes, against the latest list of an earlier day: ``new`` (not on that list),
+  ``risen`` / ``fallen`` (probability up / down by at least ``change_tolerance``),
+  ``steady``. Customers on that list but not on this one are departures, with the reason.
+* Drift: PSI of every feature against the model's training rows (warning at
+  ``psi_warning``), and each band's share against its mean over the last 7 lists
+  (warning when it moves by more than ``band_shift_warning``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from churnml.contract import CUSTOMER_ID
+from churnml.errors import ConfigError, DataError, InputError
+from churnml.io import fingerprint
+from features import drift
+from features.model import ChurnModel
+from features.reasons import next_step
+from serving.loading import ServedModel
+from serving.store import ROW_COLUMNS, RiskListStore, today_iso
+
+RANK_BY = ("revenue", "probability")
+BANDS = ("high", "medium", "low")
+CHANGES = ("new", "risen", "fallen", "steady")
+
+
+@dataclass(frozen=True)
+class RiskListSettings:
+    """How the list is cut and checked. Environment: ``CHURNML_CAPACITY``,
+    ``CHURNML_RANK_BY``, ``CHURNML_REVENUE_MONTHS``, ``CHURNML_SUPPRESS_DAYS``,
+    ``CHURNML_PSI_WARNING``, ``CHURNML_BAND_SHIFT_WARNING``; flags override them."""
+
+    capacity: int = 100  # as training's precision at K (TrainingSettings.capacity)
+    rank_by: str = "revenue"
+    revenue_months: float = 12.0
+    suppress_days: int = 14
+    change_tolerance: float = 0.01
+    psi_warning: float = 0.25
+    band_shift_warning: float = 0.10
+    band_history: int = 7
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> RiskListSettings:
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for name, key, kind in (
+            ("capacity", "CHURNML_CAPACITY", int),
+            ("rank_by", "CHURNML_RANK_BY", str),
+            ("revenue_months", "CHURNML_REVENUE_MONTHS", float),
+            ("suppress_days", "CHURNML_SUPPRESS_DAYS", int),
+            ("psi_warning", "CHURNML_PSI_WARNING", float),
+            ("band_shift_warning", "CHURNML_BAND_SHIFT_WARNING", float),
+        ):
+            if env.get(key):
+                try:
+                    values[name] = kind(env[key])
+                except ValueError:
+                    raise ConfigError(f"{key}={env[key]!r}: expected a {kind.__name__}") from None
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = replace(cls(), **values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        if self.capacity < 1:
+            raise ConfigError(f"capacity {self.capacity}: expected at least 1 customer a day")
+        if self.rank_by not in RANK_BY:
+            raise ConfigError(f"rank by {self.rank_by!r}: expected one of {', '.join(RANK_BY)}")
+        if not self.revenue_months > 0:
+            raise ConfigError(f"revenue months {self.revenue_months}: expected more than 0")
+        if self.suppress_days < 0:
+            raise ConfigError(f"suppress days {self.suppress_days}: expected 0 or more")
+
+
+@dataclass
+class RiskListResult:
+    list_date: str
+    list_id: int
+    header: dict[str, Any]
+    frame: pd.DataFrame  # every scored customer, rank order: the export
+    departures: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        h = self.header
+        on = self.frame[self.frame["on_list"]]
+        counts = on["change"].value_counts()
+        changes = ", ".join(f"{counts.get(c, 0)} {c}" for c in CHANGES)
+        shares = ", ".join(f"{b} {h['bands']['shares'].get(b, 0.0):.1%}" for b in BANDS)
+        suppressed = int(on["suppressed"].sum())
+        lines = [
+            f"risk list for {self.list_date}: {h['scored']:,} customers scored by "
+            f"{h['model_name']} version {h['model_version']}; {h['on_list']:,} on the list "
+            f"(capacity {h['capacity']}, ranked by {h['rank_by']}"
+            + (f", {suppressed} suppressed" if suppressed else "")
+            + ")",
+            f"  since {h['previous_date'] or 'no earlier list'}: {changes}; "
+            f"{len(self.departures)} left the list",
+            f"  bands: {shares}",
+        ]
+        warnings = h["drift"]["warnings"]
+        lines.append(
+            "  drift: " + ("WARNING: " + "; ".join(warnings) if warnings else "no warning")
+        )
+        lines += [f"  note: {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+def make_risk_list(
+    customers: pd.DataFrame,
+    interactions: pd.DataFrame,
+    as_of: dt.date,
+    served: ServedModel,
+    store: RiskListStore,
+    settings: RiskListSettings,
+    *,
+    suppression: pd.DataFrame | None = None,
+    suppression_name: str = "suppression table",
+    report: Callable[[str], None] | None = None,
+    after_chunk: Callable[[int], None] | None = None,
+) -> RiskListResult:
+    """Score, rank, compare, check and store the list of ``as_of`` (see the module)."""
+    say = report or (lambda _message: None)
+    day = f"{as_of:%Y-%m-%d}"
+    model = served.model
+    notes: list[str] = []
+
+    say(f"building features as of {day}")
+    features = model.features_from_tables(customers, interactions, pd.Timestamp(as_of))
+    if features.empty:
+        raise DataError(
+            f"no customer is active on {day} (signed up on or before it and not yet left); "
+            "choose another --as-of"
+        )
+    say(f"scoring {len(features):,} customers")
+    x = model.prepare(features)
+    probability = model.predict_proba(x)
+    bands = model.risk_band(probability)
+    drivers = model.reasons(x)
+
+    frame = _profile(customers, features.index)
+    frame["churn_probability"] = probability
+    frame["risk_band"] = bands
+    frame["revenue_at_risk"] = probability * frame["monthly_revenue"] * settings.revenue_months
+    frame["reasons"] = [[{"code": d["code"], "text": d["text"]} for d in row] for row in drivers]
+    frame["action"] = [
+        next_step([d["family"] for d in row], str(band))
+        for row, band in zip(drivers, bands, strict=True)
+    ]
+    frame = _rank(frame, settings, notes)
+    frame = _suppress(frame, suppression, as_of, settings, suppression_name, notes)
+    frame["on_list"] = _on_list(frame["suppressed"].to_numpy(), settings.capacity)
+
+    previous = store.header(before=day)
+    departures = _compare(frame, previous, store, customers, as_of, settings)
+    recent = store.recent_headers(day, settings.band_history)
+    thresholds = {"high": 2 * model.base_rate, "medium": model.base_rate}
+    shares = {b: float(np.mean(bands == b)) for b in BANDS}
+    drift_result = _drift(model, features, shares, recent, settings)
+
+    header = {
+        "list_date": day,
+        "created_at": today_iso(),
+        "model_name": served.name,
+        "model_version": served.version,
+        "model_uri": served.uri,
+        "fingerprint": {
+            "customers_rows": len(customers),
+            "customers_sha256": fingerprint(customers),
+            "interactions_rows": len(interactions),
+            "interactions_sha256": fingerprint(interactions),
+            **(
+                {
+                    "suppression_rows": len(suppression),
+                    "suppression_sha256": fingerprint(suppression),
+                }
+                if suppression is not None
+                else {}
+            ),
+        },
+        "scored": len(frame),
+        "on_list": int(frame["on_list"].sum()),
+        "capacity": settings.capacity,
+        "rank_by": settings.rank_by,
+        "revenue_months": settings.revenue_months,
+        "bands": {"thresholds": thresholds, "shares": shares},
+        "drift": drift_result,
+        "drift_warning": bool(drift_result["warnings"]),
+        "previous_date": previous["list_date"] if previous else None,
+        "departures": len(departures),
+    }
+    say(f"storing {len(frame):,} rows in {store.url.split('://')[0]}")
+    list_id = store.replace_list(
+        header,
+        _row_tuples(frame),
+        list(departures.itertuples(index=False, name=None)),
+        after_chunk=after_chunk,
+    )
+    return RiskListResult(day, list_id, header, frame, departures, notes)
+
+
+def export_frame(result: RiskListResult) -> pd.DataFrame:
+    """The list as a flat table for --out: reasons as text, one column per reason."""
+    frame = result.frame.copy()
+    for i in range(3):
+        frame[f"reason_{i + 1}"] = [r[i]["text"] if len(r) > i else "" for r in frame["reasons"]]
+    frame["reason_codes"] = [",".join(r["code"] for r in rs) for rs in frame["reasons"]]
+    frame = frame.drop(columns=["reasons"])
+    frame.insert(0, "list_date", result.list_date)
+    frame["model_version"] = result.header["model_version"]
+    return frame
+
+
+# -- steps --------------------------------------------------------------------------------
+def _profile(customers: pd.DataFrame, ids: pd.Index) -> pd.DataFrame:
+    table = customers.set_index(CUSTOMER_ID)
+    frame = pd.DataFrame({CUSTOMER_ID: ids.astype(str)})
+    for column in ("segment", "plan"):
+        if column in table.columns:
+            values = table[column].reindex(ids).astype("object")
+            frame[column] = values.where(values.notna(), None).to_numpy()
+        else:
+            frame[column] = None
+    if "monthly_revenue" in table.columns:
+        revenue = pd.to_numeric(table["monthly_revenue"].reindex(ids), errors="coerce")
+        frame["monthly_revenue"] = revenue.to_numpy(dtype="float64", na_value=np.nan)
+    else:
+        frame["monthly_revenue"] = np.nan
+    return frame
+
+
+def _rank(frame: pd.DataFrame, settings: RiskListSettings, notes: list[str]) -> pd.DataFrame:
+    revenue = frame["monthly_revenue"]
+    key = frame["churn_probability"]
+    if settings.rank_by == "revenue":
+        known = revenue.notna()
+        if not known.any():
+            notes.append("no monthly_revenue in the customer table: ranked by probability")
+        else:
+            if not known.all():
+                notes.append(
+                    f"{int((~known).sum()):,} customers have no monthly_revenue: ranked as if "
+                    f"at the median revenue ({revenue.median():,.2f}); their revenue at risk "
+                    "is left empty"
+                )
+            key = frame["churn_probability"] * revenue.fillna(revenue.median())
+    order = np.lexsort(
+        (frame[CUSTOMER_ID].to_numpy(), -frame["churn_probability"].to_numpy(), -key.to_numpy())
+    )
+    frame = frame.iloc[order].reset_index(drop=True)
+    frame.insert(1, "rank", np.arange(1, len(frame) + 1))
+    return frame
+
+
+def _suppress(
+    frame: pd.DataFrame,
+    table: pd.DataFrame | None,
+    as_of: dt.date,
+    settings: RiskListSettings,
+    name: str,
+    notes: list[str],
+) -> pd.DataFrame:
+    frame["suppressed"] = False
+    frame["last_contacted"] = None
+    if table is None:
+        return frame
+    contacted = read_suppression(table, name)
+    end = pd.Timestamp(as_of)
+    future = contacted["contacted_at"] > end
+    if future.any():
+        notes.append(f"{name}: {int(future.sum()):,} contacts after {as_of} are not counted")
+    contacted = contacted[~future]
+    last = contacted.groupby(CUSTOMER_ID)["contacted_at"].max()
+    unknown = ~last.index.isin(frame[CUSTOMER_ID])
+    if unknown.any():
+        notes.append(
+            f"{name}: {int(unknown.sum()):,} customers are not scored on {as_of} "
+            "(not active or not in the data); their rows have no effect"
+        )
+    seen = frame[CUSTOMER_ID].map(last)
+    recent = seen > end - pd.Timedelta(days=settings.suppress_days)
+    frame["suppressed"] = recent.fillna(False).astype(bool).to_numpy()
+    frame["last_contacted"] = [None if pd.isna(v) else f"{v:%Y-%m-%d}" for v in seen]
+    return frame
+
+
+def read_suppression(table: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The suppression table's customer_id and contacted_at (a date), checked."""
+    missing = [c for c in (CUSTOMER_ID, "contacted_at") if c not in table.columns]
+    if missing:
+        raise InputError(
+            f"{name}: missing column {missing[0]!r}; expected columns customer_id and "
+            "contacted_at (YYYY-MM-DD), one row per contact made by the retention team"
+        )
+    ids = table[CUSTOMER_ID].astype("object")
+    text = table["contacted_at"].astype("object")
+    when = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=True)
+    bad = when.isna() | ids.isna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(
+            f"{name}: row {row + 1}: customer_id {ids.iloc[row]!r}, contacted_at "
+            f"{text.iloc[row]!r}: expected a customer id and a date YYYY-MM-DD "
+            f"({int(bad.sum())} such rows)"
+        )
+    return pd.DataFrame(
+        {
+            CUSTOMER_ID: ids.astype(str).to_numpy(),
+            "contacted_at": when.dt.tz_localize(None).dt.normalize().to_numpy(),
+        }
+    )
+
+
+def _on_list(suppressed: np.ndarray, capacity: int) -> np.ndarray:
+    """Rank order in; True down to the capacity-th customer who may be called."""
+    callable_so_far = np.cumsum(~suppressed)
+    if callable_so_far.size == 0 or callable_so_far[-1] <= capacity:
+        return np.ones(len(suppressed), dtype=bool)
+    last = int(np.searchsorted(callable_so_far, capacity))  # first index reaching capacity
+    result = np.zeros(len(suppressed), dtype=bool)
+    result[: last + 1] = True
+    return result
+
+
+def _compare(
+    frame: pd.DataFrame,
+    previous: dict | None,
+    store: RiskListStore,
+    customers: pd.DataFrame,
+    as_of: dt.date,
+    settings: RiskListSettings,
+) -> pd.DataFrame:
+    """Fill change / previous_rank / previous_probability; return the departures."""
+    columns = [
+        "customer_id",
+        "previous_rank",
+        "previous_probability",
+        "rank",
+        "churn_probability",
+        "why",
+    ]
+    frame["change"] = None
+    frame["previous_rank"] = None
+    frame["previous_probability"] = None
+    if previous is None:
+        frame.loc[frame["on_list"], "change"] = "new"
+        return pd.DataFrame(columns=columns)
+    before = store.previous_rows(previous["list_id"])
+    ids = frame[CUSTOMER_ID].tolist()
+    found = [before.get(c) for c in ids]
+    frame["previous_rank"] = [f[0] if f else None for f in found]
+    frame["previous_probability"] = [f[1] if f else None for f in found]
+    was_on = np.array([bool(f and f[2]) for f in found])
+    old_p = np.array([f[1] if f else np.nan for f in found], dtype="float64")
+    delta = frame["churn_probability"].to_numpy() - old_p
+    change = np.where(
+        ~was_on,
+        "new",
+        np.where(
+            delta >= settings.change_tolerance,
+            "risen",
+            np.where(delta <= -settings.change_tolerance, "fallen", "steady"),
+        ),
+    ).astype(object)
+    change[~frame["on_list"].to_numpy()] = None
+    frame["change"] = change
+
+    today = frame.set_index(CUSTOMER_ID)
+    churned = _churned_by(customers, as_of)
+    rows = []
+    for customer, (rank, p, on) in sorted(before.items(), key=lambda item: item[1][0]):
+        if not on or (customer in today.index and today.at[customer, "on_list"]):
+            continue
+        if customer in today.index:
+            now_rank = int(today.at[customer, "rank"])
+            now_p = float(today.at[customer, "churn_probability"])
+            if today.at[customer, "suppressed"]:
+                why = f"now rank {now_rank}, below the capacity of {settings.capacity} callable"
+            else:
+                why = (
+                    f"now rank {now_rank} with probability {now_p:.1%}, below the capacity "
+                    f"of {settings.capacity}"
+                )
+            rows.append((customer, rank, p, now_rank, now_p, why))
+        elif customer in churned:
+            rows.append((customer, rank, p, None, None, f"left on {churned[customer]}"))
+        else:
+            rows.append(
+                (customer, rank, p, None, None, f"not active on {as_of} or not in the data")
+            )
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _churned_by(customers: pd.DataFrame, as_of: dt.date) -> dict[str, str]:
+    if "churned_at" not in customers.columns:
+        return {}
+    left = pd.to_datetime(customers["churned_at"], errors="coerce")
+    mask = left.notna() & (left <= pd.Timestamp(as_of))
+    return dict(
+        zip(
+            customers.loc[mask, CUSTOMER_ID].astype(str),
+            left[mask].dt.strftime("%Y-%m-%d"),
+            strict=True,
+        )
+    )
+
+
+def _drift(
+    model: ChurnModel,
+    features: pd.DataFrame,
+    shares: dict[str, float],
+    recent: list[dict],
+    settings: RiskListSettings,
+) -> dict[str, Any]:
+    warnings: list[str] = []
+    result: dict[str, Any] = {"psi_warning": settings.psi_warning}
+    if model.distribution:
+        x = model.prepare(features)
+        values = drift.psi(model.distribution, x)
+        over = sorted(
+            (c for c, v in values.items() if v > settings.psi_warning), key=lambda c: -values[c]
+        )
+        result["psi"] = {c: round(v, 4) for c, v in values.items()}
+        result["psi_over"] = over
+        if over:
+            shown = ", ".join(f"{c} {values[c]:.2f}" for c in over[:5])
+            more = f" and {len(over) - 5} more" if len(over) > 5 else ""
+            warnings.append(
+                f"{len(over)} features moved from training (PSI over "
+                f"{settings.psi_warning}): {shown}{more}"
+            )
+    else:
+        result["psi"] = {}
+        result["psi_over"] = []
+        result["note"] = "the model holds no training distribution (retrain to check drift)"
+    result["band_shift_warning"] = settings.band_shift_warning
+    result["band_history"] = [h["list_date"] for h in recent]
+    if recent:
+        means = {
+            b: float(np.mean([h["bands"]["shares"].get(b, 0.0) for h in recent])) for b in BANDS
+        }
+        result["band_recent_mean"] = means
+        for band in BANDS:
+            moved = shares[band] - means[band]
+            if abs(moved) > settings.band_shift_warning:
+                warnings.append(
+                    f"the {band} band holds {shares[band]:.1%} of customers against "
+                    f"{means[band]:.1%} over the last {len(recent)} lists"
+                )
+    result["warnings"] = warnings
+    return result
+
+
+def _row_tuples(frame: pd.DataFrame) -> list[tuple]:
+    def clean(values: pd.Series) -> list:
+        return [
+            None if v is None or (isinstance(v, float) and np.isnan(v)) else v
+            for v in values.tolist()
+        ]
+
+    columns = {
+        "customer_id": frame[CUSTOMER_ID].tolist(),
+        "rank": frame["rank"].tolist(),
+        "segment": clean(frame["segment"]),
+        "plan": clean(frame["plan"]),
+        "monthly_revenue": clean(frame["monthly_revenue"]),
+        "churn_probability": frame["churn_probability"].tolist(),
+        "risk_band": frame["risk_band"].tolist(),
+        "revenue_at_risk": clean(frame["revenue_at_risk"]),
+        "reasons": [json.dumps(r) for r in frame["reasons"]],
+        "action": frame["action"].tolist(),
+        "on_list": frame["on_list"].tolist(),
+        "change": frame["change"].tolist(),
+        "previous_rank": [None if pd.isna(v) else int(v) for v in frame["previous_rank"]],
+        "previous_probability": clean(frame["previous_probability"]),
+        "suppressed": frame["suppressed"].tolist(),
+        "last_contacted": frame["last_contacted"].tolist(),
+    }
+    return list(zip(*(columns[name] for name in ROW_COLUMNS), strict=True))
