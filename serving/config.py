@@ -8,6 +8,7 @@
 | auth | ``CHURNML_AUTH`` (``on`` / ``off``) | ``on``: with no key the service will not start |
 | max_body_bytes | ``CHURNML_MAX_BODY_BYTES`` | 33554432 (32 MiB) |
 | tracking URI | ``MLFLOW_TRACKING_URI`` | SQLite under ``CHURNML_HOME`` (``churnml.settings``) |
+| risk_store | ``CHURNML_RISK_STORE`` | SQLite ``CHURNML_HOME/risk-lists.db`` (``serving.store``) |
 
 A keys file holds one key per line; blank lines and lines starting with ``#`` are skipped.
 Admin keys may also score. Nothing is read at import time.
@@ -37,6 +38,7 @@ class ServingSettings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     tracking_uri: str = ""
     home: Path = Path(".churnml")
+    risk_store: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServingSettings:
@@ -70,6 +72,7 @@ class ServingSettings:
             max_body_bytes=max_body,
             tracking_uri=core.effective_tracking_uri,
             home=core.home,
+            risk_store=env.get("CHURNML_RISK_STORE") or None,
         )
 
 

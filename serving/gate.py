@@ -1,6 +1,8 @@
 """The door of the service: API keys and the body size limit, as one plain ASGI middleware.
 
-* ``/healthz``, ``/livez``, ``/readyz`` and ``/metrics`` are open (probes and Prometheus).
+* ``/healthz``, ``/livez``, ``/readyz`` and ``/metrics`` are open (probes and Prometheus),
+  and so are the retention page ``/`` and its files under ``/ui/``: they hold no data, the
+  page asks for a key and sends it with every call to the API.
 * ``/admin/...`` needs an admin key; every other path (the API, the OpenAPI spec and
   its page) needs an API key or an admin key, as ``Authorization: Bearer KEY``.
   No or unknown key: 401; a known key without the scope: 403.
@@ -22,7 +24,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics"})
+OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics", "/"})
+# The page's own files (no data: the page asks for a key and sends it to the API).
+OPEN_PREFIX = "/ui/"
 ADMIN_PREFIX = "/admin/"
 
 
@@ -78,7 +82,7 @@ class Gate:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
-        if path in OPEN_PATHS:
+        if path in OPEN_PATHS or path.startswith(OPEN_PREFIX):
             await self.app(scope, receive, send)
             return
         if self.keys is not None:

@@ -168,7 +168,7 @@ def make_risk_list(
     frame["churn_probability"] = probability
     frame["risk_band"] = bands
     frame["revenue_at_risk"] = probability * frame["monthly_revenue"] * settings.revenue_months
-    frame["reasons"] = [[{"code": d["code"], "text": d["text"]} for d in row] for row in drivers]
+    frame["reasons"] = drivers  # [{code, family, feature, text, value, usual, contribution}]
     frame["action"] = [
         next_step([d["family"] for d in row], str(band))
         for row, band in zip(drivers, bands, strict=True)
@@ -226,14 +226,19 @@ def make_risk_list(
 
 
 def export_frame(result: RiskListResult) -> pd.DataFrame:
-    """The list as a flat table for --out: reasons as text, one column per reason."""
-    frame = result.frame.copy()
+    """The list as a flat table for --out."""
+    return flat_table(result.frame, result.list_date, result.header["model_version"])
+
+
+def flat_table(frame: pd.DataFrame, list_date: str, model_version: str) -> pd.DataFrame:
+    """List rows as a flat table (exports, CSV download): one text column per reason."""
+    frame = frame.copy()
     for i in range(3):
         frame[f"reason_{i + 1}"] = [r[i]["text"] if len(r) > i else "" for r in frame["reasons"]]
     frame["reason_codes"] = [",".join(r["code"] for r in rs) for rs in frame["reasons"]]
     frame = frame.drop(columns=["reasons"])
-    frame.insert(0, "list_date", result.list_date)
-    frame["model_version"] = result.header["model_version"]
+    frame.insert(0, "list_date", list_date)
+    frame["model_version"] = model_version
     return frame
 
 

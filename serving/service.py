@@ -2,7 +2,8 @@
 
 Run it with ``churnml serve [--port P]`` (or ``bentoml serve serving.service:ChurnService``).
 Endpoints: ``POST /score``, ``POST /score_ids``, ``GET /model``, ``POST /admin/reload``,
-and BentoML's ``/healthz``, ``/livez``, ``/readyz``, ``/metrics``. See ``docs/serving.md``.
+``GET /risk-list``, ``GET /risk-list.csv``, the retention team's page at ``/``, and
+BentoML's ``/healthz``, ``/livez``, ``/readyz``, ``/metrics``. See ``docs/serving.md``.
 
 The model is loaded once per worker in ``__init__`` (``serving.loading``); each API method
 is thin: validate (pydantic, then ``serving.scoring.check_rows``), build features, score,
@@ -23,21 +24,24 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import bentoml
-from fastapi import FastAPI
+from fastapi import FastAPI, Query
 from pydantic import Field
-from starlette.responses import JSONResponse
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse
 
 from churnml.errors import ChurnmlError
 from serving.config import ServingSettings
 from serving.gate import Gate, KeyRing
+from serving.list_schemas import RiskListPage, ScoreIdsResponse
+from serving.lists import Lists, NoList
 from serving.loading import ServedModel, load_served_model
 from serving.schemas import (
     MAX_CUSTOMERS,
     Customer,
     Day,
+    ErrorResponse,
     ModelInfo,
     ReloadResponse,
     ScoreResponse,
@@ -46,6 +50,12 @@ from serving.scoring import RequestProblems
 
 log = logging.getLogger("churnml.serving")
 FOLLOW_EVERY_SECONDS = 1.0
+MAX_PAGE = 1000
+PAGE = Path(__file__).resolve().parent / "page"
+PAGE_FILES = {
+    "app.js": "text/javascript; charset=utf-8",
+    "app.css": "text/css; charset=utf-8",
+}
 
 
 def _workers() -> int:
@@ -102,6 +112,7 @@ class ChurnService:
         log.info(
             "serving %s version %s (%s)", self.served.name, self.served.version, self.served.uri
         )
+        self.lists = Lists(self.settings.home, self.settings.risk_store)
         _freeze_heap()
 
     # -- endpoints ---------------------------------------------------------------------------
@@ -142,17 +153,128 @@ class ChurnService:
             Field(
                 min_length=1,
                 max_length=MAX_CUSTOMERS,
-                description="Customer ids to answer from the latest daily scoring.",
+                description="Customer ids to answer from the latest daily risk list.",
             ),
         ],
-    ) -> ScoreResponse:
-        """Scores of known customers from the latest daily scoring (not available yet: 404)."""
-        return _problem_response(
-            404,
-            "no daily scoring is stored yet: the daily risk list (churnml risk-list) fills it; "
-            "until then POST /score with the customers' contacts",
-            [],
+    ) -> ScoreIdsResponse:
+        """Scores of known customers from the latest daily risk list (no contacts needed).
+
+        Ids the latest list does not hold are returned in ``not_found``; with no list stored
+        yet the answer is 404.
+        """
+        try:
+            found = await asyncio.to_thread(self.lists.scores, customer_ids)
+        except NoList as error:
+            return _problem_response(404, str(error), [])
+        return ScoreIdsResponse.model_validate(found)
+
+    @info_app.get(
+        "/risk-list",
+        response_model=RiskListPage,
+        tags=["Risk lists"],
+        responses={404: {"model": ErrorResponse, "description": "No list for that day."}},
+    )
+    async def risk_list(
+        self,
+        date: Annotated[
+            dt.date | None, Query(description="The list's day (YYYY-MM-DD); default: the latest.")
+        ] = None,
+        band: Annotated[
+            Literal["high", "medium", "low"] | None, Query(description="Only this risk band.")
+        ] = None,
+        segment: Annotated[
+            str | None, Query(max_length=200, description="Only this segment.")
+        ] = None,
+        customer: Annotated[
+            str | None,
+            Query(max_length=200, description="Only customer ids containing this text."),
+        ] = None,
+        scope: Annotated[
+            Literal["list", "all"],
+            Query(description="list: the customers within capacity; all: everyone scored."),
+        ] = "list",
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Rows per page.")] = 100,
+        offset: Annotated[int, Query(ge=0, le=10**9, description="Rows to skip.")] = 0,
+    ) -> RiskListPage:
+        """A page of a day's risk list: rows in rank order, changes, departures, drift."""
+        try:
+            page = await asyncio.to_thread(
+                self.lists.page,
+                date.isoformat() if date else None,
+                band=band,
+                segment=segment,
+                customer=customer,
+                scope=scope,
+                limit=limit,
+                offset=offset,
+            )
+        except NoList as error:
+            return _problem_response(404, str(error), [])
+        return RiskListPage.model_validate(page)
+
+    @info_app.get(
+        "/risk-list.csv",
+        tags=["Risk lists"],
+        response_class=PlainTextResponse,
+        responses={
+            200: {"content": {"text/csv": {}}, "description": "The matching rows as CSV."},
+            404: {"model": ErrorResponse, "description": "No list for that day."},
+        },
+    )
+    async def risk_list_csv(
+        self,
+        date: Annotated[
+            dt.date | None, Query(description="The list's day (YYYY-MM-DD); default: the latest.")
+        ] = None,
+        band: Annotated[
+            Literal["high", "medium", "low"] | None, Query(description="Only this risk band.")
+        ] = None,
+        segment: Annotated[
+            str | None, Query(max_length=200, description="Only this segment.")
+        ] = None,
+        customer: Annotated[
+            str | None,
+            Query(max_length=200, description="Only customer ids containing this text."),
+        ] = None,
+        scope: Annotated[
+            Literal["list", "all"],
+            Query(description="list: the customers within capacity; all: everyone scored."),
+        ] = "list",
+        limit: Annotated[
+            int | None, Query(ge=1, description="Rows at most; default: all that match.")
+        ] = None,
+        offset: Annotated[int, Query(ge=0, le=10**9, description="Rows to skip.")] = 0,
+    ) -> PlainTextResponse:
+        """The same rows as ``GET /risk-list``, as a CSV file (reasons as text columns)."""
+        try:
+            name, text = await asyncio.to_thread(
+                self.lists.csv,
+                date.isoformat() if date else None,
+                band=band,
+                segment=segment,
+                customer=customer,
+                scope=scope,
+                limit=limit,
+                offset=offset,
+            )
+        except NoList as error:
+            return _problem_response(404, str(error), [])
+        return PlainTextResponse(
+            text,
+            media_type="text/csv; charset=utf-8",
+            headers={"content-disposition": f'attachment; filename="{name}"'},
         )
+
+    @info_app.get("/", include_in_schema=False)
+    async def page(self) -> FileResponse:
+        """The retention team's page (it holds no data: it asks for a key, then calls the API)."""
+        return FileResponse(PAGE / "index.html", media_type="text/html; charset=utf-8")
+
+    @info_app.get("/ui/{name}", include_in_schema=False)
+    async def page_file(self, name: str) -> FileResponse:
+        if name not in PAGE_FILES:
+            return _problem_response(404, f"no file {name!r}", [])
+        return FileResponse(PAGE / name, media_type=PAGE_FILES[name])
 
     @info_app.get("/model", response_model=ModelInfo, tags=["Service APIs"])
     async def model(self) -> ModelInfo:
