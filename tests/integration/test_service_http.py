@@ -46,10 +46,16 @@ def call(url: str, *, method: str = "GET", body: object = None, key: str | None 
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def risk_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The server's own list store (empty until a test writes a list)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('lists') / 'lists.db'}"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, risk_store: str) -> Iterator[str]:
     home = trained_home()
     port = free_port()
-    env = {**os.environ, **service_env(home)}
+    env = {**os.environ, **service_env(home, CHURNML_RISK_STORE=risk_store)}
     env.pop("MLFLOW_TRACKING_URI", None)
     log_path = tmp_path_factory.mktemp("serve") / "serve.log"
     churnml = Path(sys.executable).with_name("churnml")
@@ -94,6 +100,85 @@ def test_model_and_reload_over_http(server: str) -> None:
     status, raw = call(server + "/admin/reload", method="POST", body={}, key=ADMIN_KEY)
     assert status == 200, raw
     assert json.loads(raw)["reloaded"] is True
+
+
+def test_risk_list_endpoints_answer_from_the_stored_lists(server: str, risk_store: str) -> None:
+    status, raw = call(server + "/risk-list")
+    assert status == 404 and b"churnml risk-list" in raw
+    assert call(server + "/score_ids", method="POST", body={"customer_ids": ["C1"]})[0] == 404
+
+    import datetime as dt
+
+    from churnml.validation import load_tables
+    from serving.loading import load_served_model
+    from serving.risklist import RiskListSettings, make_risk_list
+    from serving.store import RiskListStore
+    from tests.serving.helpers import SAMPLE
+
+    home = trained_home()
+    served = load_served_model(
+        "models:/churn-risk@champion", f"sqlite:///{(home / 'mlflow.db').resolve()}"
+    )
+    tables = load_tables(SAMPLE / "customers.csv", SAMPLE / "interactions.csv")
+    store = RiskListStore(risk_store)
+    for day in (dt.date(2026, 6, 10), dt.date(2026, 6, 17)):
+        latest = make_risk_list(
+            tables.customers,
+            tables.interactions,
+            day,
+            served,
+            store,
+            RiskListSettings(capacity=30),
+        )
+
+    assert call(server + "/risk-list", key=None)[0] == 401
+    status, raw = call(server + "/risk-list")
+    assert status == 200, raw
+    page = json.loads(raw)
+    assert page["date"] == "2026-06-17" and page["previous_date"] == "2026-06-10"
+    assert page["total"] == 30 and [r["rank"] for r in page["rows"]] == list(range(1, 31))
+    assert page["dates"] == ["2026-06-17", "2026-06-10"]
+    assert all(r["reasons"] and r["change"] for r in page["rows"])
+    assert {d["customer_id"] for d in page["departures"]} == set(latest.departures["customer_id"])
+
+    paged = json.loads(call(server + "/risk-list?offset=10&limit=5")[1])
+    assert [r["rank"] for r in paged["rows"]] == [11, 12, 13, 14, 15]
+    high = json.loads(call(server + "/risk-list?band=high&scope=all&limit=1000")[1])
+    expected = int((latest.frame["risk_band"] == "high").sum())
+    assert high["total"] == expected and {r["risk_band"] for r in high["rows"]} == {"high"}
+    segment = page["segments"][0]
+    by_segment = json.loads(call(server + f"/risk-list?segment={segment}")[1])
+    assert by_segment["rows"] and {r["segment"] for r in by_segment["rows"]} == {segment}
+    first = page["rows"][0]["customer_id"]
+    found = json.loads(call(server + f"/risk-list?customer={first[2:]}&scope=all")[1])
+    assert first in {r["customer_id"] for r in found["rows"]}
+    assert all(first[2:] in r["customer_id"] for r in found["rows"])
+    older = json.loads(call(server + "/risk-list?date=2026-06-10")[1])
+    assert older["date"] == "2026-06-10" and older["previous_date"] is None
+    status, raw = call(server + "/risk-list?date=2020-01-01")
+    assert status == 404 and b"2026-06-17" in raw
+    assert call(server + "/risk-list?date=yesterday")[0] == 422
+    assert call(server + "/risk-list?limit=0")[0] == 422
+
+    status, raw = call(server + "/risk-list.csv?band=high")
+    assert status == 200
+    lines = raw.decode().splitlines()
+    on_list_high = [r for r in page["rows"] if r["risk_band"] == "high"]
+    assert lines[0].startswith("list_date,customer_id,rank") and "reason_1" in lines[0]
+    assert len(lines) - 1 == len(on_list_high)
+
+    body = {"customer_ids": [first, "nobody"]}
+    status, raw = call(server + "/score_ids", method="POST", body=body)
+    assert status == 200, raw
+    answer = json.loads(raw)
+    assert answer["not_found"] == ["nobody"] and answer["list_date"] == "2026-06-17"
+    (score,) = answer["scores"]
+    assert score["customer_id"] == first and score["as_of"] == "2026-06-17"
+    assert score["churn_probability"] == pytest.approx(page["rows"][0]["churn_probability"])
+    assert score["reasons"][0]["text"] == page["rows"][0]["reasons"][0]["text"]
+
+    status, raw = call(server + "/", key=None)
+    assert status == 200 and raw.lower().startswith(b"<!doctype html")
 
 
 @pytest.fixture(scope="module")
