@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from churnml.errors import ChurnmlError, ConfigError, DataError, NotAvailableYet
+from churnml.errors import ChurnmlError, ConfigError, DataError
 from churnml.progress import Reporter
 from churnml.settings import Settings
 
@@ -210,10 +210,6 @@ def generate(
     )
     if auc:
         typer.echo(f"oracle ROC-AUC (the best any model can do) on {auc}")
-
-
-def _not_yet(command: str, issue: str) -> None:
-    raise NotAvailableYet(f"churnml {command} is not available yet (it arrives with {issue})")
 
 
 @app.command()
@@ -493,14 +489,21 @@ def _risk_list(
 ):
     from churnml.io import check_output_path, read_table, write_table
     from serving.loading import load_served_model
-    from serving.risklist import RiskListSettings, export_frame, make_risk_list
+    from serving.risklist import (
+        RiskListSettings,
+        export_frame,
+        make_risk_list,
+        read_suppression,
+    )
     from serving.store import RiskListStore, store_url
 
     list_settings = RiskListSettings.from_env(**overrides)
     if out is not None:
         check_output_path(out)
     reporter = Reporter(quiet=quiet)
-    suppression = read_table(suppress, "suppression") if suppress is not None else None
+    suppression = None
+    if suppress is not None:  # checked before any work
+        suppression = read_suppression(read_table(suppress, "suppression"), str(suppress))
     uri = model or os.environ.get("CHURNML_MODEL_URI") or "models:/churn-risk@champion"
     with reporter.step(f"loading {uri}"):
         served = load_served_model(uri, settings.effective_tracking_uri)
@@ -613,7 +616,8 @@ def run(
     snapshots, logs the run to MLflow and registers the model behind the promotion gate.
     When the registry has no champion yet and the gate keeps the new model as
     challenger, the quickstart promotes it explicitly (recorded as the decision
-    "quickstart") and says why the gate held it. Then it starts the scoring service on
+    "quickstart") and says why the gate held it. It writes the risk list of the latest
+    contact day with the champion (the store under CHURNML_HOME), then starts the service on
     127.0.0.1; without configured API keys it makes one for this machine and saves it in
     CHURNML_HOME/api-key.
     """
@@ -652,8 +656,14 @@ def run(
             f"quickstart: no champion existed, so version {event['version']} was promoted "
             "explicitly (decision 'quickstart'); the gate's reasons above still stand"
         )
+    result = _risk_list(settings, as_of, tables=tables, quiet=quiet)
+    typer.echo(result.summary())
     if serve_after:
         _local_api_key(settings)
+        typer.echo(
+            f"the retention team's page: http://127.0.0.1:{port}/ (it asks for the key); "
+            f"the list as JSON: GET /risk-list, as CSV: GET /risk-list.csv"
+        )
         serve(port=port, host="127.0.0.1", model=None, workers=1)
 
 
@@ -710,12 +720,25 @@ def _build_features(tables, as_of: dt.date, reporter: Reporter):
     return frame
 
 
+def _quiet_libraries() -> None:
+    """MLflow's and alembic's INFO lines ("Creating initial MLflow database tables...") and
+    MLflow's hint about type hints on the pyfunc say nothing a churnml user can act on."""
+    import logging
+    import warnings
+
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is imported
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(os.environ["MLFLOW_LOGGING_LEVEL"].upper())
+    warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script: one line and an exit code for a user's mistake.
 
     Usage errors (unknown flags, bad values) are reported by the CLI framework itself,
     with exit code 2; churnml's own errors are caught here.
     """
+    _quiet_libraries()
     try:
         app(args=argv, prog_name="churnml")
     except ChurnmlError as error:

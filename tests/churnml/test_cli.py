@@ -64,11 +64,10 @@ def test_missing_file_is_exit_2_without_traceback():
     assert "does not exist" in err
 
 
-@pytest.mark.parametrize("command", ["risk-list"])
-def test_commands_not_built_yet_exit_2_saying_so(capsys, command):
-    code, _, err = call(capsys, command)
-    assert code == 2
-    assert "not available yet" in err
+def test_risk_list_without_a_champion_is_one_line_saying_what_to_do(capsys):
+    code, _, err = call(capsys, "risk-list", "--as-of", "2026-06-01")
+    assert code != 0 and err.count("\n") == 1
+    assert "churnml train" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize(
@@ -146,8 +145,18 @@ def test_duplicate_customer_ids_stop_features_with_one_line(tmp_path, capsys):
 def test_features_command_writes_one_row_per_active_customer(tmp_path, capsys):
     c, i = _write(tmp_path)
     out_file = tmp_path / "features.parquet"
-    code, _, _ = call(capsys, "features", "--customers", str(c), "--interactions", str(i),
-                      "--as-of", "2025-02-28", "--out", str(out_file))
+    code, _, _ = call(
+        capsys,
+        "features",
+        "--customers",
+        str(c),
+        "--interactions",
+        str(i),
+        "--as-of",
+        "2025-02-28",
+        "--out",
+        str(out_file),
+    )
     assert code == 0
     frame = pd.read_parquet(out_file)
     # C2 left on 2025-03-01, so is still active on 2025-02-28; all three are.
@@ -161,8 +170,18 @@ def test_features_command_reports_rows_set_aside(tmp_path, capsys):
     )
     c, i = _write(tmp_path, interactions=interactions)
     out_file = tmp_path / "features.csv"
-    code, _, err = call(capsys, "features", "--customers", str(c), "--interactions", str(i),
-                        "--as-of", "2025-02-28", "--out", str(out_file))
+    code, _, err = call(
+        capsys,
+        "features",
+        "--customers",
+        str(c),
+        "--interactions",
+        str(i),
+        "--as-of",
+        "2025-02-28",
+        "--out",
+        str(out_file),
+    )
     assert code == 0
     assert "set aside 1 interactions rows" in err
     frame = pd.read_csv(out_file)
@@ -171,8 +190,18 @@ def test_features_command_reports_rows_set_aside(tmp_path, capsys):
 
 def test_features_before_anyone_signed_up_is_a_one_line_error(tmp_path, capsys):
     c, i = _write(tmp_path)
-    code, _, err = call(capsys, "features", "--customers", str(c), "--interactions", str(i),
-                        "--as-of", "2020-01-01", "--out", str(tmp_path / "f.csv"))
+    code, _, err = call(
+        capsys,
+        "features",
+        "--customers",
+        str(c),
+        "--interactions",
+        str(i),
+        "--as-of",
+        "2020-01-01",
+        "--out",
+        str(tmp_path / "f.csv"),
+    )
     assert code == 1
     assert "no customer is active on 2020-01-01" in err
 
@@ -192,16 +221,70 @@ def test_run_builds_features_trains_and_leaves_a_champion(capsys, isolated_home)
     assert history and history[-1]["version"] == "1"
     # MLflow's process-wide tracking URI is restored: nothing points at ./mlflow.db.
     assert "MLFLOW_TRACKING_URI" not in os.environ
+    # The day's risk list is stored before the service would start.
+    from serving.store import RiskListStore, default_url
+
+    store = RiskListStore(default_url(isolated_home), create=False)
+    assert store.dates() == ["2026-06-24"]
+    assert "risk list for 2026-06-24" in out
+
+    # churnml risk-list on the same home: flags, export, and mistakes caught before work.
+    out_file = isolated_home / "list.csv"
+    code, out, err = call(
+        capsys,
+        "risk-list",
+        "--as-of",
+        "2026-06-20",
+        "--capacity",
+        "5",
+        "--rank-by",
+        "probability",
+        "--out",
+        str(out_file),
+        "--quiet",
+    )
+    assert code == 0, err
+    exported = pd.read_csv(out_file)
+    assert exported["on_list"].sum() == 5 and exported["rank"].tolist()[:3] == [1, 2, 3]
+    assert exported["churn_probability"].is_monotonic_decreasing
+    assert {"reason_1", "revenue_at_risk", "change", "suppressed"} <= set(exported.columns)
+    assert store.dates() == ["2026-06-24", "2026-06-20"]
+    code, _, err = call(capsys, "risk-list", "--rank-by", "luck")
+    assert code == 2 and "luck" in err
+    code, _, err = call(capsys, "risk-list", "--out", str(isolated_home / "list.txt"))
+    assert code == 2 and ".csv or .parquet" in err
+    suppress = isolated_home / "called.csv"
+    suppress.write_text("customer_id,called\nC1,2026-06-01\n")
+    code, _, err = call(capsys, "risk-list", "--suppress", str(suppress))
+    assert code == 2 and "contacted_at" in err and err.count("\n") == 1
+    assert store.dates() == ["2026-06-24", "2026-06-20"]
 
 
 def test_generate_writes_a_world_that_validates(tmp_path, capsys):
     world = tmp_path / "world"
-    code, out, _ = call(capsys, "generate", "--customers", "200", "--days", "120",
-                        "--seed", "7", "--out", str(world), "--quiet")
+    code, out, _ = call(
+        capsys,
+        "generate",
+        "--customers",
+        "200",
+        "--days",
+        "120",
+        "--seed",
+        "7",
+        "--out",
+        str(world),
+        "--quiet",
+    )
     assert code == 0
     assert "oracle ROC-AUC" in out
-    code, out, _ = call(capsys, "validate", "--customers", str(world / "customers.csv"),
-                        "--interactions", str(world / "interactions.csv"))
+    code, out, _ = call(
+        capsys,
+        "validate",
+        "--customers",
+        str(world / "customers.csv"),
+        "--interactions",
+        str(world / "interactions.csv"),
+    )
     assert code == 0, out
 
 
@@ -240,8 +323,18 @@ def test_flag_mistakes_are_one_line_errors(capsys, args, words):
 
 def test_score_without_a_champion_says_what_to_do(tmp_path, capsys):
     c, i = _write(tmp_path)
-    code, _, err = call(capsys, "score", "--customers", str(c), "--interactions", str(i),
-                        "--as-of", "2025-02-28", "--out", str(tmp_path / "s.csv"))
+    code, _, err = call(
+        capsys,
+        "score",
+        "--customers",
+        str(c),
+        "--interactions",
+        str(i),
+        "--as-of",
+        "2025-02-28",
+        "--out",
+        str(tmp_path / "s.csv"),
+    )
     assert code == 1
     last = err.strip().splitlines()[-1]
     assert last.startswith("churnml: error:") and "churnml train" in last
