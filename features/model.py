@@ -101,11 +101,10 @@ class ChurnModel:
         x = frame[self.feature_names].copy()
         for column in self.feature_names:
             if column in self.categories:
-                values = x[column].astype("object")
-                values = values.where(values.notna(), None).map(
-                    lambda v: None if v is None else str(v)
+                # As text ("string" keeps missing values missing), then the training codes.
+                x[column] = pd.Categorical(
+                    x[column].astype("string"), categories=self.categories[column]
                 )
-                x[column] = pd.Categorical(values, categories=self.categories[column])
             else:
                 x[column] = pd.to_numeric(x[column], errors="coerce").astype("float64")
         return x
@@ -153,6 +152,22 @@ class ChurnModel:
         """The families that raise each customer's risk most, in plain words with the
         customer's own numbers (``features.reasons``: code, family, feature, text, ...)."""
         return self.explainer.explain(self.contributions(x), x, top)
+
+    def explained_scores(
+        self, x: pd.DataFrame, top: int = REASONS_PER_CUSTOMER, chunk: int = 5_000
+    ) -> tuple[np.ndarray, list[list[dict[str, Any]]]]:
+        """Calibrated probabilities and reasons of prepared features with one tree traversal
+        per row: the path attributions add up to the raw score (bias + shares). In chunks
+        of rows, so that the (rows x trees x depth) work arrays stay small."""
+        probabilities: list[np.ndarray] = []
+        reasons: list[list[dict[str, Any]]] = []
+        for start in range(0, len(x), chunk):
+            part = x.iloc[start : start + chunk]
+            shares = self.contributions(part)
+            raw = 1.0 / (1.0 + np.exp(-(self.attributions.bias + shares.sum(axis=1))))
+            probabilities.append(self.calibrator.predict(raw))
+            reasons += self.explainer.explain(shares, part, top)
+        return np.concatenate(probabilities) if probabilities else np.array([]), reasons
 
     def _words(self, family: str) -> str:
         return self.family_words.get(family) or FAMILY_WORDS.get(family, family)

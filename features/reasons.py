@@ -28,6 +28,7 @@ How a reason is made, for one customer:
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -39,6 +40,9 @@ import numpy as np
 import pandas as pd
 
 REASONS_PER_CUSTOMER = 3
+EXPLAIN_CHUNK_ROWS = 20_000  # bounds the (rows x features) work arrays of Explainer.explain
+MAX_CACHED_TEXTS = 200_000
+_CACHEABLE = (int, float, str, np.integer, np.floating)
 _WINDOW = re.compile(r"^(?P<base>.+)_(?P<window>\d+)d$")
 
 # (template, unit). ``{v}`` is the customer's value in the unit's words, ``{w}`` the window,
@@ -348,6 +352,21 @@ def describe(
     -> ``"waited 14 minutes on average in the last 30 days, 3 times the usual"``.
     """
     usual = (reference or {}).get(column, {}).get("median")
+    spec = _words_of(column)
+    if spec is None:
+        return _describe_other(column, value, usual)
+    template, unit, missing, window = spec
+    number = _as_float(value)
+    if number is None:
+        return missing
+    # {s} ends a counted noun: "1 long wait", "3 long waits".
+    text = template.format(v=show(number, unit), w=window, s="" if number == 1 else "s")
+    return text + _compare(number, usual, unit, True)
+
+
+@functools.lru_cache(maxsize=4096)
+def _words_of(column: str) -> tuple[str, str, str, str | None] | None:
+    """(template, unit, the words when missing, window) of a column; None: a profile column."""
     base, window = column, None
     match = _WINDOW.match(column)
     if match and (match["base"] in _WINDOWED_WORDS or _CHANNEL_CONTACTS.match(match["base"])):
@@ -361,19 +380,12 @@ def describe(
     elif base in _SNAPSHOT_WORDS:
         template, unit = _SNAPSHOT_WORDS[base]
     else:
-        return _describe_other(column, value, usual)
-
-    number = _as_float(value)
-    if number is None:
-        missing = _MISSING_WORDS.get(
-            base,
-            f"has no value for {base.replace('_', ' ')}"
-            + (" in the last {w} days" if window else ""),
-        )
-        return missing.format(w=window)
-    # {s} ends a counted noun: "1 long wait", "3 long waits".
-    text = template.format(v=show(number, unit), w=window, s="" if number == 1 else "s")
-    return text + _compare(number, usual, unit, True)
+        return None
+    missing = _MISSING_WORDS.get(
+        base,
+        f"has no value for {base.replace('_', ' ')}" + (" in the last {w} days" if window else ""),
+    ).format(w=window)
+    return template, unit, missing, window
 
 
 def _describe_other(column: str, value: Any, usual: float | None) -> str:
@@ -440,6 +452,11 @@ class Explainer:
             membership[j, index[family]] = 1.0
         object.__setattr__(self, "_family_names", names)
         object.__setattr__(self, "_membership", membership)
+        object.__setattr__(
+            self, "_members", [np.flatnonzero(membership[:, f]) for f in range(len(names))]
+        )
+        # Texts by (feature, value): counts and days repeat across customers and requests.
+        object.__setattr__(self, "_texts", {})
 
     def explain(
         self,
@@ -455,26 +472,37 @@ class Explainer:
         feature), ``text`` (plain words with the customer's numbers), ``value``, ``usual``
         and ``contribution`` (log-odds the family adds).
         """
-        names: list[str] = self._family_names  # type: ignore[attr-defined]
-        membership: np.ndarray = self._membership  # type: ignore[attr-defined]
-        codes = [family_code(name) for name in names]
         contributions = np.asarray(contributions, dtype=np.float64)
+        result: list[list[dict[str, Any]]] = []
+        for start in range(0, len(contributions), EXPLAIN_CHUNK_ROWS):
+            stop = start + EXPLAIN_CHUNK_ROWS
+            result += self._explain_chunk(contributions[start:stop], values.iloc[start:stop], top)
+        return result
+
+    def _explain_chunk(
+        self, contributions: np.ndarray, values: pd.DataFrame, top: int
+    ) -> list[list[dict[str, Any]]]:
+        names: list[str] = self._family_names  # type: ignore[attr-defined]
+        members: list[np.ndarray] = self._members  # type: ignore[attr-defined]
+        codes = [family_code(name) for name in names]
         rows = len(contributions)
-        by_family = contributions @ membership
-        # Whole-batch array work first (a per-row loop of numpy calls cost ~60 us a row):
+        # Whole-chunk array work first (a per-row loop of numpy calls cost ~60 us a row):
         # families strongest first; in each family its strongest positive feature, or its
         # strongest feature when none is positive.
+        by_family = contributions @ self._membership  # type: ignore[attr-defined]
         order = np.argsort(-by_family, axis=1, kind="stable")[:, :top]
-        in_family = membership.T > 0  # (families, features)
-        positive = np.where(contributions > 0, contributions, -np.inf)
-        masked = np.where(in_family[None, :, :], positive[:, None, :], -np.inf)
-        strongest = masked.argmax(axis=2)  # (rows, families)
-        fallback = np.where(in_family[None, :, :], contributions[:, None, :], -np.inf).argmax(
-            axis=2
-        )
-        has_positive = np.isfinite(np.take_along_axis(masked, strongest[..., None], 2)[..., 0])
-        driver = np.where(has_positive, strongest, fallback)
-        positions = [values.columns.get_loc(name) for name in self.feature_names]
+        driver = np.empty((rows, len(names)), dtype=np.intp)
+        for f, member in enumerate(members):
+            inside = contributions[:, member]
+            strongest = inside.argmax(axis=1)
+            has_positive = inside[np.arange(rows), strongest] > 0
+            positive = np.where(inside > 0, inside, -np.inf).argmax(axis=1)
+            driver[:, f] = member[np.where(has_positive, positive, strongest)]
+        columns = {name: values[name].to_numpy() for name in self.feature_names}
+        texts: dict[tuple[str, Any], str] = self._texts  # type: ignore[attr-defined]
+        if len(texts) > MAX_CACHED_TEXTS:
+            texts.clear()
+        usual_of = {name: self.reference.get(name, {}).get("median") for name in self.feature_names}
         result: list[list[dict[str, Any]]] = []
         for row in range(rows):
             drivers: list[dict[str, Any]] = []
@@ -482,18 +510,23 @@ class Explainer:
                 total = float(by_family[row, f])
                 if total <= 0:
                     break
-                j = int(driver[row, f])
-                column = self.feature_names[j]
-                value = values.iat[row, positions[j]]
-                usual = self.reference.get(column, {}).get("median")
+                column = self.feature_names[int(driver[row, f])]
+                value = columns[column][row]
+                if isinstance(value, _CACHEABLE) and value == value:  # not NaN
+                    key = (column, value)
+                    text = texts.get(key)
+                    if text is None:
+                        text = texts[key] = describe(column, value, self.reference)
+                else:
+                    text = describe(column, value, self.reference)
                 drivers.append(
                     {
                         "code": codes[f],
                         "family": names[f],
                         "feature": column,
-                        "text": describe(column, value, self.reference),
+                        "text": text,
                         "value": _json_value(value),
-                        "usual": usual,
+                        "usual": usual_of[column],
                         "contribution": total,
                     }
                 )

@@ -27,7 +27,6 @@ Choices (documented in the README):
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -43,7 +42,7 @@ from features import drift
 from features.model import ChurnModel
 from features.reasons import next_step
 from serving.loading import ServedModel
-from serving.store import ROW_COLUMNS, RiskListStore, today_iso
+from serving.store import ROW_COLUMNS, RiskListStore, encode_reasons, today_iso
 
 RANK_BY = ("revenue", "probability")
 BANDS = ("high", "medium", "low")
@@ -160,9 +159,8 @@ def make_risk_list(
         )
     say(f"scoring {len(features):,} customers")
     x = model.prepare(features)
-    probability = model.predict_proba(x)
+    probability, drivers = model.explained_scores(x)
     bands = model.risk_band(probability)
-    drivers = model.reasons(x)
 
     frame = _profile(customers, features.index)
     frame["churn_probability"] = probability
@@ -177,12 +175,13 @@ def make_risk_list(
     frame = _suppress(frame, suppression, as_of, settings, suppression_name, notes)
     frame["on_list"] = _on_list(frame["suppressed"].to_numpy(), settings.capacity)
 
+    say("comparing with the previous list and checking drift")
     previous = store.header(before=day)
     departures = _compare(frame, previous, store, customers, as_of, settings)
     recent = store.recent_headers(day, settings.band_history)
     thresholds = {"high": 2 * model.base_rate, "medium": model.base_rate}
     shares = {b: float(np.mean(bands == b)) for b in BANDS}
-    drift_result = _drift(model, features, shares, recent, settings)
+    drift_result = _drift(model, x, shares, recent, settings)
 
     header = {
         "list_date": day,
@@ -438,7 +437,7 @@ def _churned_by(customers: pd.DataFrame, as_of: dt.date) -> dict[str, str]:
 
 def _drift(
     model: ChurnModel,
-    features: pd.DataFrame,
+    x: pd.DataFrame,
     shares: dict[str, float],
     recent: list[dict],
     settings: RiskListSettings,
@@ -446,7 +445,6 @@ def _drift(
     warnings: list[str] = []
     result: dict[str, Any] = {"psi_warning": settings.psi_warning}
     if model.distribution:
-        x = model.prepare(features)
         values = drift.psi(model.distribution, x)
         over = sorted(
             (c for c, v in values.items() if v > settings.psi_warning), key=lambda c: -values[c]
@@ -498,7 +496,7 @@ def _row_tuples(frame: pd.DataFrame) -> list[tuple]:
         "churn_probability": frame["churn_probability"].tolist(),
         "risk_band": frame["risk_band"].tolist(),
         "revenue_at_risk": clean(frame["revenue_at_risk"]),
-        "reasons": [json.dumps(r) for r in frame["reasons"]],
+        "reasons": [encode_reasons(r) for r in frame["reasons"]],
         "action": frame["action"].tolist(),
         "on_list": frame["on_list"].tolist(),
         "change": frame["change"].tolist(),
