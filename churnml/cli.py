@@ -485,6 +485,7 @@ def _risk_list(
     suppress: Path | None = None,
     quiet: bool = False,
     tables=None,
+    report=None,
     **overrides: object,
 ):
     from churnml.io import check_output_path, read_table, write_table
@@ -524,6 +525,7 @@ def _risk_list(
             list_settings,
             suppression=suppression,
             suppression_name=str(suppress),
+            report=report,
         )
     if out is not None:
         write_table(export_frame(result), out)
