@@ -163,7 +163,9 @@ def test_drift_flags_moved_features_and_bands(tables, served, store) -> None:
     drift = moved.header["drift"]
     assert "wait_mean_seconds_30d" in drift["psi_over"]
     assert drift["psi"]["wait_mean_seconds_30d"] > 0.25
-    assert moved.header["drift_warning"] and any("moved from training" in w for w in drift["warnings"])
+    assert moved.header["drift_warning"] and any(
+        "moved from training" in w for w in drift["warnings"]
+    )
     # Every customer waiting much longer moves the bands against the last lists.
     assert any("band holds" in w for w in drift["warnings"]), drift["warnings"]
     assert store.header(f"{DAY2}")["drift_warning"]

@@ -1,0 +1,713 @@
+/* The retention team's page: asks for the API key once per tab, then reads
+   GET /risk-list (and /risk-list.csv for downloads) from this same service.
+   Plain JavaScript, no libraries, nothing loaded from elsewhere. */
+"use strict";
+
+(function () {
+  const KEY_STORAGE = "churnml.apiKey";
+  const PAGE_SIZES = [25, 50, 100, 250, 500, 1000];
+  const DEFAULT_LIMIT = 250; // the whole day's list (capacity + suppressed) on one page
+  const SEARCH_DELAY_MS = 250;
+  const BAND_ORDER = { high: 3, medium: 2, low: 1 };
+  const CHANGE_ORDER = { new: 4, risen: 3, steady: 2, fallen: 1 };
+  const CHANGE_LABEL = { new: "New", risen: "▲ Risen", fallen: "▼ Fallen", steady: "= Steady" };
+  const RANK_BY_LABEL = {
+    revenue: "revenue at risk",
+    probability: "churn probability",
+  };
+
+  const $ = (selector) => document.querySelector(selector);
+  const el = {
+    body: document.body,
+    main: $("#main"),
+    error: $("#error"),
+    keyPanel: $("#key-panel"),
+    keyForm: $("#key-form"),
+    key: $("#key"),
+    keyState: $("#key-state"),
+    forget: $("#forget-key"),
+    content: $("#content"),
+    date: $("#date"),
+    model: $("#model"),
+    created: $("#created"),
+    capacity: $("#capacity"),
+    rankBy: $("#rank-by"),
+    scored: $("#scored"),
+    thresholds: $("#thresholds"),
+    previous: $("#previous"),
+    drift: $("#drift"),
+    driftWarnings: $("#drift-warnings"),
+    filters: $("#filters"),
+    scope: $("#scope"),
+    band: $("#band"),
+    segment: $("#segment"),
+    search: $("#search"),
+    pageSize: $("#page-size"),
+    reset: $("#reset"),
+    download: $("#download"),
+    listTitle: $("#list-title"),
+    status: $("#status"),
+    table: $("#rows"),
+    tbody: $("#rows tbody"),
+    headers: Array.from(document.querySelectorAll("#rows th[data-sort]")),
+    prev: $("#prev"),
+    next: $("#next"),
+    pageInfo: $("#page-info"),
+    departuresTitle: $("#departures-title"),
+    departuresEmpty: $("#departures-empty"),
+    departuresTable: $("#departures-table"),
+    departuresBody: $("#departures-table tbody"),
+  };
+
+  /* What is asked for; mirrored in the address bar (without the key). */
+  const state = {
+    date: "",
+    band: "",
+    segment: "",
+    customer: "",
+    scope: "list",
+    limit: DEFAULT_LIMIT,
+    offset: 0,
+  };
+  const sort = { key: "rank", dir: "ascending" };
+  let current = null; // the last page received
+  let requestSeq = 0;
+  let controller = null;
+  let memoryKey = ""; // when session storage is unavailable
+
+  /* ---------- formatting ---------------------------------------------------------------- */
+  const numberFmt = new Intl.NumberFormat("en", { maximumFractionDigits: 0 });
+  const moneyFmt = new Intl.NumberFormat("en", {
+    minimumFractionDigits: 2,
+    maximumFractionDigits: 2,
+  });
+
+  function pct(p, digits = 1) {
+    return p == null ? "–" : (p * 100).toFixed(digits) + "%";
+  }
+
+  function money(v) {
+    return v == null ? "–" : moneyFmt.format(v);
+  }
+
+  function when(iso) {
+    const d = new Date(iso);
+    if (Number.isNaN(d.getTime())) return iso || "–";
+    return d.toISOString().slice(0, 16).replace("T", " ") + " UTC";
+  }
+
+  function node(tag, attrs, ...children) {
+    const n = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v == null || v === false) continue;
+      if (k === "class") n.className = v;
+      else if (k === "text") n.textContent = v;
+      else if (k.startsWith("data-")) n.setAttribute(k, String(v));
+      else n.setAttribute(k, v === true ? "" : String(v));
+    }
+    for (const c of children) {
+      if (c == null || c === false) continue;
+      n.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return n;
+  }
+
+  /* ---------- key ----------------------------------------------------------------------- */
+  function getKey() {
+    try {
+      return sessionStorage.getItem(KEY_STORAGE) || "";
+    } catch (e) {
+      return "";
+    }
+  }
+
+  function setKey(key) {
+    try {
+      if (key) sessionStorage.setItem(KEY_STORAGE, key);
+      else sessionStorage.removeItem(KEY_STORAGE);
+    } catch (e) {
+      /* storage disabled: the key lives as long as the page */
+    }
+    memoryKey = key;
+  }
+
+  function key() {
+    return getKey() || memoryKey;
+  }
+
+  function askForKey(message) {
+    if (controller) controller.abort();
+    el.keyPanel.hidden = false;
+    el.content.hidden = true;
+    el.forget.hidden = true;
+    el.keyState.hidden = true;
+    el.body.dataset.state = "key";
+    if (message) showError(message);
+    el.key.value = "";
+    el.key.focus();
+  }
+
+  function keyAccepted() {
+    el.keyPanel.hidden = true;
+    el.content.hidden = false;
+    el.forget.hidden = false;
+    el.keyState.hidden = false;
+  }
+
+  /* ---------- errors -------------------------------------------------------------------- */
+  function showError(message) {
+    el.error.textContent = message;
+    el.error.hidden = false;
+  }
+
+  function clearError() {
+    el.error.textContent = "";
+    el.error.hidden = true;
+  }
+
+  async function problem(response) {
+    let text = "";
+    try {
+      text = await response.text();
+      const body = JSON.parse(text);
+      if (typeof body.error === "string") return body.error;
+      if (Array.isArray(body.detail) && body.detail.length) {
+        return body.detail
+          .map((d) => (d.loc ? d.loc.slice(1).join(".") + ": " : "") + (d.msg || ""))
+          .join("; ");
+      }
+    } catch (e) {
+      /* not JSON */
+    }
+    return text.trim().slice(0, 300) || response.statusText || "no details";
+  }
+
+  class ApiError extends Error {
+    constructor(status, message) {
+      super(message);
+      this.status = status;
+    }
+  }
+
+  function explain(error) {
+    if (error.status === 401 || error.status === 403) {
+      return `The key was not accepted (${error.message}). Enter a valid API key.`;
+    }
+    if (error.status === 404) return `No list to show: ${error.message}.`;
+    if (error.status === 422) return `The service did not accept the filters: ${error.message}.`;
+    if (error.status) return `The service answered with an error (${error.status}): ${error.message}`;
+    return `Could not reach the service (${error.message}). Check your connection and try again.`;
+  }
+
+  /* ---------- API ----------------------------------------------------------------------- */
+  function query(forCsv) {
+    const q = new URLSearchParams();
+    const date = forCsv && current ? current.date : state.date;
+    if (date) q.set("date", date);
+    if (state.band) q.set("band", state.band);
+    if (state.segment) q.set("segment", state.segment);
+    if (state.customer) q.set("customer", state.customer);
+    q.set("scope", state.scope);
+    if (!forCsv) {
+      q.set("limit", String(state.limit));
+      q.set("offset", String(state.offset));
+    }
+    return q;
+  }
+
+  async function call(path, signal) {
+    let response;
+    try {
+      response = await fetch(path, {
+        headers: { Authorization: "Bearer " + key(), Accept: "application/json, text/csv" },
+        cache: "no-store",
+        credentials: "omit",
+        signal,
+      });
+    } catch (e) {
+      if (e.name === "AbortError") throw e;
+      throw new ApiError(0, e.message || "network error");
+    }
+    if (!response.ok) throw new ApiError(response.status, await problem(response));
+    return response;
+  }
+
+  async function load() {
+    if (!key()) {
+      askForKey();
+      return;
+    }
+    if (controller) controller.abort();
+    controller = new AbortController();
+    const seq = ++requestSeq;
+    const q = query(false);
+    el.body.dataset.state = "loading";
+    el.table.setAttribute("aria-busy", "true");
+    el.status.textContent = "Loading…";
+    writeAddress();
+    try {
+      const response = await call("/risk-list?" + q.toString(), controller.signal);
+      const page = await response.json();
+      if (seq !== requestSeq) return;
+      clearError();
+      keyAccepted();
+      current = page;
+      render(page);
+      el.main.dataset.query = q.toString();
+      el.body.dataset.state = "ready";
+    } catch (e) {
+      if (e.name === "AbortError" || seq !== requestSeq) return;
+      el.table.removeAttribute("aria-busy");
+      if (e.status === 401 || e.status === 403) {
+        setKey("");
+        askForKey(explain(e));
+        return;
+      }
+      keyAccepted();
+      showError(explain(e));
+      el.status.textContent = "";
+      el.main.dataset.query = q.toString();
+      el.body.dataset.state = "error";
+      if (e.status === 404) showNoList();
+      else if (!e.status || e.status >= 500) offerRetry();
+    }
+  }
+
+  function offerRetry() {
+    const again = node("button", { type: "button", class: "inline" }, "Try again");
+    again.addEventListener("click", () => load());
+    el.error.append(" ", again);
+  }
+
+  function showNoList() {
+    current = null;
+    el.tbody.replaceChildren();
+    el.content.hidden = true;
+    if (state.date) {
+      const latest = node("button", { type: "button", id: "latest", class: "inline" }, "Open the latest list");
+      latest.addEventListener("click", () => change(() => (state.date = "")));
+      el.error.append(" ", latest);
+    }
+  }
+
+  async function downloadCsv() {
+    if (!current) return;
+    const q = query(true);
+    el.download.disabled = true;
+    const label = el.download.textContent;
+    el.download.textContent = "Preparing…";
+    try {
+      const response = await call("/risk-list.csv?" + q.toString());
+      const blob = await response.blob();
+      const disposition = response.headers.get("content-disposition") || "";
+      const match = /filename="?([^";]+)"?/i.exec(disposition);
+      const name = match ? match[1] : `risk-list-${current.date}.csv`;
+      const url = URL.createObjectURL(new Blob([blob], { type: "text/csv" }));
+      const a = node("a", { href: url, download: name, hidden: true });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+      el.status.textContent = `Downloaded ${name} (${current.total} rows).`;
+    } catch (e) {
+      if (e.status === 401 || e.status === 403) {
+        setKey("");
+        askForKey(explain(e));
+      } else {
+        showError("Download failed. " + explain(e));
+      }
+    } finally {
+      el.download.disabled = false;
+      el.download.textContent = label;
+    }
+  }
+
+  /* ---------- address bar --------------------------------------------------------------- */
+  function readAddress() {
+    const q = new URLSearchParams(location.search);
+    state.date = /^\d{4}-\d{2}-\d{2}$/.test(q.get("date") || "") ? q.get("date") : "";
+    state.band = ["high", "medium", "low"].includes(q.get("band")) ? q.get("band") : "";
+    state.segment = (q.get("segment") || "").slice(0, 200);
+    state.customer = (q.get("customer") || "").slice(0, 200);
+    state.scope = q.get("scope") === "all" ? "all" : "list";
+    const limit = parseInt(q.get("limit"), 10);
+    state.limit = PAGE_SIZES.includes(limit) ? limit : DEFAULT_LIMIT;
+    const offset = parseInt(q.get("offset"), 10);
+    state.offset = Number.isFinite(offset) && offset > 0 ? offset : 0;
+  }
+
+  function writeAddress() {
+    const q = new URLSearchParams();
+    for (const name of ["date", "band", "segment", "customer"]) {
+      if (state[name]) q.set(name, state[name]);
+    }
+    if (state.scope !== "list") q.set("scope", state.scope);
+    if (state.limit !== DEFAULT_LIMIT) q.set("limit", String(state.limit));
+    if (state.offset) q.set("offset", String(state.offset));
+    const search = q.toString();
+    const url = location.pathname + (search ? "?" + search : "");
+    if (url !== location.pathname + location.search) history.replaceState(null, "", url);
+  }
+
+  function syncControls() {
+    el.scope.value = state.scope;
+    el.band.value = state.band;
+    ensureOption(el.segment, state.segment);
+    el.segment.value = state.segment;
+    if (el.search.value !== state.customer) el.search.value = state.customer;
+    el.pageSize.value = String(state.limit);
+  }
+
+  function ensureOption(select, value) {
+    if (!value) return;
+    if (!Array.from(select.options).some((o) => o.value === value)) {
+      select.append(node("option", { value, text: value }));
+    }
+  }
+
+  /* ---------- rendering ----------------------------------------------------------------- */
+  function render(page) {
+    renderSummary(page);
+    renderDrift(page.drift);
+    renderRows(page);
+    renderPager(page);
+    renderDepartures(page);
+    el.download.disabled = false;
+    el.table.removeAttribute("aria-busy");
+  }
+
+  function renderSummary(page) {
+    el.date.replaceChildren(
+      ...page.dates.map((d, i) =>
+        node("option", { value: d, text: i === 0 ? `${d} (latest)` : d }),
+      ),
+    );
+    ensureOption(el.date, page.date);
+    el.date.value = page.date;
+
+    const segments = [node("option", { value: "", text: "All segments" })];
+    for (const s of page.segments) segments.push(node("option", { value: s, text: s }));
+    el.segment.replaceChildren(...segments);
+    ensureOption(el.segment, state.segment);
+    el.segment.value = state.segment;
+
+    el.model.textContent = `${page.model_name} version ${page.model_version}`;
+    el.created.textContent = when(page.created_at);
+    el.capacity.textContent =
+      `${numberFmt.format(page.capacity)} a day` +
+      ` (${numberFmt.format(page.on_list)} on the list)`;
+    el.rankBy.textContent = RANK_BY_LABEL[page.rank_by] || page.rank_by;
+    const t = page.band_thresholds || {};
+    const s = page.band_shares || {};
+    el.scored.textContent =
+      `${numberFmt.format(page.scored)} customers ` +
+      `(high ${pct(s.high, 0)}, medium ${pct(s.medium, 0)}, low ${pct(s.low, 0)})`;
+    el.thresholds.replaceChildren(
+      bandBadge("high"),
+      `≥ ${pct(t.high)}`,
+      node("span", { class: "sep" }),
+      bandBadge("medium"),
+      `≥ ${pct(t.medium)}`,
+      node("span", { class: "sep" }),
+      bandBadge("low"),
+      "below",
+    );
+    el.previous.textContent = page.previous_date
+      ? `the list of ${page.previous_date}`
+      : "nothing (first list)";
+    el.listTitle.textContent =
+      state.scope === "all"
+        ? `Everyone scored on ${page.date}`
+        : `Customers to call on ${page.date}`;
+  }
+
+  function renderDrift(drift) {
+    if (!drift || !drift.warning) {
+      el.drift.hidden = true;
+      el.driftWarnings.replaceChildren();
+      return;
+    }
+    el.driftWarnings.replaceChildren(...drift.warnings.map((w) => node("li", { text: w })));
+    el.drift.hidden = false;
+  }
+
+  function bandBadge(band) {
+    return node("span", { class: `badge band-${band}`, text: band });
+  }
+
+  function changeCell(row) {
+    const td = node("td", { class: "change" });
+    if (row.change) {
+      const badge = node("span", { class: `badge change-${row.change}` }, CHANGE_LABEL[row.change]);
+      td.append(badge);
+    }
+    if (row.previous_rank != null) {
+      const was = `was #${row.previous_rank}, ${pct(row.previous_probability)}`;
+      td.append(node("span", { class: "was" }, was));
+    } else if (current.previous_date) {
+      td.append(node("span", { class: "was" }, "not scored then"));
+    } else {
+      td.append(node("span", { class: "was" }, "first list"));
+    }
+    return td;
+  }
+
+  function statusCell(row) {
+    const td = node("td", { class: "status-cell" });
+    if (row.suppressed) {
+      const day = node("span", { class: "nowrap" }, `${row.last_contacted || "recently"})`);
+      td.append(node("span", { class: "tag suppressed" }, "Suppressed (contacted ", day));
+    } else if (!row.on_list) {
+      td.append(node("span", { class: "tag off-list", text: "Not on the list" }));
+    } else {
+      td.append(node("span", { class: "none", text: "to call" }));
+    }
+    return td;
+  }
+
+  function rowStatus(row) {
+    return row.suppressed ? 0 : row.on_list ? 2 : 1;
+  }
+
+  function sortValue(row, key) {
+    switch (key) {
+      case "risk_band":
+        return BAND_ORDER[row.risk_band] || 0;
+      case "change":
+        return row.change ? CHANGE_ORDER[row.change] : null;
+      case "status":
+        return rowStatus(row);
+      default:
+        return row[key];
+    }
+  }
+
+  function sortedRows(rows) {
+    const { key, dir } = sort;
+    const sign = dir === "ascending" ? 1 : -1;
+    return rows
+      .map((row, i) => ({ row, i }))
+      .sort((a, b) => {
+        const x = sortValue(a.row, key);
+        const y = sortValue(b.row, key);
+        if (x == null && y == null) return a.i - b.i;
+        if (x == null) return 1; // empty values last, either way
+        if (y == null) return -1;
+        let c;
+        if (typeof x === "number" && typeof y === "number") c = x - y;
+        else c = String(x).localeCompare(String(y), "en", { numeric: true });
+        return c !== 0 ? sign * c : a.row.rank - b.row.rank;
+      })
+      .map((x) => x.row);
+  }
+
+  function emptyRow(text) {
+    return node("tr", { class: "empty" }, node("td", { colspan: 11, text }));
+  }
+
+  function renderRows(page) {
+    const rows = sortedRows(page.rows);
+    if (!rows.length) {
+      el.tbody.replaceChildren(emptyRow("No customers match these filters."));
+    } else {
+      el.tbody.replaceChildren(...rows.map(renderRow));
+    }
+    for (const th of el.headers) {
+      if (th.dataset.sort === sort.key) th.setAttribute("aria-sort", sort.dir);
+      else th.removeAttribute("aria-sort");
+    }
+  }
+
+  function renderRow(row) {
+    const reasons = node("ul", { class: "reasons" });
+    for (const r of row.reasons.slice(0, 3)) {
+      reasons.append(node("li", { "data-code": r.code, text: r.text }));
+    }
+    const revenue = node("td", { class: "num" }, money(row.revenue_at_risk));
+    if (row.monthly_revenue != null) {
+      revenue.append(node("span", { class: "sub" }, `${money(row.monthly_revenue)} a month`));
+    }
+    return node(
+      "tr",
+      {
+        "data-customer-id": row.customer_id,
+        "data-band": row.risk_band,
+        "data-rank": row.rank,
+        "data-change": row.change || "",
+        "data-suppressed": row.suppressed ? "true" : "false",
+        class: [row.suppressed ? "is-suppressed" : "", row.on_list ? "" : "is-off-list"]
+          .filter(Boolean)
+          .join(" "),
+      },
+      node("td", { class: "num rank", text: row.rank }),
+      node("th", { scope: "row", class: "customer", text: row.customer_id }),
+      node("td", { text: row.segment || "–" }),
+      node("td", { text: row.plan || "–" }),
+      node("td", { class: "num prob", text: pct(row.churn_probability) }),
+      node("td", {}, bandBadge(row.risk_band)),
+      revenue,
+      node("td", { class: "reasons-col" }, reasons.childNodes.length ? reasons : "–"),
+      node("td", { class: "action-col", text: row.action }),
+      changeCell(row),
+      statusCell(row),
+    );
+  }
+
+  function renderPager(page) {
+    const first = page.total ? page.offset + 1 : 0;
+    const last = page.offset + page.rows.length;
+    const what = state.scope === "all" ? "customers scored" : "customers on the list";
+    const filtered = state.band || state.segment || state.customer ? " matching" : "";
+    el.status.textContent = page.total
+      ? `Showing ${first}–${last} of ${page.total}${filtered} ${what}.`
+      : `No${filtered} ${what}.`;
+    const pages = Math.max(1, Math.ceil(page.total / page.limit));
+    const number = Math.floor(page.offset / page.limit) + 1;
+    el.pageInfo.textContent = `Page ${Math.min(number, pages)} of ${pages}`;
+    el.prev.disabled = page.offset <= 0;
+    el.next.disabled = page.offset + page.limit >= page.total;
+  }
+
+  function renderDepartures(page) {
+    el.departuresBody.replaceChildren();
+    if (!page.previous_date) {
+      el.departuresTitle.textContent = "Left the list";
+      el.departuresEmpty.textContent = "This is the first list: nothing to compare with.";
+      el.departuresEmpty.hidden = false;
+      el.departuresTable.hidden = true;
+      return;
+    }
+    el.departuresTitle.textContent = `Left the list since ${page.previous_date}`;
+    if (!page.departures.length) {
+      el.departuresEmpty.textContent = "No one left the list.";
+      el.departuresEmpty.hidden = false;
+      el.departuresTable.hidden = true;
+      return;
+    }
+    el.departuresEmpty.hidden = true;
+    el.departuresTable.hidden = false;
+    for (const d of page.departures) {
+      el.departuresBody.append(
+        node(
+          "tr",
+          { "data-customer-id": d.customer_id },
+          node("th", { scope: "row", class: "customer", text: d.customer_id }),
+          node("td", { class: "num", text: `#${d.previous_rank}` }),
+          node("td", { class: "num", text: pct(d.previous_probability) }),
+          node("td", { class: "num", text: d.rank == null ? "–" : `#${d.rank}` }),
+          node("td", { class: "num", text: pct(d.churn_probability) }),
+          node("td", { text: d.why }),
+        ),
+      );
+    }
+  }
+
+  /* ---------- wiring -------------------------------------------------------------------- */
+  function change(mutate) {
+    mutate();
+    state.offset = 0;
+    load();
+  }
+
+  el.keyForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const value = el.key.value.trim();
+    if (!value) {
+      showError("Enter the API key first.");
+      return;
+    }
+    setKey(value);
+    el.key.value = "";
+    clearError();
+    load();
+  });
+
+  el.forget.addEventListener("click", () => {
+    setKey("");
+    current = null;
+    el.tbody.replaceChildren();
+    clearError();
+    askForKey();
+    el.status.textContent = "";
+  });
+
+  el.filters.addEventListener("submit", (event) => event.preventDefault());
+  el.date.addEventListener("change", () => change(() => (state.date = el.date.value)));
+  el.scope.addEventListener("change", () => change(() => (state.scope = el.scope.value)));
+  el.band.addEventListener("change", () => change(() => (state.band = el.band.value)));
+  el.segment.addEventListener("change", () => change(() => (state.segment = el.segment.value)));
+  el.pageSize.addEventListener("change", () =>
+    change(() => (state.limit = parseInt(el.pageSize.value, 10) || DEFAULT_LIMIT)),
+  );
+
+  let searchTimer = 0;
+  el.search.addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => {
+      const value = el.search.value.trim();
+      if (value !== state.customer) change(() => (state.customer = value));
+    }, SEARCH_DELAY_MS);
+  });
+  el.search.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") {
+      event.preventDefault();
+      clearTimeout(searchTimer);
+      change(() => (state.customer = el.search.value.trim()));
+    }
+  });
+
+  el.reset.addEventListener("click", () =>
+    change(() => {
+      Object.assign(state, { band: "", segment: "", customer: "", scope: "list" });
+      syncControls();
+    }),
+  );
+
+  el.prev.addEventListener("click", () => {
+    state.offset = Math.max(0, state.offset - state.limit);
+    load();
+  });
+  el.next.addEventListener("click", () => {
+    if (current && state.offset + state.limit < current.total) {
+      state.offset += state.limit;
+      load();
+    }
+  });
+
+  for (const th of el.headers) {
+    // The arrow stays with the label's last word when the heading wraps.
+    const words = th.textContent.trim().split(/\s+/);
+    const last = words.pop();
+    const button = node(
+      "button",
+      { type: "button", class: "sort" },
+      words.length ? words.join(" ") + " " : null,
+      node("span", { class: "nowrap" }, last, node("span", { class: "arrow", "aria-hidden": "true" })),
+    );
+    th.replaceChildren(button);
+    button.addEventListener("click", () => {
+      const keyName = th.dataset.sort;
+      if (sort.key === keyName) {
+        sort.dir = sort.dir === "ascending" ? "descending" : "ascending";
+      } else {
+        sort.key = keyName;
+        // Rank, customer, segment, plan read best A→Z; scores read best high→low.
+        sort.dir = ["rank", "customer_id", "segment", "plan"].includes(keyName)
+          ? "ascending"
+          : "descending";
+      }
+      if (current) renderRows(current);
+    });
+  }
+
+  el.download.addEventListener("click", downloadCsv);
+
+  readAddress();
+  syncControls();
+  if (key()) {
+    keyAccepted();
+    load();
+  } else {
+    askForKey();
+  }
+})();
