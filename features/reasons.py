@@ -359,6 +359,8 @@ def describe(
     number = _as_float(value)
     if number is None:
         return missing
+    if unit == "days" and "{v} ago" in template and round(number) == 0:
+        template = template.replace("{v} ago", "today")  # not "0 days ago"
     # {s} ends a counted noun: "1 long wait", "3 long waits".
     text = template.format(v=show(number, unit), w=window, s="" if number == 1 else "s")
     return text + _compare(number, usual, unit, True)

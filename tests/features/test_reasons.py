@@ -16,6 +16,9 @@ from features.reasons import describe
         ("open_cases", 2.0, "has 2 cases still open"),
         ("transfers_7d", 1.0, "was transferred once in the last 7 days"),
         ("bad_experiences_90d", 1.0, "had 1 bad experience (long wait"),
+        ("days_since_last_bad_experience", 0.0, "had a bad experience today"),
+        ("days_since_last_bad_experience", 1.0, "had a bad experience 1 day ago"),
+        ("days_since_last_contact", 0.2, "last contacted service today"),
     ],
 )
 def test_counts_read_as_plain_words(column, value, text):
