@@ -40,6 +40,8 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from churnml import contract
 from churnml.contract import Column
@@ -431,7 +433,7 @@ def _parse_time(raw: pd.Series, *, date_only: bool) -> pd.Series:
         values = raw
         if getattr(values.dt, "tz", None) is not None:
             values = values.dt.tz_convert("UTC").dt.tz_localize(None)
-    elif raw.dtype == object and raw.dropna().map(lambda v: isinstance(v, dt.date)).all():
+    elif raw.dtype == object and pd.api.types.infer_dtype(raw, skipna=True) in ("date", "empty"):
         values = pd.to_datetime(raw, errors="coerce")
     else:
         text = _as_text(raw)
@@ -445,6 +447,34 @@ def _given(raw: pd.Series) -> np.ndarray:
     if pd.api.types.is_numeric_dtype(raw.dtype) or pd.api.types.is_datetime64_any_dtype(raw.dtype):
         return raw.notna().to_numpy(dtype=bool)
     return _as_text(raw).notna().to_numpy(dtype=bool)
+
+
+def _arrow_text(values: pd.Series) -> pa.ChunkedArray:
+    array = (
+        pa.chunked_array([pa.array(values, from_pandas=True)])
+        if not isinstance(values.array, pd.arrays.ArrowStringArray)
+        else pa.chunked_array(values.array._pa_array)
+    )
+    return array.cast(pa.large_string())
+
+
+def _all_distinct(values: pd.Series) -> bool:
+    """True when no value repeats (missing values apart), by a hash pass in Arrow."""
+    try:
+        array = _arrow_text(values).drop_null()
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return False  # let pandas decide
+    return len(pc.unique(array)) == len(array)
+
+
+def positions_in(keys: pd.Series, values: pd.Series) -> np.ndarray:
+    """Where each of ``values`` stands in ``keys`` (distinct), -1 when absent: a hash join
+    in Arrow (pandas' Index.get_indexer took 16 s for 10^7 contacts of 10^6 customers)."""
+    try:
+        found = pc.index_in(_arrow_text(values), value_set=_arrow_text(keys).combine_chunks())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pd.Index(keys).get_indexer(values)
+    return found.fill_null(-1).to_numpy().astype(np.int64)
 
 
 def _as_text(raw: pd.Series) -> pd.Series:
@@ -475,8 +505,13 @@ def _profile_column(raw: pd.Series) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(raw.dtype):
         return _as_text(raw.astype(str))
     text = _as_text(raw)
+    given = text.dropna()
+    # A look at the distinct values first: a text column is told in a moment.
+    distinct = given.drop_duplicates().head(1000)
+    if distinct.empty or pd.to_numeric(distinct, errors="coerce").isna().any():
+        return text
     numbers = pd.to_numeric(text, errors="coerce")
-    if text.notna().any() and numbers.notna().sum() == text.notna().sum():
+    if numbers.notna().sum() == len(given):
         return numbers.astype("float64")
     return text
 
@@ -508,6 +543,8 @@ def _show(value) -> str:
 def _unique(frame: pd.DataFrame, table: str, source: str, *, policy: Policy) -> list[Breach]:
     id_column = ID_COLUMNS[table]
     ids = frame[id_column]
+    if _all_distinct(ids):  # the usual case, found by one hash pass in Arrow
+        return []
     duplicated = (ids.duplicated(keep="first") & ids.notna()).to_numpy()
     if not duplicated.any():
         return []
@@ -557,9 +594,7 @@ def _relations(
     ids = interactions[contract.INTERACTION_ID]
     # The first row of a duplicated customer id stands for it, as in every later step.
     lookup = customers.drop_duplicates(contract.CUSTOMER_ID).dropna(subset=[contract.CUSTOMER_ID])
-    position = pd.Index(lookup[contract.CUSTOMER_ID]).get_indexer(
-        interactions[contract.CUSTOMER_ID]
-    )
+    position = positions_in(lookup[contract.CUSTOMER_ID], interactions[contract.CUSTOMER_ID])
     given = interactions[contract.CUSTOMER_ID].notna().to_numpy()
     unknown = given & (position < 0)
     if unknown.any():

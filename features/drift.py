@@ -111,5 +111,5 @@ def _is_numeric(values: pd.Series) -> bool:
 
 
 def _text(values: pd.Series) -> pd.Series:
-    objects = values.astype("object")
-    return objects.where(objects.notna(), None).map(lambda v: None if v is None else str(v))
+    """Values as text, missing ones missing (as ChurnModel.prepare reads categories)."""
+    return values.astype("string").astype("object").where(values.notna(), None)
