@@ -371,6 +371,7 @@ def _engine(url: str, *, create: bool) -> Engine:
             cursor = dbapi_connection.cursor()
             cursor.execute(f"PRAGMA busy_timeout = {BUSY_SECONDS * 1000}")
             cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA cache_size = -131072")  # 128 MiB: a list's index fits
             cursor.close()
 
         @event.listens_for(engine, "begin")
@@ -404,9 +405,14 @@ def _insert(conn: Connection, table: sa.Table) -> Any:
 REASON_KEYS = ("code", "family", "feature", "text", "value", "usual", "contribution")
 
 
+_JSON = json.JSONEncoder(
+    separators=(",", ":")
+)  # one encoder: json.dumps(**options) builds one a call
+
+
 def encode_reasons(reasons: Sequence[dict]) -> str:
     """Reasons as compact JSON: one array per reason, in the order of REASON_KEYS."""
-    return json.dumps([[r[k] for k in REASON_KEYS] for r in reasons], separators=(",", ":"))
+    return _JSON.encode([[r[k] for k in REASON_KEYS] for r in reasons])
 
 
 def decode_reasons(text: str) -> list[dict]:
