@@ -3,6 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/bootstrap.sh
-# Debian's chromium for tests/integration/test_page_browser.py (which fails, clearly, without it).
-scripts/install-browser.sh || echo "test.sh: no browser: the page's browser test will fail" >&2
+# Debian's chromium and postgresql for the tests that drive them (they fail, clearly, without).
+scripts/install-test-tools.sh || echo "test.sh: test tools missing: the browser and PostgreSQL tests will fail" >&2
 exec .venv/bin/python -m pytest "$@"

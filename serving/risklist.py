@@ -218,7 +218,7 @@ def make_risk_list(
     list_id = store.replace_list(
         header,
         _row_tuples(frame),
-        list(departures.itertuples(index=False, name=None)),
+        _departure_tuples(departures),
         after_chunk=after_chunk,
     )
     return RiskListResult(day, list_id, header, frame, departures, notes)
@@ -478,6 +478,23 @@ def _drift(
                 )
     result["warnings"] = warnings
     return result
+
+
+def _departure_tuples(departures: pd.DataFrame) -> list[tuple]:
+    """Departures for the store: missing as None (not NaN), ranks as whole numbers."""
+    return [
+        (
+            customer,
+            int(previous_rank),
+            float(previous_p),
+            None if pd.isna(rank) else int(rank),
+            None if pd.isna(p) else float(p),
+            why,
+        )
+        for customer, previous_rank, previous_p, rank, p, why in departures.itertuples(
+            index=False, name=None
+        )
+    ]
 
 
 def _row_tuples(frame: pd.DataFrame) -> list[tuple]:

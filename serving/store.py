@@ -320,7 +320,7 @@ class RiskListStore:
     # -- plumbing ----------------------------------------------------------------------------
     def _create(self) -> None:
         try:
-            with self._writing() as conn:
+            with self._writing(lock=False) as conn:
                 metadata.create_all(conn)
                 found = conn.execute(
                     sa.select(store_meta.c.value).where(store_meta.c.key == "schema_version")
@@ -338,11 +338,11 @@ class RiskListStore:
             )
 
     @contextmanager
-    def _writing(self) -> Iterator[Connection]:
+    def _writing(self, *, lock: bool = True) -> Iterator[Connection]:
         with self.engine.connect() as conn:
             conn.info["immediate"] = True
             with conn.begin():
-                if conn.dialect.name == "postgresql":
+                if lock and conn.dialect.name == "postgresql":
                     conn.exec_driver_sql("LOCK TABLE risk_lists IN EXCLUSIVE MODE")
                 yield conn
 

@@ -5,7 +5,7 @@ Two days of lists (the second with a suppression table) in a store of their own;
 is opened, given the key, and checked against the API's own answers for the same filters:
 rows, changes, reasons, band and search filters, scope and paging, sorting, the drift and
 model header, departures, the CSV download, the error messages, and that the page never
-asks any host but 127.0.0.1. Chromium comes from ``scripts/install-browser.sh`` (called
+asks any host but 127.0.0.1. Chromium comes from ``scripts/install-test-tools.sh`` (called
 by ``test.sh``); without it the test fails, it does not skip.
 """
 
@@ -175,7 +175,7 @@ class Browsing:
 def _chromium_missing() -> str:
     return (
         f"{CHROMIUM} is missing: the page's browser test needs Debian's chromium. "
-        "Run scripts/install-browser.sh (./test.sh runs it before pytest)."
+        "Run scripts/install-test-tools.sh (./test.sh runs it before pytest)."
     )
 
 

@@ -1,0 +1,164 @@
+"""The risk-list store on a real PostgreSQL server (Debian's, started for this module on
+127.0.0.1 in a throwaway folder): write, replace, read through the service's reader, and
+two writers at once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from churnml.validation import load_tables
+from serving.lists import Lists
+from serving.loading import load_served_model
+from serving.risklist import RiskListSettings, make_risk_list
+from serving.store import RiskListStore
+from tests.integration.servers import free_port
+from tests.serving.helpers import SAMPLE
+
+pytestmark = pytest.mark.slow
+DAY1, DAY2 = dt.date(2026, 6, 10), dt.date(2026, 6, 17)
+
+
+def _binary(name: str) -> str:
+    found = shutil.which(name) or next(
+        iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))), None
+    )
+    assert found, (
+        f"PostgreSQL's {name} is missing: run scripts/install-test-tools.sh (test.sh does) "
+        "to install Debian's postgresql"
+    )
+    return found
+
+
+def _as_postgres(command: list[str]) -> list[str]:
+    # PostgreSQL refuses to run as root; CI runs as root.
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *command]
+    return command
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    folder = Path(tempfile.mkdtemp(prefix="churnml-pg-"))
+    data = folder / "data"
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres", "postgres")
+    port = free_port()
+    subprocess.run(
+        _as_postgres(
+            [_binary("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]
+        ),
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        _as_postgres(
+            [
+                _binary("pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(folder / "server.log"),
+                "-w",
+                "-o",
+                f"-p {port} -h 127.0.0.1 -k {folder}",
+                "start",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            _as_postgres([_binary("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+            capture_output=True,
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def served(registry_home: Path):
+    return load_served_model(
+        "models:/churn-risk@champion", f"sqlite:///{(registry_home / 'mlflow.db').resolve()}"
+    )
+
+
+@pytest.fixture(scope="module")
+def tables():
+    return load_tables(SAMPLE / "customers.csv", SAMPLE / "interactions.csv")
+
+
+def test_lists_on_postgresql(postgres_url, served, tables, tmp_path) -> None:
+    store = RiskListStore(postgres_url)
+    settings = RiskListSettings(capacity=40)
+    first = make_risk_list(tables.customers, tables.interactions, DAY1, served, store, settings)
+    second = make_risk_list(tables.customers, tables.interactions, DAY2, served, store, settings)
+    assert store.dates() == [f"{DAY2}", f"{DAY1}"]
+    assert second.header["previous_date"] == f"{DAY1}"
+    assert {d["customer_id"] for d in store.departures(second.list_id)} == set(
+        second.departures["customer_id"]
+    )
+
+    # Re-running a day replaces it; the run history keeps both.
+    again = make_risk_list(
+        tables.customers, tables.interactions, DAY1, served, store, RiskListSettings(capacity=5)
+    )
+    assert store.header(f"{DAY1}")["on_list"] == 5
+    total, _ = store.rows(again.list_id, on_list=None)
+    assert total == len(first.frame)
+    assert [r["replaced_list"] for r in store.runs(f"{DAY1}")] == [True, False]
+
+    # The service's reader: pages, filters, scores by id.
+    lists = Lists(tmp_path, postgres_url)
+    page = lists.page(
+        None, band="high", segment=None, customer=None, scope="all", limit=10, offset=0
+    )
+    assert page["date"] == f"{DAY2}" and {r["risk_band"] for r in page["rows"]} == {"high"}
+    top = second.frame["customer_id"].iloc[0]
+    answer = lists.scores([top, "nobody"])
+    assert answer["not_found"] == ["nobody"]
+    assert answer["scores"][0]["churn_probability"] == pytest.approx(
+        second.frame["churn_probability"].iloc[0]
+    )
+
+
+def test_two_writers_at_once_on_postgresql(postgres_url, served, tables) -> None:
+    day = dt.date(2026, 6, 3)
+    errors: list[BaseException] = []
+
+    def write(capacity: int) -> None:
+        try:
+            make_risk_list(
+                tables.customers,
+                tables.interactions,
+                day,
+                served,
+                RiskListStore(postgres_url),
+                RiskListSettings(capacity=capacity),
+            )
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(c,)) for c in (11, 12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not errors, errors
+    store = RiskListStore(postgres_url)
+    header = store.header(f"{day}")
+    assert header["on_list"] in (11, 12)
+    total, _ = store.rows(header["list_id"], on_list=None)
+    assert total == header["scored"]
+    assert len(store.runs(f"{day}")) == 2
