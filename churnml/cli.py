@@ -53,6 +53,10 @@ IdColumn = Annotated[
     str | None, typer.Option("--id", help="The key column of --table (default: row number).")
 ]
 QuietFlag = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")]
+ModelUri = Annotated[
+    str | None,
+    typer.Option("--model", help="Model URI (default: models:/churn-risk@champion)."),
+]
 
 
 class FileFormat(enum.StrEnum):
@@ -313,10 +317,7 @@ def score(
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="Score the customers active on D (YYYY-MM-DD).")
     ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option("--model", help="Model URI (default: models:/churn-risk@champion)."),
-    ] = None,
+    model: ModelUri = None,
     table: Annotated[
         Path | None, typer.Option("--table", help="A customer table to score row by row.")
     ] = None,
@@ -450,10 +451,7 @@ def risk_list(
             "CHURNML_HOME/risk-lists.db).",
         ),
     ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option("--model", help="Model URI (default: models:/churn-risk@champion)."),
-    ] = None,
+    model: ModelUri = None,
     strict: StrictFlag = False,
     quiet: QuietFlag = False,
 ) -> None:

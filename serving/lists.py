@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,18 @@ from churnml.errors import ChurnmlError
 from serving.store import ROW_COLUMNS, RiskListStore, store_url
 
 MAX_DATES = 60
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which rows of which list: the query of ``GET /risk-list`` and ``/risk-list.csv``."""
+
+    day: str | None = None  # YYYY-MM-DD; None: the latest list
+    band: str | None = None
+    segment: str | None = None
+    customer: str | None = None  # ids containing this text
+    scope: str = "list"  # "list": within capacity; "all": everyone scored
+    offset: int = 0
 
 
 class NoList(ChurnmlError):
@@ -49,28 +62,9 @@ class Lists:
             raise NoList(f"no risk list for {day}; lists exist for {shown} (newest first)")
         return header
 
-    def page(
-        self,
-        day: str | None,
-        *,
-        band: str | None,
-        segment: str | None,
-        customer: str | None,
-        scope: str,
-        limit: int,
-        offset: int,
-    ) -> dict[str, Any]:
-        header = self.header(day)
+    def page(self, filters: Filters, limit: int) -> dict[str, Any]:
+        header, total, rows = self._matching(filters, limit)
         store = self.store()
-        total, rows = store.rows(
-            header["list_id"],
-            band=band,
-            segment=segment,
-            customer=customer,
-            on_list=True if scope == "list" else None,
-            limit=limit,
-            offset=offset,
-        )
         for row in rows:
             row["reasons"] = [{"code": r["code"], "text": r["text"]} for r in row["reasons"]]
         drift = header["drift"]
@@ -94,43 +88,37 @@ class Lists:
             },
             "total": total,
             "limit": limit,
-            "offset": offset,
+            "offset": filters.offset,
             "rows": rows,
             "departures": store.departures(header["list_id"]),
             "dates": store.dates()[:MAX_DATES],
             "segments": store.segments(header["list_id"]),
         }
 
-    def csv(
-        self,
-        day: str | None,
-        *,
-        band: str | None,
-        segment: str | None,
-        customer: str | None,
-        scope: str,
-        limit: int | None,
-        offset: int,
-    ) -> tuple[str, str]:
+    def csv(self, filters: Filters, limit: int | None) -> tuple[str, str]:
         """(file name, CSV text) of the matching rows, reasons flattened as in --out."""
         from serving.risklist import flat_table
 
-        header = self.header(day)
-        _, rows = self.store().rows(
-            header["list_id"],
-            band=band,
-            segment=segment,
-            customer=customer,
-            on_list=True if scope == "list" else None,
-            limit=limit,
-            offset=offset,
-        )
+        header, _, rows = self._matching(filters, limit)
         frame = flat_table(
             pd.DataFrame(rows, columns=ROW_COLUMNS), header["list_date"], header["model_version"]
         )
         buffer = io.StringIO()
         frame.to_csv(buffer, index=False)
         return f"risk-list-{header['list_date']}.csv", buffer.getvalue()
+
+    def _matching(self, filters: Filters, limit: int | None) -> tuple[dict, int, list[dict]]:
+        header = self.header(filters.day)
+        total, rows = self.store().rows(
+            header["list_id"],
+            band=filters.band,
+            segment=filters.segment,
+            customer=filters.customer,
+            on_list=True if filters.scope == "list" else None,
+            limit=limit,
+            offset=filters.offset,
+        )
+        return header, total, rows
 
     def scores(self, customer_ids: Sequence[str]) -> dict[str, Any]:
         """The latest list's scores of these customers, in the /score shape."""

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import bentoml
-from fastapi import FastAPI, Query
+from fastapi import Depends, FastAPI, Query
 from pydantic import Field
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse
 
@@ -35,7 +35,7 @@ from churnml.errors import ChurnmlError
 from serving.config import ServingSettings
 from serving.gate import Gate, KeyRing
 from serving.list_schemas import RiskListPage, ScoreIdsResponse
-from serving.lists import Lists, NoList
+from serving.lists import Filters, Lists, NoList
 from serving.loading import ServedModel, load_served_model
 from serving.schemas import (
     MAX_CUSTOMERS,
@@ -176,38 +176,12 @@ class ChurnService:
     )
     async def risk_list(
         self,
-        date: Annotated[
-            dt.date | None, Query(description="The list's day (YYYY-MM-DD); default: the latest.")
-        ] = None,
-        band: Annotated[
-            Literal["high", "medium", "low"] | None, Query(description="Only this risk band.")
-        ] = None,
-        segment: Annotated[
-            str | None, Query(max_length=200, description="Only this segment.")
-        ] = None,
-        customer: Annotated[
-            str | None,
-            Query(max_length=200, description="Only customer ids containing this text."),
-        ] = None,
-        scope: Annotated[
-            Literal["list", "all"],
-            Query(description="list: the customers within capacity; all: everyone scored."),
-        ] = "list",
+        filters: Annotated[Filters, Depends(list_filters)],
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Rows per page.")] = 100,
-        offset: Annotated[int, Query(ge=0, le=10**9, description="Rows to skip.")] = 0,
     ) -> RiskListPage:
         """A page of a day's risk list: rows in rank order, changes, departures, drift."""
         try:
-            page = await asyncio.to_thread(
-                self.lists.page,
-                date.isoformat() if date else None,
-                band=band,
-                segment=segment,
-                customer=customer,
-                scope=scope,
-                limit=limit,
-                offset=offset,
-            )
+            page = await asyncio.to_thread(self.lists.page, filters, limit)
         except NoList as error:
             return _problem_response(404, str(error), [])
         return RiskListPage.model_validate(page)
@@ -223,40 +197,14 @@ class ChurnService:
     )
     async def risk_list_csv(
         self,
-        date: Annotated[
-            dt.date | None, Query(description="The list's day (YYYY-MM-DD); default: the latest.")
-        ] = None,
-        band: Annotated[
-            Literal["high", "medium", "low"] | None, Query(description="Only this risk band.")
-        ] = None,
-        segment: Annotated[
-            str | None, Query(max_length=200, description="Only this segment.")
-        ] = None,
-        customer: Annotated[
-            str | None,
-            Query(max_length=200, description="Only customer ids containing this text."),
-        ] = None,
-        scope: Annotated[
-            Literal["list", "all"],
-            Query(description="list: the customers within capacity; all: everyone scored."),
-        ] = "list",
+        filters: Annotated[Filters, Depends(list_filters)],
         limit: Annotated[
             int | None, Query(ge=1, description="Rows at most; default: all that match.")
         ] = None,
-        offset: Annotated[int, Query(ge=0, le=10**9, description="Rows to skip.")] = 0,
     ) -> PlainTextResponse:
         """The same rows as ``GET /risk-list``, as a CSV file (reasons as text columns)."""
         try:
-            name, text = await asyncio.to_thread(
-                self.lists.csv,
-                date.isoformat() if date else None,
-                band=band,
-                segment=segment,
-                customer=customer,
-                scope=scope,
-                limit=limit,
-                offset=offset,
-            )
+            name, text = await asyncio.to_thread(self.lists.csv, filters, limit)
         except NoList as error:
             return _problem_response(404, str(error), [])
         return PlainTextResponse(
@@ -360,6 +308,27 @@ class ChurnService:
                 return
             self.served = new
             _freeze_heap()
+
+
+def list_filters(
+    date: Annotated[
+        dt.date | None, Query(description="The list's day (YYYY-MM-DD); default: the latest.")
+    ] = None,
+    band: Annotated[
+        Literal["high", "medium", "low"] | None, Query(description="Only this risk band.")
+    ] = None,
+    segment: Annotated[str | None, Query(max_length=200, description="Only this segment.")] = None,
+    customer: Annotated[
+        str | None, Query(max_length=200, description="Only customer ids containing this text.")
+    ] = None,
+    scope: Annotated[
+        Literal["list", "all"],
+        Query(description="list: the customers within capacity; all: everyone scored."),
+    ] = "list",
+    offset: Annotated[int, Query(ge=0, le=10**9, description="Rows to skip.")] = 0,
+) -> Filters:
+    """The query parameters shared by ``GET /risk-list`` and ``GET /risk-list.csv``."""
+    return Filters(date.isoformat() if date else None, band, segment, customer, scope, offset)
 
 
 def _gate_options() -> dict[str, Any]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from churnml.validation import load_tables
-from serving.lists import Lists
+from serving.lists import Filters, Lists
 from serving.loading import load_served_model
 from serving.risklist import RiskListSettings, make_risk_list
 from serving.store import RiskListStore
@@ -121,9 +121,7 @@ def test_lists_on_postgresql(postgres_url, served, tables, tmp_path) -> None:
 
     # The service's reader: pages, filters, scores by id.
     lists = Lists(tmp_path, postgres_url)
-    page = lists.page(
-        None, band="high", segment=None, customer=None, scope="all", limit=10, offset=0
-    )
+    page = lists.page(Filters(band="high", scope="all"), 10)
     assert page["date"] == f"{DAY2}" and {r["risk_band"] for r in page["rows"]} == {"high"}
     top = second.frame["customer_id"].iloc[0]
     answer = lists.scores([top, "nobody"])
