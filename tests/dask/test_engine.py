@@ -1,0 +1,193 @@
+"""The Dask engine gives what the local engine gives: the same checks, the same rows set
+aside, the same features (index, columns, dtypes, values, order) and the same scores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churnml import dask_engine
+from churnml.errors import ContractError
+from churnml.validation import load_tables
+from features import build_features
+from tests.dask.helpers import AS_OF, SAMPLE, break_rules, sample_text, write_parquet_folder
+
+
+@pytest.fixture(scope="module")
+def local_sample():
+    return load_tables(SAMPLE / "customers.csv", SAMPLE / "interactions.csv")
+
+
+@pytest.fixture(scope="module")
+def dask_sample(dask_client):
+    return dask_engine.load_tables_dask(
+        SAMPLE / "customers.csv", SAMPLE / "interactions.csv", client=dask_client, partitions=5
+    )
+
+
+@pytest.fixture(scope="module")
+def broken_world(tmp_path_factory) -> Path:
+    """The sample world with broken rows, as folders of Parquet files in many pieces."""
+    root = tmp_path_factory.mktemp("broken-world")
+    customers, interactions = sample_text()
+    break_rules(customers, interactions)
+    write_parquet_folder(customers, root / "customers", files=3, row_group=500)
+    write_parquet_folder(interactions, root / "interactions", files=3, row_group=4000)
+    return root
+
+
+def test_features_equal_the_local_engine_on_the_sample(dask_sample, local_sample) -> None:
+    assert dask_sample.partitions == 5
+    assert (dask_sample.customer_rows, dask_sample.interaction_rows) == (
+        len(local_sample.customers),
+        len(local_sample.interactions),
+    )
+    expected = build_features(local_sample.customers, local_sample.interactions, AS_OF)
+    features = dask_engine.build_features_dask(dask_sample, AS_OF)
+    pd.testing.assert_frame_equal(features, expected, check_exact=True)
+    assert features.shape == (2950, 89)
+    # Every partition held customers: the hash spreads them.
+    sizes = dask_sample.customers.map_partitions(len).compute()
+    assert len(sizes) == 5 and sizes.min() > 0.1 * sizes.sum() / 5
+
+
+def test_the_engine_keeps_the_customers_table(dask_sample, local_sample) -> None:
+    pd.testing.assert_frame_equal(dask_sample.customers_frame(), local_sample.customers)
+
+
+def test_broken_rows_are_set_aside_as_the_local_engine_does(
+    dask_client, broken_world, tmp_path
+) -> None:
+    paths = (broken_world / "customers", broken_world / "interactions")
+    local_messages: list[str] = []
+    local = load_tables(*paths, quarantine_dir=tmp_path / "local", report=local_messages.append)
+    messages: list[str] = []
+    tables = dask_engine.load_tables_dask(
+        *paths,
+        client=dask_client,
+        partitions=4,
+        piece_rows=1500,
+        quarantine_dir=tmp_path / "dask",
+        report=messages.append,
+    )
+    assert tables.set_aside == local.set_aside
+    assert local.set_aside["customers"] == 3 and local.set_aside["interactions"] > 7
+    assert [m.split(": see ")[0] for m in messages] == [
+        m.split(": see ")[0] for m in local_messages
+    ]
+    for ours, theirs in zip(tables.quarantine_files, local.quarantine_files, strict=True):
+        assert ours.name.split("-")[0] == theirs.name.split("-")[0]
+        pd.testing.assert_frame_equal(pd.read_csv(ours), pd.read_csv(theirs))
+    pd.testing.assert_frame_equal(tables.customers_frame(), local.customers)
+    # The extra columns are typed on the whole table: "loyalty" is text (one "gold"),
+    # "score" a number, even in the pieces without the text value.
+    assert tables.meta["customers"]["loyalty"].dtype == local.customers["loyalty"].dtype
+    assert local.customers["score"].dtype == np.float64
+    for day in ("2025-09-30", AS_OF):
+        expected = build_features(local.customers, local.interactions, day)
+        pd.testing.assert_frame_equal(
+            dask_engine.build_features_dask(tables, day), expected, check_exact=True
+        )
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_a_stop_gives_the_local_engines_message(dask_client, tmp_path, strict) -> None:
+    customers, interactions = sample_text()
+    break_rules(customers, interactions)
+    customers.loc[4000, "customer_id"] = customers.loc[20, "customer_id"]  # repeated id: stop
+    folder = tmp_path / "world"
+    write_parquet_folder(customers, folder / "customers", files=2, row_group=700)
+    write_parquet_folder(interactions, folder / "interactions", files=2, row_group=5000)
+    paths = (folder / "customers", folder / "interactions")
+    with pytest.raises(ContractError) as local:
+        load_tables(*paths, quarantine_dir=tmp_path / "q", strict=strict)
+    with pytest.raises(ContractError) as ours:
+        dask_engine.load_tables_dask(
+            *paths,
+            client=dask_client,
+            piece_rows=1000,
+            quarantine_dir=tmp_path / "q2",
+            strict=strict,
+        )
+    assert str(ours.value) == str(local.value)
+    assert "\n" not in str(ours.value)
+    assert not (tmp_path / "q2").exists()
+
+
+def test_without_a_quarantine_folder_broken_rows_stop(dask_client, broken_world) -> None:
+    with pytest.raises(ContractError, match="no quarantine folder"):
+        dask_engine.load_tables_dask(
+            broken_world / "customers", broken_world / "interactions", client=dask_client
+        )
+
+
+@pytest.mark.slow
+def test_scores_equal_the_local_engine(dask_sample, local_sample) -> None:
+    from serving.loading import load_served_model
+    from tests.serving.helpers import trained_home
+
+    home = trained_home()
+    served = load_served_model(
+        "models:/churn-risk@champion", f"sqlite:///{(home / 'mlflow.db').resolve()}"
+    )
+    model = served.model
+    features = model.features_from_tables(
+        local_sample.customers, local_sample.interactions, pd.Timestamp(AS_OF)
+    )
+    probability, reasons = model.explained_scores(model.prepare(features))
+    scores = dask_engine.score_dask(model, dask_sample, AS_OF)
+    assert list(scores.columns) == ["customer_id", "churn_probability", "risk_band", "reasons"]
+    assert scores["customer_id"].tolist() == features.index.astype(str).tolist()
+    np.testing.assert_allclose(scores["churn_probability"], probability, rtol=0, atol=1e-9)
+    assert scores["risk_band"].tolist() == model.risk_band(probability).tolist()
+    # Reasons: the same families, features, words and values. A contribution may differ in
+    # its last bit: the local scorer's own float sums depend on which rows share a batch
+    # (explained_scores of rows 1000: alone moves one contribution of the sample by 1e-18).
+    assert len(scores) == len(reasons)
+    for ours, theirs in zip(scores["reasons"], reasons, strict=True):
+        assert [_words(r) for r in ours] == [_words(r) for r in theirs]
+        np.testing.assert_allclose(
+            [r["contribution"] for r in ours], [r["contribution"] for r in theirs], atol=1e-12
+        )
+    # As `churnml score` writes them (ChurnModel.score_tables' columns).
+    exported = dask_engine.score_file_frame(scores, AS_OF)
+    written = model.score_tables(local_sample.customers, local_sample.interactions, AS_OF)
+    assert list(exported.columns) == list(written.columns)
+    np.testing.assert_allclose(
+        exported["churn_probability"], written["churn_probability"], atol=1e-9
+    )
+    for column in ("customer_id", "risk_band", "reasons", "reason_codes", "as_of"):
+        assert exported[column].tolist() == written[column].tolist(), column
+
+
+def _words(reason: dict) -> dict:
+    return {key: value for key, value in reason.items() if key != "contribution"}
+
+
+def test_unreadable_inputs_give_the_local_engines_errors(dask_client, tmp_path) -> None:
+    from churnml.errors import InputError
+
+    missing = tmp_path / "nowhere.parquet"
+    with pytest.raises(InputError) as local:
+        load_tables(missing, SAMPLE / "interactions.csv")
+    with pytest.raises(InputError) as ours:
+        dask_engine.load_tables_dask(missing, SAMPLE / "interactions.csv", client=dask_client)
+    assert str(ours.value) == str(local.value)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="holds no .parquet files"):
+        dask_engine.load_tables_dask(
+            SAMPLE / "customers.csv", tmp_path / "empty", client=dask_client
+        )
+
+
+def test_the_client_connects_to_a_running_scheduler(dask_client) -> None:
+    from churnml.errors import ConfigError
+
+    with dask_engine.client(dask_client.scheduler.address) as other:
+        assert len(other.nthreads()) == 2
+    with pytest.raises(ConfigError, match="cannot connect"):
+        with dask_engine.client("tcp://127.0.0.1:9", timeout=1):
+            pass
