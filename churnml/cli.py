@@ -7,6 +7,7 @@ non-zero exit code (see ``churnml.errors``); never in a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import enum
 import os
@@ -53,6 +54,29 @@ IdColumn = Annotated[
     str | None, typer.Option("--id", help="The key column of --table (default: row number).")
 ]
 QuietFlag = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")]
+
+
+class Engine(enum.StrEnum):
+    local = "local"
+    dask = "dask"
+
+
+EngineFlag = Annotated[
+    Engine | None,
+    typer.Option(
+        "--engine",
+        help="local (one process, default) or dask (CHURNML_ENGINE): read, check, build "
+        "features and score on a Dask cluster.",
+    ),
+]
+SchedulerFlag = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="With --engine dask: the address of an existing Dask scheduler "
+        "(tcp://HOST:8786; CHURNML_SCHEDULER). Default: a LocalCluster on this machine.",
+    ),
+]
 ModelUri = Annotated[
     str | None,
     typer.Option("--model", help="Model URI (default: models:/churn-risk@champion)."),
@@ -129,18 +153,34 @@ def features(
     out: Annotated[Path, typer.Option("--out", help="Output file, .csv or .parquet.")],
     customers: CustomersFile = None,
     interactions: InteractionsFile = None,
+    engine: EngineFlag = None,
+    scheduler: SchedulerFlag = None,
     strict: StrictFlag = False,
     quiet: QuietFlag = False,
 ) -> None:
     """Write one row per customer active on --as-of: customer_id and the feature columns."""
     from churnml.io import check_output_path, write_table
 
-    settings = _settings(customers=customers, interactions=interactions, strict=strict or None)
+    settings = _settings(
+        customers=customers,
+        interactions=interactions,
+        strict=strict or None,
+        engine=engine.value if engine else None,
+        scheduler=scheduler,
+    )
     day = parse_date(as_of, "--as-of")
     check_output_path(out)
     reporter = Reporter(quiet=quiet)
-    tables = _load(settings, reporter)
-    frame = _build_features(tables, day, reporter)
+    if settings.engine == "dask":
+        from churnml import dask_engine
+
+        with _dask(settings, reporter) as tables:
+            with reporter.step(f"building features as of {day} on the cluster"):
+                frame = dask_engine.build_features_dask(tables, day)
+        _require_active(frame, day)
+    else:
+        tables = _load(settings, reporter)
+        frame = _build_features(tables, day, reporter)
     with reporter.step(f"writing {out}"):
         write_table(frame.reset_index(), out)
     reporter.info(f"{len(frame):,} customers active on {day}, {frame.shape[1]} features -> {out}")
@@ -322,6 +362,8 @@ def score(
         Path | None, typer.Option("--table", help="A customer table to score row by row.")
     ] = None,
     id_column: IdColumn = None,
+    engine: EngineFlag = None,
+    scheduler: SchedulerFlag = None,
     strict: StrictFlag = False,
     quiet: QuietFlag = False,
 ) -> None:
@@ -329,7 +371,13 @@ def score(
     import training
     from churnml.io import check_output_path, write_table
 
-    settings = _settings(customers=customers, interactions=interactions, strict=strict or None)
+    settings = _settings(
+        customers=customers,
+        interactions=interactions,
+        strict=strict or None,
+        engine=engine.value if engine else None,
+        scheduler=scheduler,
+    )
     training_settings = _training_settings(settings)
     check_output_path(out)
     reporter = Reporter(quiet=quiet)
@@ -342,11 +390,14 @@ def score(
         day = parse_date(as_of, "--as-of")
         if day is None:
             raise ConfigError("score needs --as-of YYYY-MM-DD (or --table FILE)")
-        tables = _load(settings, reporter)
-        with reporter.step(f"scoring the customers active on {day}"):
-            scores = training.score_tables(
-                tables.customers, tables.interactions, day, training_settings, model_uri=model
-            )
+        if settings.engine == "dask":
+            scores = _score_on_dask(settings, training_settings, day, model, reporter)
+        else:
+            tables = _load(settings, reporter)
+            with reporter.step(f"scoring the customers active on {day}"):
+                scores = training.score_tables(
+                    tables.customers, tables.interactions, day, training_settings, model_uri=model
+                )
     write_table(scores, out)
     typer.echo(f"{len(scores):,} customers scored -> {out}")
 
@@ -707,16 +758,59 @@ def _load(settings: Settings, reporter: Reporter):
     return tables
 
 
-def _build_features(tables, as_of: dt.date, reporter: Reporter):
-    from features import build_features
+@contextlib.contextmanager
+def _dask(settings: Settings, reporter: Reporter):
+    """The validated tables on a Dask cluster (an existing scheduler or a LocalCluster)."""
+    from churnml import dask_engine
 
-    with reporter.step(f"building features as of {as_of}"):
-        frame = build_features(tables.customers, tables.interactions, as_of)
+    where = settings.scheduler or f"a LocalCluster of {settings.dask_workers} workers"
+    with contextlib.ExitStack() as stack:
+        with reporter.step(f"connecting to {where}"):
+            client = stack.enter_context(
+                dask_engine.client(settings.scheduler, settings.dask_workers)
+            )
+        with reporter.step(
+            f"reading {settings.customers.name} and {settings.interactions.name} on the cluster"
+        ):
+            tables = dask_engine.load_tables_dask(
+                settings.customers,
+                settings.interactions,
+                client=client,
+                quarantine_dir=settings.quarantine_dir,
+                strict=settings.strict,
+                report=reporter.warn,
+            )
+        yield tables
+
+
+def _score_on_dask(settings: Settings, training_settings, day: dt.date, model, reporter):
+    import training.scoring
+    from churnml import dask_engine
+
+    uri = model or f"models:/{training_settings.model_name}@champion"
+    chosen = training.scoring.load_model(training_settings, uri)
+    with _dask(settings, reporter) as tables:
+        with reporter.step(f"scoring the customers active on {day} on the cluster"):
+            scores = dask_engine.score_dask(chosen, tables, day)
+    frame = dask_engine.score_file_frame(scores, day)
+    frame["model_version"] = training.scoring.version_of(uri, training_settings)
+    return frame
+
+
+def _require_active(frame, as_of: dt.date) -> None:
     if frame.empty:
         raise DataError(
             f"no customer is active on {as_of} (signed up on or before it and not yet left); "
             "choose another --as-of"
         )
+
+
+def _build_features(tables, as_of: dt.date, reporter: Reporter):
+    from features import build_features
+
+    with reporter.step(f"building features as of {as_of}"):
+        frame = build_features(tables.customers, tables.interactions, as_of)
+    _require_active(frame, as_of)
     return frame
 
 

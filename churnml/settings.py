@@ -10,6 +10,9 @@ environment variables, and the defaults below. Nothing here runs at import time.
 | interactions | ``CHURNML_INTERACTIONS`` | the sample world's ``data/sample/interactions.csv`` |
 | tracking_uri | ``MLFLOW_TRACKING_URI`` | ``sqlite:///<home>/mlflow.db`` |
 | strict | ``CHURNML_STRICT`` (1/true) | false: rows that break a rule are set aside |
+| engine | ``CHURNML_ENGINE`` (local/dask) | local: one process |
+| scheduler | ``CHURNML_SCHEDULER`` | none: ``--engine dask`` starts a LocalCluster |
+| dask_workers | ``CHURNML_DASK_WORKERS`` | 2 (workers of that LocalCluster) |
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "sample"
 DEFAULT_HOME = Path(".churnml")
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
+ENGINES = ("local", "dask")
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,9 @@ class Settings:
     interactions: Path = SAMPLE_DIR / "interactions.csv"
     tracking_uri: str | None = None
     strict: bool = False
+    engine: str = "local"
+    scheduler: str | None = None
+    dask_workers: int = 2
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -52,8 +59,27 @@ class Settings:
             values["tracking_uri"] = env["MLFLOW_TRACKING_URI"]
         if "CHURNML_STRICT" in env:
             values["strict"] = _flag(env["CHURNML_STRICT"], "CHURNML_STRICT")
+        if env.get("CHURNML_ENGINE"):
+            values["engine"] = env["CHURNML_ENGINE"].strip().lower()
+        if env.get("CHURNML_SCHEDULER"):
+            values["scheduler"] = env["CHURNML_SCHEDULER"]
+        if env.get("CHURNML_DASK_WORKERS"):
+            try:
+                values["dask_workers"] = int(env["CHURNML_DASK_WORKERS"])
+            except ValueError:
+                raise ConfigError(
+                    f"CHURNML_DASK_WORKERS={env['CHURNML_DASK_WORKERS']!r}: expected a whole number"
+                ) from None
         values.update({key: value for key, value in overrides.items() if value is not None})
-        return replace(cls(), **values)
+        settings = replace(cls(), **values)
+        if settings.engine not in ENGINES:
+            raise ConfigError(
+                f"engine {settings.engine!r}: expected one of {', '.join(ENGINES)} "
+                "(--engine or CHURNML_ENGINE)"
+            )
+        if settings.dask_workers < 1:
+            raise ConfigError(f"dask workers {settings.dask_workers}: expected at least 1")
+        return settings
 
     @property
     def quarantine_dir(self) -> Path:
