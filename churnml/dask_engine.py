@@ -61,8 +61,9 @@ from churnml import contract
 from churnml import validation as checks
 from churnml.contract import CUSTOMER_ID, INTERACTION_ID
 from churnml.errors import ChurnmlError, ConfigError, ContractError, DataError, InputError
-from churnml.io import TEXT, read_table, write_table
+from churnml.io import TEXT, existing_input, read_table, write_table
 from features import FeatureSettings, build_features, parse_as_of
+from features.build import _INTERACTION_COLUMNS_USED
 from features.columns import CATEGORICAL_FEATURES, PROFILE_PREFIX
 
 if TYPE_CHECKING:
@@ -76,19 +77,7 @@ REASON = "__churnml_reason__"  # why a row is set aside; missing when it is kept
 PIECE_ROWS = 1_000_000
 ROWS_PER_PARTITION = 1_000_000  # interactions per partition when choosing the count
 # The interaction columns build_features reads: all the kept partitions hold.
-INTERACTION_COLUMNS = (
-    CUSTOMER_ID,
-    "started_at",
-    "channel",
-    "case_id",
-    "topic",
-    "wait_seconds",
-    "agent_id",
-    "transfers",
-    "abandoned",
-    "status",
-    "csat",
-)
+INTERACTION_COLUMNS = _INTERACTION_COLUMNS_USED
 _CELL_RULES = ("required_columns", "type", "required", "negative", "unknown", "range")
 _TABLE_RULES = (
     "no_rows",
@@ -203,12 +192,7 @@ class _Piece:
 def _plan(path: Path | str, table: str, piece_rows: int) -> tuple[list[_Piece], pd.DataFrame]:
     """The pieces of an input table and an empty frame of how they read. The same
     InputErrors as churnml.io.read_table, raised here before any work is sent out."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(
-            f"{table}: {path} does not exist; pass an existing .csv file, .parquet file "
-            "or folder of Parquet files"
-        )
+    path = existing_input(path, table)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*.parquet") if p.is_file())
         if not files:

@@ -29,14 +29,20 @@ OUTPUT_SUFFIXES = (".csv", ".parquet")
 TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
 
 
-def read_table(path: Path | str, table: str) -> pd.DataFrame:
-    """Read one input table as stored; raise InputError when it cannot be read at all."""
+def existing_input(path: Path | str, table: str) -> Path:
+    """``path`` as a Path; InputError naming the table when nothing is there."""
     path = Path(path)
     if not path.exists():
         raise InputError(
             f"{table}: {path} does not exist; pass an existing .csv file, .parquet file "
             "or folder of Parquet files"
         )
+    return path
+
+
+def read_table(path: Path | str, table: str) -> pd.DataFrame:
+    """Read one input table as stored; raise InputError when it cannot be read at all."""
+    path = existing_input(path, table)
     if path.is_dir():
         return _read_parquet_folder(path, table)
     suffix = path.suffix.lower()
