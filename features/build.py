@@ -81,6 +81,20 @@ def build_features(
     return history.features_at(day)
 
 
+def build_feature_arrays(
+    customers: pd.DataFrame,
+    interactions: pd.DataFrame,
+    as_of: dt.date | str | pd.Timestamp,
+    settings: FeatureSettings | None = None,
+) -> FeatureArrays:
+    """``build_features`` before its result becomes a DataFrame: the same values as arrays,
+    for a caller that reads them as arrays (the scoring service, ~2 ms a request less)."""
+    settings = settings or FeatureSettings()
+    day = parse_as_of(as_of)
+    history = ContactHistory(customers, interactions, settings, until=day)
+    return history.arrays_at(day)
+
+
 def build_feature_snapshots(
     customers: pd.DataFrame,
     interactions: pd.DataFrame,
@@ -222,14 +236,38 @@ class _Customers:
     signup_ns: np.ndarray
     churn_ns: np.ndarray
     monthly_revenue: np.ndarray
-    profile: pd.DataFrame  # segment, plan and the profile_* columns, in output order
+    profile: dict[str, pd.Series]  # segment, plan and the profile_* columns, in output order
+
+
+@dataclass(frozen=True)
+class FeatureArrays:
+    """The feature values of the active customers on one day, as arrays.
+
+    ``numeric[i]`` holds column ``names[i]`` (float64) for every row; the rows are the
+    customers table's rows ``rows``, with ids ``index``. ``profile`` holds the remaining
+    columns (segment, plan, profile_*: categorical or float64) over *all* customers of the
+    table, in output order: take ``rows`` of them. ``frame()`` is the DataFrame.
+    """
+
+    index: pd.Index
+    rows: np.ndarray
+    names: list[str]
+    numeric: np.ndarray
+    profile: dict[str, pd.Series]
+
+    def frame(self) -> pd.DataFrame:
+        """What ``build_features`` returns: one row per active customer, indexed by id."""
+        numeric = pd.DataFrame(self.numeric.T, index=self.index, columns=self.names, copy=False)
+        profile = pd.DataFrame(self.profile).iloc[self.rows]
+        profile.index = self.index
+        return pd.concat([numeric, profile], axis=1)
 
 
 class ContactHistory:
     """Contacts in time order with their past-only facts, ready for any as-of day <= until.
 
-    Build it once and call ``features_at(day)`` for each snapshot day; contacts after
-    ``until`` (when given) are dropped at once.
+    Build it once and call ``features_at(day)`` for each snapshot day (``arrays_at(day)``:
+    the same values as arrays); contacts after ``until`` (when given) are dropped at once.
     """
 
     def __init__(
@@ -401,6 +439,10 @@ class ContactHistory:
 
     def features_at(self, as_of: dt.date | str | pd.Timestamp) -> pd.DataFrame:
         """The feature frame of the customers active on ``as_of``."""
+        return self.arrays_at(as_of).frame()
+
+    def arrays_at(self, as_of: dt.date | str | pd.Timestamp) -> FeatureArrays:
+        """The features of the customers active on ``as_of`` as arrays: ``features_at``'s values."""
         day = parse_as_of(as_of)
         if self.until is not None and day > self.until:
             raise ConfigError(
@@ -424,11 +466,7 @@ class ContactHistory:
         block = np.empty((len(names), len(rows)))
         for i, name in enumerate(names):
             np.take(columns[name], rows, out=block[i])
-        index = customers.ids[rows]
-        numeric = pd.DataFrame(block.T, index=index, columns=names, copy=False)
-        profile = customers.profile.iloc[rows]
-        profile.index = index
-        return pd.concat([numeric, profile], axis=1)
+        return FeatureArrays(customers.ids[rows], rows, names, block, customers.profile)
 
     def _windows(self, day_ns: int, stop: int, size: int) -> dict[str, np.ndarray]:
         """The windowed features and the trend's counts, from one pass per quantity.
@@ -695,7 +733,7 @@ def _read_customers(customers: pd.DataFrame, settings: FeatureSettings) -> _Cust
         signup_ns=signup,
         churn_ns=churn,
         monthly_revenue=revenue,
-        profile=pd.DataFrame(profile),
+        profile=profile,
     )
 
 

@@ -40,10 +40,21 @@ def _in_range_date(value: dt.date) -> dt.date:
     return value
 
 
-def _utc(value: dt.datetime) -> dt.datetime:
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """A moment as a UTC-naive datetime (a moment without a zone is UTC already)."""
     if value.tzinfo is not None:
         value = value.astimezone(dt.UTC).replace(tzinfo=None)
-    _in_range_date(value.date())
+    return value
+
+
+def _in_range_moment(value: dt.datetime) -> dt.datetime:
+    """Refuse a moment whose UTC date is outside EARLIEST .. LATEST; keep its zone.
+
+    A zone's offset is under a day, so a year strictly between the bounds' years is in
+    range whatever the zone; only the others are converted to check them.
+    """
+    if not EARLIEST.year < value.year < LATEST.year:
+        _in_range_date(as_utc(value).date())
     return value
 
 
@@ -51,10 +62,13 @@ def _utc(value: dt.datetime) -> dt.datetime:
 # already refuses a lone surrogate, so the check runs once per customer, and only when
 # the model is built from Python objects (``Customer._checks``): a validator per string
 # cost ~3.5 ms per 100 customers with 2,000 contacts.
+# A ``Moment`` keeps the zone it was sent with (``as_utc`` converts one); ``serving.scoring``
+# converts the whole column to UTC at once: converting each contact's time here cost
+# ~2.8 us a contact, ~5.5 ms per 100 customers with 2,000 contacts.
 Id = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, pattern=r"\S")]
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
 Day = Annotated[dt.date, AfterValidator(_in_range_date)]
-Moment = Annotated[dt.datetime, AfterValidator(_utc)]
+Moment = Annotated[dt.datetime, AfterValidator(_in_range_moment)]
 Channel = Literal[CHANNELS]  # type: ignore[valid-type]
 Status = Literal[STATUSES]  # type: ignore[valid-type]
 ProfileValue = str | float | bool | None
