@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -60,3 +61,19 @@ def _answers(url: str) -> bool:
             return response.status == 200
     except OSError:
         return False
+
+
+@contextmanager
+def churnml_serve(env: Mapping[str, str], log_path: Path, *, start_seconds: float) -> Iterator[str]:
+    """The real ``churnml serve`` on a free port of 127.0.0.1; yields its base URL."""
+    churnml = Path(sys.executable).with_name("churnml")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with running(
+        [str(churnml), "serve", "--port", str(port), "--host", "127.0.0.1"],
+        ready_url=f"{url}/readyz",
+        log_path=log_path,
+        start_seconds=start_seconds,
+        env=env,
+    ):
+        yield url

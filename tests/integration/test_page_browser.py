@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.servers import free_port, running
+from tests.integration.servers import churnml_serve
 from tests.serving.helpers import API_KEY, service_env, trained_home
 
 pytestmark = pytest.mark.slow
@@ -138,19 +138,11 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     work = tmp_path_factory.mktemp("page")
     env = _job_env(home, f"sqlite:///{work / 'lists.db'}")
     churnml = Path(sys.executable).with_name("churnml")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     log_path = work / "serve.log"
     # The list job runs while the server starts: the server opens the store on first use.
     with ThreadPoolExecutor(max_workers=1) as pool:
         made = pool.submit(_make_lists, churnml, env, work)
-        with running(
-            [str(churnml), "serve", "--port", str(port), "--host", "127.0.0.1"],
-            ready_url=f"{url}/readyz",
-            log_path=log_path,
-            start_seconds=START_SECONDS,
-            env=env,
-        ):
+        with churnml_serve(env, log_path, start_seconds=START_SECONDS) as url:
             yield Service(url=url, suppressed=made.result())
     assert API_KEY not in log_path.read_text()
 

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from tests.integration.servers import free_port, running
+from tests.integration.servers import churnml_serve
 from tests.serving.helpers import (
     ADMIN_KEY,
     API_KEY,
@@ -54,19 +52,10 @@ def risk_store(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, risk_store: str) -> Iterator[str]:
     home = trained_home()
-    port = free_port()
     env = {**os.environ, **service_env(home, CHURNML_RISK_STORE=risk_store)}
     env.pop("MLFLOW_TRACKING_URI", None)
     log_path = tmp_path_factory.mktemp("serve") / "serve.log"
-    churnml = Path(sys.executable).with_name("churnml")
-    url = f"http://127.0.0.1:{port}"
-    with running(
-        [str(churnml), "serve", "--port", str(port), "--host", "127.0.0.1"],
-        ready_url=f"{url}/readyz",
-        log_path=log_path,
-        start_seconds=START_SECONDS,
-        env=env,
-    ):
+    with churnml_serve(env, log_path, start_seconds=START_SECONDS) as url:
         yield url
     assert API_KEY not in log_path.read_text() and ADMIN_KEY not in log_path.read_text()
 
