@@ -1,6 +1,7 @@
 """HTTP benchmark: ``churnml serve`` (BentoML) against ``mlflow models serve``, same model.
 
     .venv/bin/python -m benchmarks.serving_bench [--seconds 5] [--repeat 3] [--workers 1]
+    .venv/bin/python -m benchmarks.serving_bench --profile-cpu [--rounds 7] [--calls 200]
 
 1. Prepares a champion trained on the committed sample world under a CHURNML_HOME
    (``--home``, default ``$TMPDIR/churnml-serving-bench``; reused when it already holds a
@@ -16,6 +17,14 @@
    R times (servers interleaved) and the table shows the medians over the R runs.
 5. Stops both servers (their process groups), whatever happened.
 
+``--profile-cpu`` starts no server: it loads the same champion in this process and
+sends the same two request bodies through the steps of ``POST /score`` (the pydantic
+validation BentoML runs on the body bytes, then ``serving.scoring.Scorer``'s steps, then
+the response as BentoML serializes it), timing each with ``time.process_time``. It
+prints CPU milliseconds per request per step, the median over ``--rounds`` rounds of
+``--calls`` calls: CPU time, unlike wall time, barely moves when other processes share
+the cores. The steps' results are checked against ``Scorer.score`` first.
+
 With one worker the client keeps its connections open; with several it opens a new
 connection per request, so the kernel spreads them over the workers
 (shared/perf-facts.md: 16 connections opened at once mostly land on one worker).
@@ -27,6 +36,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
+import gc
 import json
 import os
 import secrets
@@ -330,6 +341,95 @@ def load_average() -> str:
     return f"{one:.2f} {five:.2f} {fifteen:.2f}"
 
 
+# --------------------------------------------------------------------------- CPU profile
+
+
+def profile_cpu(home: Path, rounds: int, calls: int) -> None:
+    """CPU ms per request per step of ``POST /score``, in this process (no HTTP)."""
+    import pandas as pd
+
+    from features.build import build_feature_arrays
+    from serving.loading import load_served_model
+    from serving.schemas import ScoreResponse
+    from serving.scoring import table_columns
+    from serving.service import GC_THRESHOLDS, ChurnService
+
+    served = load_served_model(MODEL_URI, f"sqlite:///{(home / 'mlflow.db').resolve()}")
+    scorer = served.scorer
+    request_model = ChurnService.apis["score"].input_spec
+    gc.collect()
+    gc.freeze()  # as the service does after loading the model
+    gc.set_threshold(*GC_THRESHOLDS)
+    pool = sample_customers()
+    cases = {
+        f"1 customer, {CONTACTS_SINGLE} contacts": [
+            c for c in pool if len(c["interactions"]) == CONTACTS_SINGLE
+        ][:1],
+        f"batch of {BATCH}": pool[:BATCH],
+    }
+    day = dt.date.fromisoformat(AS_OF)
+    clock = time.process_time
+
+    def steps(body: bytes, spent: dict[str, float]) -> bytes:
+        def timed(name: str, start: float) -> float:
+            now = clock()
+            spent[name] = spent.get(name, 0.0) + now - start
+            return now
+
+        began = clock()
+        customers = request_model.model_validate_json(body).customers
+        at = timed("validate (pydantic)", began)
+        columns = scorer.checked_columns(customers, day)
+        at = timed("columns and rules", at)
+        customer_table, interaction_table = table_columns(
+            columns, scorer.profile_columns, scorer.categorical_profile
+        )
+        at = timed("tables", at)
+        arrays = build_feature_arrays(
+            customer_table, interaction_table, pd.Timestamp(day), scorer.feature_settings
+        )
+        at = timed("features", at)
+        ids = list(columns.customer["customer_id"])
+        x, values = scorer.model_input(arrays, ids)
+        at = timed("feature matrix", at)
+        contributions, probability = scorer.predict(x)
+        at = timed("predict", at)
+        reasons = scorer.explainer.explain(contributions, values, 3)
+        at = timed("reasons", at)
+        scores = scorer.results(ids, probability, reasons, day)
+        at = timed("results", at)
+        answer = ScoreResponse.model_validate({"scores": scores}).model_dump_json().encode()
+        timed("response (pydantic)", at)
+        timed("total", began)
+        return answer
+
+    table: dict[str, dict[str, float]] = {}
+    for case, customers in cases.items():
+        body = churnml_body(customers)
+        parsed = request_model.model_validate_json(body).customers
+        expected = ScoreResponse.model_validate({"scores": scorer.score(parsed, day)})
+        assert steps(body, {}) == expected.model_dump_json().encode(), "steps != Scorer.score"
+        per_round = []
+        for _ in range(rounds):
+            spent: dict[str, float] = {}
+            for _ in range(calls):
+                steps(body, spent)
+            per_round.append({k: v / calls * 1000 for k, v in spent.items()})
+        table[case] = {k: statistics.median(r[k] for r in per_round) for k in per_round[0]}
+
+    print(
+        f"\nCPU ms per request, in process (medians of {rounds} rounds of {calls} calls; "
+        f"load average {load_average()})"
+    )
+    names = list(next(iter(table.values())))
+    width = max(map(len, names))
+    print("| step".ljust(width + 2) + " | " + " | ".join(table) + " |")
+    print("|" + "-" * (width + 2) + "|" + "|".join("-" * (len(c) + 2) for c in table) + "|")
+    for name in names:
+        cells = " | ".join(f"{table[c][name]:.2f}".rjust(len(c)) for c in table)
+        print(f"| {name.ljust(width)} | {cells} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per cell and run")
@@ -339,12 +439,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--servers", default="churnml,mlflow", help="comma-separated: churnml, mlflow"
     )
+    parser.add_argument(
+        "--profile-cpu",
+        action="store_true",
+        help="no servers: CPU ms per request per step of POST /score, in this process",
+    )
+    parser.add_argument("--rounds", type=int, default=7, help="--profile-cpu: rounds")
+    parser.add_argument("--calls", type=int, default=200, help="--profile-cpu: calls per round")
     args = parser.parse_args(argv)
     if not 1 <= args.workers <= 8 or not 0.5 <= args.seconds <= 120 or not 1 <= args.repeat <= 10:
         parser.error("expected 1-8 workers, 0.5-120 seconds and 1-10 repeats")
 
     home = args.home or Path(tempfile.gettempdir()) / "churnml-serving-bench"
     home = prepare_home(home.resolve())
+    if args.profile_cpu:
+        profile_cpu(home, args.rounds, args.calls)
+        return 0
     tracking = f"sqlite:///{(home / 'mlflow.db').resolve()}"
     bin_dir = Path(sys.executable).parent
     logs = Path(tempfile.mkdtemp(prefix="serving-bench-logs-"))

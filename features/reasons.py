@@ -31,7 +31,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -453,6 +453,12 @@ class Explainer:
         for j, family in enumerate(self.families):
             membership[j, index[family]] = 1.0
         object.__setattr__(self, "_family_names", names)
+        object.__setattr__(self, "_family_codes", [family_code(name) for name in names])
+        object.__setattr__(
+            self,
+            "_usual",
+            {name: self.reference.get(name, {}).get("median") for name in self.feature_names},
+        )
         object.__setattr__(self, "_membership", membership)
         object.__setattr__(
             self, "_members", [np.flatnonzero(membership[:, f]) for f in range(len(names))]
@@ -463,13 +469,14 @@ class Explainer:
     def explain(
         self,
         contributions: np.ndarray,
-        values: pd.DataFrame,
+        values: pd.DataFrame | Callable[[str], np.ndarray],
         top: int = REASONS_PER_CUSTOMER,
     ) -> list[list[dict[str, Any]]]:
         """The top ``top`` reasons of each row: the families that raise its risk most.
 
         ``contributions`` (rows, features) in the order of ``feature_names``; ``values``
-        holds the same rows' feature values (any column order, at least these columns).
+        holds the same rows' feature values (any column order, at least these columns), or
+        gives a column's values as an array (``FeatureArrays.column``: no DataFrame).
         Each reason: ``code`` (family code), ``family``, ``feature`` (its strongest
         feature), ``text`` (plain words with the customer's numbers), ``value``, ``usual``
         and ``contribution`` (log-odds the family adds).
@@ -478,15 +485,20 @@ class Explainer:
         result: list[list[dict[str, Any]]] = []
         for start in range(0, len(contributions), EXPLAIN_CHUNK_ROWS):
             stop = start + EXPLAIN_CHUNK_ROWS
-            result += self._explain_chunk(contributions[start:stop], values.iloc[start:stop], top)
+            if isinstance(values, pd.DataFrame):
+                part = values.iloc[start:stop]
+                column = functools.partial(_frame_column, part)
+            else:
+                column = functools.partial(_array_column, values, slice(start, stop))
+            result += self._explain_chunk(contributions[start:stop], column, top)
         return result
 
     def _explain_chunk(
-        self, contributions: np.ndarray, values: pd.DataFrame, top: int
+        self, contributions: np.ndarray, column_of: Callable[[str], np.ndarray], top: int
     ) -> list[list[dict[str, Any]]]:
         names: list[str] = self._family_names  # type: ignore[attr-defined]
         members: list[np.ndarray] = self._members  # type: ignore[attr-defined]
-        codes = [family_code(name) for name in names]
+        codes: list[str] = self._family_codes  # type: ignore[attr-defined]
         rows = len(contributions)
         # Whole-chunk array work first (a per-row loop of numpy calls cost ~60 us a row):
         # families strongest first; in each family its strongest positive feature, or its
@@ -502,19 +514,21 @@ class Explainer:
             driver[:, f] = member[np.where(has_positive, positive, strongest)]
         # Only the columns some reason will quote (~3 ms for all 89 of a one-row frame).
         quoted = np.unique(np.take_along_axis(driver, order, axis=1))
-        columns = {self.feature_names[j]: values[self.feature_names[j]].to_numpy() for j in quoted}
+        columns = {self.feature_names[j]: column_of(self.feature_names[j]) for j in quoted}
         texts: dict[tuple[str, Any], str] = self._texts  # type: ignore[attr-defined]
         if len(texts) > MAX_CACHED_TEXTS:
             texts.clear()
-        usual_of = {name: self.reference.get(name, {}).get("median") for name in self.feature_names}
+        usual_of: dict[str, float | None] = self._usual  # type: ignore[attr-defined]
+        # Python lists: indexing them costs a fraction of indexing numpy arrays per item.
+        totals, drivers_of = by_family.tolist(), driver.tolist()
         result: list[list[dict[str, Any]]] = []
-        for row in range(rows):
+        for row, families in enumerate(order.tolist()):
             drivers: list[dict[str, Any]] = []
-            for f in order[row].tolist():
-                total = float(by_family[row, f])
+            for f in families:
+                total = totals[row][f]
                 if total <= 0:
                     break
-                column = self.feature_names[int(driver[row, f])]
+                column = self.feature_names[drivers_of[row][f]]
                 value = columns[column][row]
                 if isinstance(value, _CACHEABLE) and value == value:  # not NaN
                     key = (column, value)
@@ -536,6 +550,14 @@ class Explainer:
                 )
             result.append(drivers)
         return result
+
+
+def _frame_column(frame: pd.DataFrame, name: str) -> np.ndarray:
+    return frame[name].to_numpy()
+
+
+def _array_column(column: Callable[[str], np.ndarray], rows: slice, name: str) -> np.ndarray:
+    return column(name)[rows]
 
 
 def _json_value(value: Any) -> float | str | None:

@@ -5,6 +5,9 @@ pass (``RequestColumns``), checks the rules across rows, builds the contract tab
 as ``churnml.validation`` types files) and the features with the same
 ``features.build_features`` code as training and batch scoring, and scores:
 
+* the tables go to the feature builder as columns (``table_columns``: pyarrow text,
+  float64 numbers, datetime64 times), not DataFrames: pandas' per-column overhead was
+  most of a one-customer request;
 * the rules across rows are checked on whole arrays; only a request that breaks one
   walks its customers one by one, to name every problem's field path (``check_rows``);
 * contact times are converted to UTC once per request, for the whole column (pyarrow),
@@ -13,7 +16,8 @@ as ``churnml.validation`` types files) and the features with the same
   the per-leaf path attributions of ``features.reasons`` add up to the raw score, so the
   probability is ``calibrator(sigmoid(bias + sum of shares))``;
 * features go to the booster as one float matrix (categories as the booster's codes),
-  made from the feature arrays without a DataFrame round trip.
+  made from the feature arrays without a DataFrame round trip; the reasons read the
+  columns they quote from the same arrays (``FeatureArrays.column``).
 
 Problems a caller can fix raise ``RequestProblems`` (answered 422 with every field path).
 """
@@ -21,7 +25,7 @@ Problems a caller can fix raise ``RequestProblems`` (answered 422 with every fie
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -116,7 +120,7 @@ class RequestColumns:
         records = [customer.__dict__ for customer in customers]
         customer = _transpose(records, _CUSTOMER_FIELDS)
         groups = customer.pop("interactions")
-        contacts = [contact.__dict__ for group in groups for contact in group]
+        contacts = [contact for group in groups for contact in group]
         contact = _transpose(contacts, _CONTACT_FIELDS)
         started = pa.array(contact["started_at"], type=pa.timestamp("us"))  # aware -> UTC
         return cls(
@@ -244,20 +248,21 @@ def _problems(customers: Sequence[Customer], as_of: dt.date) -> list[Problem]:
         )
         for j, contact in enumerate(customer.interactions):
             at = (*here, "interactions", j)
-            if contact.interaction_id in seen_contacts:
-                first = seen_contacts[contact.interaction_id]
+            contact_id = contact["interaction_id"]
+            if contact_id in seen_contacts:
+                first = seen_contacts[contact_id]
                 problems.append(
                     Problem(
                         (*at, "interaction_id"),
-                        f"interaction_id {contact.interaction_id!r} repeats "
+                        f"interaction_id {contact_id!r} repeats "
                         f"customers[{first[0]}].interactions[{first[1]}]; "
                         "expected each interaction_id once",
                         "duplicate",
                     )
                 )
             else:
-                seen_contacts[contact.interaction_id] = (i, j)
-            started = as_utc(contact.started_at)
+                seen_contacts[contact_id] = (i, j)
+            started = as_utc(contact["started_at"])
             if started >= end_of_day:
                 problems.append(
                     Problem(
@@ -298,23 +303,23 @@ def _numbers(values: Sequence[Any]) -> np.ndarray:
     return np.array(values, dtype=np.float64)
 
 
-def _texts(values: Sequence[str | None] | pa.Array) -> pd.api.extensions.ExtensionArray:
-    if not isinstance(values, pa.Array):
-        values = pa.array(values, type=pa.string())
-    return pd.array(values, dtype=TEXT)
+def _texts(values: Sequence[str | None]) -> pa.Array:
+    return pa.array(values, type=pa.string())
 
 
-def tables(
+def table_columns(
     customers: Sequence[Customer] | RequestColumns,
     profile_columns: Sequence[str],
     categorical_profile: set[str],
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The request as the contract's typed tables (the dtypes of ``churnml.validation``)."""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The request as the contract's tables, column by column (``features.build.Table``):
+    text as pyarrow strings, numbers as float64, times as datetime64[ns]. The feature
+    builder reads them as it reads ``tables``' DataFrames, without pandas' overhead."""
     columns = customers if isinstance(customers, RequestColumns) else RequestColumns.read(customers)
     customer, contact = columns.customer, columns.contact
-    ids = pa.array(customer["customer_id"], type=pa.string())
-    customer_frame: dict[str, Any] = {
-        "customer_id": _texts(ids),
+    ids = _texts(customer["customer_id"])
+    customer_table: dict[str, Any] = {
+        "customer_id": ids,
         "signup_date": columns.signup_ns.view("datetime64[ns]"),
         "churned_at": columns.churn_ns.view("datetime64[ns]"),
         "segment": _texts(customer["segment"]),
@@ -326,16 +331,16 @@ def tables(
         for name in profile_columns:
             values = [extra.get(name) for extra in extras]
             if name in categorical_profile:
-                customer_frame[name] = pd.array(
-                    [None if v is None else _profile_text(v) for v in values], dtype=TEXT
+                customer_table[name] = _texts(
+                    [None if v is None else _profile_text(v) for v in values]
                 )
             else:
-                customer_frame[name] = np.array(
+                customer_table[name] = np.array(
                     [_profile_number(v) for v in values], dtype="float64"
                 )
-    interaction_frame: dict[str, Any] = {
+    interaction_table: dict[str, Any] = {
         "interaction_id": _texts(contact["interaction_id"]),
-        "customer_id": _texts(ids.take(pa.array(columns.owners()))),
+        "customer_id": ids.take(pa.array(columns.owners())),
         "started_at": columns.started_ns.view("datetime64[ns]"),
         "channel": _texts(contact["channel"]),
         "case_id": _texts(contact["case_id"]),
@@ -348,7 +353,24 @@ def tables(
         "status": _texts(contact["status"]),
         "csat": _numbers(contact["csat"]),
     }
-    return pd.DataFrame(customer_frame), pd.DataFrame(interaction_frame)
+    return customer_table, interaction_table
+
+
+def tables(
+    customers: Sequence[Customer] | RequestColumns,
+    profile_columns: Sequence[str],
+    categorical_profile: set[str],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The request as the contract's typed tables (the dtypes of ``churnml.validation``)."""
+    return tuple(  # type: ignore[return-value]
+        pd.DataFrame(
+            {
+                name: pd.array(values, dtype=TEXT) if isinstance(values, pa.Array) else values
+                for name, values in table.items()
+            }
+        )
+        for table in table_columns(customers, profile_columns, categorical_profile)
+    )
 
 
 def _profile_text(value: Any) -> str:
@@ -404,7 +426,7 @@ class Scorer:
     def feature_arrays(
         self, customers: Sequence[Customer] | RequestColumns, as_of: dt.date
     ) -> FeatureArrays:
-        customer_table, interaction_table = tables(
+        customer_table, interaction_table = table_columns(
             customers, self.profile_columns, self.categorical_profile
         )
         return build_feature_arrays(
@@ -458,27 +480,41 @@ class Scorer:
             )
         return out
 
-    def score(
-        self, customers: Sequence[Customer], as_of: dt.date, *, top: int = REASONS_PER_CUSTOMER
-    ) -> list[dict[str, Any]]:
+    def checked_columns(self, customers: Sequence[Customer], as_of: dt.date) -> RequestColumns:
+        """The request's columns; ``RequestProblems`` when it breaks a rule across rows."""
         columns = RequestColumns.read(customers)
         problems = check_rows(customers, as_of, columns)
         if problems:
             raise RequestProblems(problems)
-        arrays = self.feature_arrays(columns, as_of)
-        ids = list(columns.customer["customer_id"])
-        features = arrays.frame()
+        return columns
+
+    def model_input(
+        self, arrays: FeatureArrays, ids: list[str]
+    ) -> tuple[np.ndarray | pd.DataFrame, pd.DataFrame | Callable[[str], np.ndarray]]:
+        """The booster's input for the request's customers in request order, and their
+        feature values for the reasons (a DataFrame, or a column getter)."""
         if self.matrix_ok and len(arrays.rows) == len(ids):
-            # Every customer is active (checked above): the rows are the request's, in order.
-            x = self._matrix_of(arrays)
-        else:
-            features = features.reindex(pd.Index(ids, dtype=features.index.dtype))
-            x = self.matrix(features)
+            # Every customer is active (checked before): the rows are the request's, in order.
+            return self._matrix_of(arrays), arrays.column
+        features = arrays.frame()
+        features = features.reindex(pd.Index(ids, dtype=features.index.dtype))
+        return self.matrix(features), features
+
+    def predict(self, x: np.ndarray | pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Per-feature shares of the raw score and the calibrated probabilities."""
         contributions = self.attributions.explain_rows(self.model.booster, x)
         raw = 1.0 / (1.0 + np.exp(-(self.attributions.bias + contributions.sum(axis=1))))
-        probability = self.model.calibrator.predict(raw)
+        return contributions, self.model.calibrator.predict(raw)
+
+    def results(
+        self,
+        ids: list[str],
+        probability: np.ndarray,
+        reasons: list[list[dict[str, Any]]],
+        as_of: dt.date,
+    ) -> list[dict[str, Any]]:
+        """One answer per customer, in request order (``CustomerScore``'s fields)."""
         bands = self.model.risk_band(probability).tolist()
-        reasons = self.explainer.explain(contributions, features, top)
         day = as_of.isoformat()
         return [
             {
@@ -495,3 +531,18 @@ class Scorer:
                 ids, probability.tolist(), bands, reasons, strict=True
             )
         ]
+
+    def score(
+        self, customers: Sequence[Customer], as_of: dt.date, *, top: int = REASONS_PER_CUSTOMER
+    ) -> list[dict[str, Any]]:
+        """Scores with reasons, one per customer in request order.
+
+        The steps are methods of their own so that ``benchmarks.serving_bench
+        --profile-cpu`` can time each of them."""
+        columns = self.checked_columns(customers, as_of)
+        arrays = self.feature_arrays(columns, as_of)
+        ids = list(columns.customer["customer_id"])
+        x, values = self.model_input(arrays, ids)
+        contributions, probability = self.predict(x)
+        reasons = self.explainer.explain(contributions, values, top)
+        return self.results(ids, probability, reasons, as_of)

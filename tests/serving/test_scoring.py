@@ -1,6 +1,7 @@
 """``serving.scoring`` without HTTP: the rules checked on whole arrays, contact times read
-in UTC once per request, and the feature matrix made from arrays, each against the
-slower row-by-row or DataFrame way it replaces."""
+in UTC once per request, the features built from the request's columns, the feature
+matrix and the reasons' values taken from arrays, each against the slower row-by-row or
+DataFrame way it replaces."""
 
 from __future__ import annotations
 
@@ -16,8 +17,15 @@ import pandas as pd
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from serving.schemas import Customer, Interaction
-from serving.scoring import RequestColumns, RequestProblems, _problems, check_rows, tables
+from serving.schemas import Customer
+from serving.scoring import (
+    RequestColumns,
+    RequestProblems,
+    _problems,
+    check_rows,
+    table_columns,
+    tables,
+)
 from tests.serving.helpers import AS_OF, payload_customers
 
 DAY = dt.date.fromisoformat(AS_OF)
@@ -161,15 +169,55 @@ def test_a_contact_time_with_a_zone_is_read_in_utc(scorer: Any) -> None:
 def test_a_contact_time_is_refused_when_its_utc_date_is_out_of_range(
     moment: str, refused: str | None
 ) -> None:
+    fine = {"interaction_id": "I0", "started_at": "2026-01-01T00:00:00Z", "channel": "email"}
     contact = {"interaction_id": "I1", "started_at": moment, "channel": "phone"}
+    customer = {"customer_id": "C1", "signup_date": "1900-01-01", "interactions": [fine, contact]}
     if refused is None:
-        Interaction.model_validate_json(json.dumps(contact))
+        _parse([customer])
         return
     with pytest.raises(ValidationError) as caught:
-        Interaction.model_validate_json(json.dumps(contact))
+        _parse([customer])
     (error,) = caught.value.errors()
-    assert error["loc"] == ("started_at",)
+    assert error["loc"] == (0, "interactions", 1, "started_at")
     assert error["msg"] == f"Value error, {refused}"
+    assert error["type"] == "value_error"
+
+
+def test_every_contact_time_out_of_range_is_named() -> None:
+    body = copy.deepcopy(payload_customers(1))
+    body[0]["interactions"][1]["started_at"] = "1899-12-31T23:00:00Z"
+    body[0]["interactions"][3]["started_at"] = "2201-01-01T00:00:00Z"
+    with pytest.raises(ValidationError) as caught:
+        _parse(body)
+    assert [e["loc"] for e in caught.value.errors()] == [
+        (0, "interactions", 1, "started_at"),
+        (0, "interactions", 3, "started_at"),
+    ]
+
+
+def test_a_contact_is_a_dict_with_every_field() -> None:
+    """Fields left out are None (what the columns read), fields beyond the contract dropped."""
+    contact = {"interaction_id": "I1", "started_at": "2026-05-01T10:00:00Z", "channel": "chat"}
+    customer = {
+        "customer_id": "C1",
+        "signup_date": "2020-01-01",
+        "interactions": [{**contact, "mood": "grumpy"}],
+    }
+    (parsed,) = _parse([customer])[0].interactions
+    assert parsed == {
+        "interaction_id": "I1",
+        "started_at": dt.datetime(2026, 5, 1, 10, tzinfo=dt.UTC),
+        "channel": "chat",
+        "case_id": None,
+        "topic": None,
+        "wait_seconds": None,
+        "handle_seconds": None,
+        "agent_id": None,
+        "transfers": None,
+        "abandoned": None,
+        "status": None,
+        "csat": None,
+    }
 
 
 def test_the_matrix_from_arrays_is_the_matrix_from_the_frame(scorer: Any) -> None:
@@ -189,6 +237,60 @@ def test_the_matrix_from_arrays_is_the_matrix_from_the_frame(scorer: Any) -> Non
     )
     pd.testing.assert_frame_equal(frame, expected)
     np.testing.assert_array_equal(scorer._matrix_of(arrays), scorer.matrix(frame))
+
+
+def test_the_features_from_columns_are_the_features_from_the_tables(scorer: Any) -> None:
+    from features.build import build_feature_arrays, build_features
+
+    body = payload_customers(30)
+    body[2]["interactions"] = []
+    body[4]["segment"] = None
+    body[6]["contract_type"] = 12  # a number where the model knows text
+    customers = _parse(body)
+    day = pd.Timestamp(DAY)
+    settings = scorer.feature_settings
+    from_columns = build_feature_arrays(
+        *table_columns(customers, scorer.profile_columns, scorer.categorical_profile),
+        day,
+        settings,
+    )
+    from_tables = build_features(
+        *tables(customers, scorer.profile_columns, scorer.categorical_profile), day, settings
+    )
+    pd.testing.assert_frame_equal(from_columns.frame(), from_tables)
+    for name in from_tables.columns:
+        pd.testing.assert_series_equal(  # NaN equals NaN, in object arrays too
+            pd.Series(from_columns.column(name)), pd.Series(from_tables[name].to_numpy())
+        )
+
+
+def test_reasons_from_arrays_are_the_reasons_from_the_frame(scorer: Any) -> None:
+    body = payload_customers(60)
+    body[1]["region"] = None
+    customers = _parse(body)
+    arrays = scorer.feature_arrays(customers, DAY)
+    contributions, _ = scorer.predict(scorer._matrix_of(arrays))
+    from_frame = scorer.explainer.explain(contributions, arrays.frame(), 3)
+    from_arrays = scorer.explainer.explain(contributions, arrays.column, 3)
+    assert from_arrays == from_frame
+    assert any(reason["text"] for reasons in from_arrays for reason in reasons)
+
+
+def test_scores_are_the_scores_of_the_dataframe_path(scorer: Any) -> None:
+    """The fast path (columns, arrays, matrix) against the frame path it replaces: built
+    from the DataFrame tables, reindexed, the model's own ``prepare``."""
+    from features.build import build_features
+
+    customers = _parse(payload_customers(50))
+    ids = [c.customer_id for c in customers]
+    frame = build_features(
+        *tables(customers, scorer.profile_columns, scorer.categorical_profile),
+        pd.Timestamp(DAY),
+        scorer.feature_settings,
+    ).reindex(ids)
+    contributions, probability = scorer.predict(scorer.model.prepare(frame))
+    expected = scorer.results(ids, probability, scorer.explainer.explain(contributions, frame), DAY)
+    assert scorer.score(customers, DAY) == expected
 
 
 def test_a_request_breaking_rules_raises_every_problem(scorer: Any) -> None:

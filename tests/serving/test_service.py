@@ -161,6 +161,10 @@ BAD = {
         _set(["customers", 0, "interactions", 0, "started_at"], "2026-06-02T00:00:00Z"),
         "started_at",
     ),
+    "contact time out of range": (
+        _set(["customers", 0, "interactions", 2, "started_at"], "2201-01-01T02:00:00+01:00"),
+        "interactions.2.started_at",
+    ),
     "contact before signup": (
         _set(["customers", 0, "interactions", 0, "started_at"], "1999-01-01T00:00:00Z"),
         "started_at",
