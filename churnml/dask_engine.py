@@ -76,6 +76,7 @@ ROW = "__churnml_row__"  # the row's number in its table (0-based, as validation
 REASON = "__churnml_reason__"  # why a row is set aside; missing when it is kept
 PIECE_ROWS = 1_000_000
 ROWS_PER_PARTITION = 1_000_000  # interactions per partition when choosing the count
+NO_WORKERS_TIMEOUT = 120.0  # seconds without a live worker before a local cluster gives up
 # The interaction columns build_features reads: all the kept partitions hold.
 INTERACTION_COLUMNS = _INTERACTION_COLUMNS_USED
 _CELL_RULES = ("required_columns", "type", "required", "negative", "unknown", "range")
@@ -108,10 +109,16 @@ def client(
     *,
     memory_limit: str | int = "auto",
     timeout: float = 30.0,
+    no_workers_timeout: float = NO_WORKERS_TIMEOUT,
 ) -> Iterator[Client]:
     """A Dask client: of the scheduler at ``scheduler`` (``tcp://HOST:PORT``), or of a local
     cluster of ``workers`` processes with one thread each (no dashboard, on 127.0.0.1),
-    closed on exit. ConfigError when the scheduler cannot be reached."""
+    closed on exit. ConfigError when the scheduler cannot be reached.
+
+    The local cluster's scheduler fails the waiting tasks when no worker has been alive for
+    ``no_workers_timeout`` seconds (a nanny can give up restarting a worker that keeps
+    dying), so that a computation ends in DaskEngineError instead of waiting for ever. A
+    remote scheduler keeps its own ``distributed.scheduler.no-workers-timeout``."""
     from distributed import Client, LocalCluster
 
     if scheduler:
@@ -130,15 +137,16 @@ def client(
         return
     if workers < 1:
         raise ConfigError(f"workers {workers}: expected at least 1 Dask worker")
-    cluster = LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        host="127.0.0.1",
-        memory_limit=memory_limit,
-        silence_logs=logging.ERROR,
-    )
+    with dask.config.set({"distributed.scheduler.no-workers-timeout": f"{no_workers_timeout}s"}):
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            host="127.0.0.1",
+            memory_limit=memory_limit,
+            silence_logs=logging.ERROR,
+        )
     try:
         with Client(cluster) as local:
             yield local
@@ -153,6 +161,7 @@ def _cluster_errors(what: str) -> Iterator[None]:
 
     from distributed import KilledWorker
     from distributed.comm.core import CommClosedError
+    from distributed.scheduler import NoValidWorkerError, NoWorkerError
 
     try:
         with dask.config.set(_LOCAL):
@@ -165,6 +174,13 @@ def _cluster_errors(what: str) -> Iterator[None]:
             f"running task {name} (last {getattr(error.last_worker, 'address', '?')}); "
             "no partial result was kept. See the workers' logs for why they died (often "
             "memory: give them more, or use more partitions)"
+        ) from None
+    except (NoWorkerError, NoValidWorkerError) as error:
+        raise DaskEngineError(
+            f"{what} failed: no Dask worker was alive for {error.timeout:g} s "
+            "(they kept dying and were not restarted); no partial result was kept. See the "
+            "workers' logs for why they died (often memory: give them more, or use more "
+            "partitions)"
         ) from None
     except (CancelledError, CommClosedError) as error:
         raise DaskEngineError(
@@ -847,21 +863,7 @@ def score_dask(
     """Scores of every customer active on ``as_of``, computed on the cluster: columns
     customer_id, churn_probability, risk_band and reasons (the model's drivers, a list of
     dicts per customer, as make_risk_list keeps them), in the customers table's order."""
-    from features.model import KIND_INTERACTIONS
-
-    if model.kind != KIND_INTERACTIONS:
-        from churnml.errors import ModelError
-
-        raise ModelError(
-            "this model was trained on a customer table; score it with --table, "
-            "or pass a model trained on interaction logs"
-        )
-    settings = (
-        FeatureSettings.from_dict(model.feature_settings)
-        if model.feature_settings is not None
-        else None
-    )
-    features = features_dask(tables, as_of, settings)
+    features = model_features_dask(model, tables, as_of)
     meta = _score_part(features._meta, _Model(model))
     with dask.config.set(_LOCAL):
         holder = dask.delayed(_Model(model), pure=False)
@@ -881,3 +883,90 @@ def score_file_frame(scores: pd.DataFrame, as_of: dt.date | str | pd.Timestamp) 
     frame["reason_codes"] = [",".join(d["code"] for d in row) for row in scores["reasons"]]
     frame["as_of"] = f"{parse_as_of(as_of):%Y-%m-%d}"
     return frame
+
+
+# --------------------------------------------------------------------------- any per-partition work
+
+
+def model_features_dask(
+    model: ChurnModel, tables: DaskTables, as_of: dt.date | str | pd.Timestamp
+) -> dd.DataFrame:
+    """``features_dask`` with the model's feature settings (``ChurnModel.features_from_tables``
+    on the cluster); ModelError for a model trained on a customer table."""
+    from features.model import KIND_INTERACTIONS
+
+    if model.kind != KIND_INTERACTIONS:
+        from churnml.errors import ModelError
+
+        raise ModelError(
+            "this model was trained on a customer table; score it with --table, "
+            "or pass a model trained on interaction logs"
+        )
+    settings = (
+        FeatureSettings.from_dict(model.feature_settings)
+        if model.feature_settings is not None
+        else None
+    )
+    return features_dask(tables, as_of, settings)
+
+
+def map_with_model(
+    function: Callable[..., Any],
+    model: ChurnModel,
+    tables: DaskTables,
+    as_of: dt.date | str | pd.Timestamp,
+    *args: Any,
+    what: str = "computing",
+) -> list[Any]:
+    """``function(model, features, customers, interactions, *args)`` on every partition,
+    with the model's features of ``as_of``: one result per partition, in partition order,
+    all of them or DaskEngineError. The frames are those the local engine holds for the
+    partition's customers (no ROW column), so the function can be the local engine's own.
+
+    For work whose result is not a frame (counts, sums, a few values per customer):
+    ``dd.map_partitions`` wants frames, so each partition is one delayed call on the
+    partitions of the features and of both tables; the model goes once to each worker."""
+    features = model_features_dask(model, tables, as_of)
+    with dask.config.set(_LOCAL):
+        holder = dask.delayed(_Model(model), pure=False)
+        tasks = [
+            dask.delayed(_call_with_model, pure=True)(function, holder, *parts, *args)
+            for parts in zip(
+                features.to_delayed(),
+                tables.customers.to_delayed(),
+                tables.interactions.to_delayed(),
+                strict=True,
+            )
+        ]
+    with _cluster_errors(what):
+        results = tables.client.gather(tables.client.compute(tasks))
+    if len(results) != tables.partitions:  # never expected: Dask returns all or raises
+        raise DaskEngineError(f"{what} failed: {len(results)} of {tables.partitions} partitions")
+    return list(results)
+
+
+def _call_with_model(
+    function: Callable[..., Any],
+    holder: _Model,
+    features: pd.DataFrame,
+    customers: pd.DataFrame,
+    interactions: pd.DataFrame,
+    *args: Any,
+) -> Any:
+    return function(
+        holder.model,
+        features.drop(columns=[ROW]),
+        customers.drop(columns=[ROW]).reset_index(drop=True),
+        interactions.drop(columns=[ROW]).reset_index(drop=True),
+        *args,
+    )
+
+
+def latest_contact_day(tables: DaskTables) -> dt.date | None:
+    """The day of the latest kept contact (UTC), as the local engine's default --as-of;
+    None when no contact is kept."""
+    if not tables.interaction_rows:
+        return None
+    with _cluster_errors("finding the latest contact"):
+        latest = tables.client.compute(tables.interactions["started_at"].max()).result()
+    return None if pd.isna(latest) else pd.Timestamp(latest).date()

@@ -11,10 +11,15 @@ returns the population stability index of each feature:
 with shares floored at ``FLOOR`` so that an empty bin does not make it infinite. The usual
 reading (Siddiqi, *Credit Risk Scorecards*, 2006): under 0.1 no real change, 0.1 to 0.25
 a moderate shift, over 0.25 a shift worth acting on.
+
+``psi`` is ``psi_of_counts`` of ``bin_counts``: the rows in each bin, whole numbers that add
+up over parts of the rows (``add_counts``), so the Dask engine counts each partition on
+its worker and one process gives the same PSI from the same counts, by the same code.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -61,7 +66,16 @@ def distribution(frame: pd.DataFrame, *, seed: int = 0) -> dict[str, dict[str, A
 
 def psi(reference: dict[str, dict[str, Any]], frame: pd.DataFrame) -> dict[str, float]:
     """PSI of each feature of ``reference`` that ``frame`` has, today's rows against training."""
-    result: dict[str, float] = {}
+    return psi_of_counts(reference, bin_counts(reference, frame))
+
+
+def bin_counts(reference: dict[str, dict[str, Any]], frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """How many rows of ``frame`` fall in each bin of each feature of ``reference`` that it
+    has: for a number the bins between the training deciles, then missing; for a category
+    each training category, then missing, then other. Counts of parts of the rows add up
+    (``add_counts``) to the counts of the whole, so a cluster can bin each partition and
+    send back a few numbers per feature instead of the rows."""
+    result: dict[str, np.ndarray] = {}
     if frame.empty:
         return result
     for column, spec in reference.items():
@@ -72,18 +86,38 @@ def psi(reference: dict[str, dict[str, Any]], frame: pd.DataFrame) -> dict[str, 
             if not _is_numeric(values):
                 values = pd.to_numeric(values, errors="coerce")
             array = values.to_numpy(dtype="float64", na_value=np.nan)
-            edges = np.asarray(spec["edges"], dtype="float64")
-            expected = np.asarray(spec["shares"], dtype="float64")
-            actual = _numeric_shares(array, edges)
+            result[column] = _numeric_counts(array, np.asarray(spec["edges"], dtype="float64"))
         else:
             text = _text(values)
-            known = list(spec["categories"])
-            expected = np.array([*spec["shares"], spec["missing"], 0.0])
             counts = text.value_counts(dropna=True)
-            total = len(text)
-            seen = np.array([counts.get(c, 0) for c in known], dtype="float64")
-            other = counts.sum() - seen.sum()
-            actual = np.array([*seen, text.isna().sum(), other]) / total
+            seen = np.array([counts.get(c, 0) for c in spec["categories"]], dtype=np.int64)
+            other = int(counts.sum()) - int(seen.sum())
+            result[column] = np.array([*seen, int(text.isna().sum()), other], dtype=np.int64)
+    return result
+
+
+def add_counts(parts: Iterable[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The bin counts of all the rows of ``parts`` (``bin_counts`` of each)."""
+    total: dict[str, np.ndarray] = {}
+    for part in parts:
+        for column, counts in part.items():
+            total[column] = total[column] + counts if column in total else counts.copy()
+    return total
+
+
+def psi_of_counts(
+    reference: dict[str, dict[str, Any]], counts: dict[str, np.ndarray]
+) -> dict[str, float]:
+    """PSI of each feature counted in ``counts`` (``bin_counts``) against ``reference``."""
+    result: dict[str, float] = {}
+    for column, spec in reference.items():
+        if column not in counts or not counts[column].sum():
+            continue
+        if spec["kind"] == "number":
+            expected = np.asarray(spec["shares"], dtype="float64")
+        else:
+            expected = np.array([*spec["shares"], spec["missing"], 0.0])
+        actual = counts[column] / counts[column].sum()
         result[column] = _index(expected, actual)
     return result
 
@@ -95,13 +129,17 @@ def _index(expected: np.ndarray, actual: np.ndarray) -> float:
 
 
 def _numeric_shares(array: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Shares of ``array`` in the bins (-inf, e1], (e1, e2], ... (ek, inf), then missing."""
+    """Shares of ``array`` in the bins of ``_numeric_counts``."""
+    return _numeric_counts(array, edges) / max(len(array), 1)
+
+
+def _numeric_counts(array: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts of ``array`` in the bins (-inf, e1], (e1, e2], ... (ek, inf), then missing."""
     finite = np.isfinite(array)
     counts = np.bincount(
         np.searchsorted(edges, array[finite], side="left"), minlength=len(edges) + 1
-    ).astype("float64")
-    shares = np.append(counts, (~finite).sum())
-    return shares / max(len(array), 1)
+    )
+    return np.append(counts, (~finite).sum()).astype(np.int64)
 
 
 def _is_numeric(values: pd.Series) -> bool:

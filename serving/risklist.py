@@ -6,6 +6,13 @@ customers who may be called as "on the list", compares with the previous list, c
 drift, and stores it all in one transaction (``serving.store``). ``churnml risk-list``
 calls it; the service's ``/risk-list`` endpoints, ``/score_ids`` and the page read it.
 
+Two stages. Scoring (``score_customers``) turns the customers' features into what the list
+needs: probability, drivers, band, profile, drift bin counts, the churn days of the
+previous list's customers, content hashes. The rest (rank, suppression, changes, drift,
+header, store) works from that alone. ``make_risk_list_dask`` runs the scoring stage on
+each partition of tables on a Dask cluster and the rest on the client, so both engines
+store the same list (docs/serving.md, "Risk lists on Dask").
+
 Choices (documented in the README):
 
 * Ranking by ``revenue`` (default): expected revenue at risk, the probability times the
@@ -28,25 +35,32 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from churnml.contract import CUSTOMER_ID
 from churnml.errors import ConfigError, DataError, InputError
-from churnml.io import fingerprint
+from churnml.io import ContentHash, content_hash, fingerprint
 from features import drift
+from features.build import _INTERACTION_COLUMNS_USED
 from features.model import ChurnModel
 from features.reasons import next_step
 from serving.loading import ServedModel
 from serving.store import ROW_COLUMNS, RiskListStore, encode_reasons, today_iso
 
+if TYPE_CHECKING:
+    from churnml.dask_engine import DaskTables
+
 RANK_BY = ("revenue", "probability")
 BANDS = ("high", "medium", "low")
 CHANGES = ("new", "risen", "fallen", "steady")
+# The header's content hash of the interactions covers the columns the features read:
+# the list depends on nothing else, and the Dask engine keeps no other on the cluster.
+INTERACTIONS_READ = _INTERACTION_COLUMNS_USED
 
 
 @dataclass(frozen=True)
@@ -131,6 +145,59 @@ class RiskListResult:
         return "\n".join(lines)
 
 
+@dataclass
+class ListScores:
+    """The scoring stage's result: all the list needs from the tables, and no more.
+
+    ``score_customers`` makes it from the features of the customers of a table, or of a
+    partition of it on a Dask worker; ``merge`` joins the partitions' parts. The rest of the
+    list (rank, suppression, changes, drift, header, store) works from it alone."""
+
+    frame: pd.DataFrame  # customer_id, segment, plan, monthly_revenue, probability, band, reasons
+    bins: dict[str, np.ndarray]  # drift.bin_counts of the prepared features
+    churned: dict[str, str]  # the watched customers who left by the day: the day they left
+    customers: ContentHash
+    interactions: ContentHash
+
+    @classmethod
+    def merge(cls, parts: Sequence[ListScores]) -> ListScores:
+        """One result of the parts of disjoint sets of customers (in the parts' order)."""
+        return cls(
+            pd.concat([part.frame for part in parts], ignore_index=True),
+            drift.add_counts(part.bins for part in parts),
+            {k: v for part in parts for k, v in part.churned.items()},
+            sum((part.customers for part in parts), ContentHash()),
+            sum((part.interactions for part in parts), ContentHash()),
+        )
+
+
+def score_customers(
+    model: ChurnModel,
+    features: pd.DataFrame,
+    customers: pd.DataFrame,
+    interactions: pd.DataFrame,
+    as_of: dt.date,
+    watch: frozenset[str] = frozenset(),
+) -> ListScores:
+    """Probabilities, drivers and bands of the customers of ``features``, their profile,
+    the drift bin counts, the churn days of the ``watch``ed customers (the previous list's,
+    for departures) and the tables' content hashes. The same function on the whole tables
+    (local engine) and on each partition of them (Dask engine)."""
+    x = model.prepare(features)
+    probability, drivers = model.explained_scores(x)
+    frame = _profile(customers, features.index)
+    frame["churn_probability"] = probability
+    frame["risk_band"] = model.risk_band(probability)
+    frame["reasons"] = drivers  # [{code, family, feature, text, value, usual, contribution}]
+    return ListScores(
+        frame,
+        drift.bin_counts(model.distribution, x),
+        _churned_by(customers, as_of, watch),
+        content_hash(customers),
+        content_hash(interactions, INTERACTIONS_READ),
+    )
+
+
 def make_risk_list(
     customers: pd.DataFrame,
     interactions: pd.DataFrame,
@@ -145,43 +212,124 @@ def make_risk_list(
     after_chunk: Callable[[int], None] | None = None,
 ) -> RiskListResult:
     """Score, rank, compare, check and store the list of ``as_of`` (see the module)."""
-    say = report or (lambda _message: None)
+    run = _Run(suppression, suppression_name, report, after_chunk)
+    model = served.model
+
+    def score(previous: PreviousList) -> ListScores:
+        run.say(f"building features as of {as_of:%Y-%m-%d}")
+        features = model.features_from_tables(customers, interactions, pd.Timestamp(as_of))
+        run.say(f"scoring {len(features):,} customers")
+        return score_customers(model, features, customers, interactions, as_of, previous.watch)
+
+    return _make(score, as_of, served, store, settings, run)
+
+
+def make_risk_list_dask(
+    tables: DaskTables,
+    as_of: dt.date,
+    served: ServedModel,
+    store: RiskListStore,
+    settings: RiskListSettings,
+    **options: Any,
+) -> RiskListResult:
+    """``make_risk_list`` of tables on a Dask cluster (``churnml.dask_engine``), with its
+    keyword ``options``: the same stored list. Each partition builds its features and runs
+    ``score_customers`` on its worker; only the customers' list columns, the drift counts,
+    the watched customers' churn days and the content hashes come back. Nothing is stored
+    before every partition's part is in hand; a failed cluster is a DaskEngineError and no
+    write."""
+    from churnml import dask_engine
+
+    run = _Run(**options)
+
+    def score(previous: PreviousList) -> ListScores:
+        run.say(f"building features and scoring on {tables.partitions} partitions")
+        parts = dask_engine.map_with_model(
+            score_customers,
+            served.model,
+            tables,
+            pd.Timestamp(as_of),
+            as_of,
+            previous.watch,
+            what="making the risk list",
+        )
+        return ListScores.merge(parts)
+
+    return _make(score, as_of, served, store, settings, run)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """``make_risk_list``'s keyword arguments, for the steps after scoring."""
+
+    suppression: pd.DataFrame | None = None
+    suppression_name: str = "suppression table"
+    report: Callable[[str], None] | None = None
+    after_chunk: Callable[[int], None] | None = None
+
+    def say(self, message: str) -> None:
+        if self.report is not None:
+            self.report(message)
+
+
+@dataclass(frozen=True)
+class PreviousList:
+    """The latest list of an earlier day: its header and rows (None and empty when none)."""
+
+    header: dict | None
+    rows: dict[str, tuple[int, float, bool]]
+
+    @property
+    def watch(self) -> frozenset[str]:
+        """The customers on it: those whose departure needs a reason."""
+        return frozenset(c for c, (_rank, _p, on) in self.rows.items() if on)
+
+
+def _make(
+    score: Callable[[PreviousList], ListScores],
+    as_of: dt.date,
+    served: ServedModel,
+    store: RiskListStore,
+    settings: RiskListSettings,
+    run: _Run,
+) -> RiskListResult:
+    """Score with either engine's ``score``, then rank, suppress, compare, check drift and
+    store: the same steps for both engines."""
     day = f"{as_of:%Y-%m-%d}"
     model = served.model
     notes: list[str] = []
-
-    say(f"building features as of {day}")
-    features = model.features_from_tables(customers, interactions, pd.Timestamp(as_of))
-    if features.empty:
+    header = store.header(before=day)
+    previous = PreviousList(header, store.previous_rows(header["list_id"]) if header else {})
+    scores = score(previous)
+    if scores.frame.empty:
         raise DataError(
             f"no customer is active on {day} (signed up on or before it and not yet left); "
             "choose another --as-of"
         )
-    say(f"scoring {len(features):,} customers")
-    x = model.prepare(features)
-    probability, drivers = model.explained_scores(x)
-    bands = model.risk_band(probability)
 
-    frame = _profile(customers, features.index)
-    frame["churn_probability"] = probability
+    frame = scores.frame[[CUSTOMER_ID, "segment", "plan", "monthly_revenue"]].copy()
+    frame["churn_probability"] = scores.frame["churn_probability"].to_numpy()
+    bands = scores.frame["risk_band"].to_numpy()
     frame["risk_band"] = bands
-    frame["revenue_at_risk"] = probability * frame["monthly_revenue"] * settings.revenue_months
-    frame["reasons"] = drivers  # [{code, family, feature, text, value, usual, contribution}]
+    frame["revenue_at_risk"] = (
+        frame["churn_probability"] * frame["monthly_revenue"] * settings.revenue_months
+    )
+    drivers = scores.frame["reasons"].tolist()
+    frame["reasons"] = drivers
     frame["action"] = [
         next_step([d["family"] for d in row], str(band))
         for row, band in zip(drivers, bands, strict=True)
     ]
     frame = _rank(frame, settings, notes)
-    frame = _suppress(frame, suppression, as_of, settings, suppression_name, notes)
+    frame = _suppress(frame, run.suppression, as_of, settings, run.suppression_name, notes)
     frame["on_list"] = _on_list(frame["suppressed"].to_numpy(), settings.capacity)
 
-    say("comparing with the previous list and checking drift")
-    previous = store.header(before=day)
-    departures = _compare(frame, previous, store, customers, as_of, settings)
+    run.say("comparing with the previous list and checking drift")
+    departures = _compare(frame, previous, scores.churned, as_of, settings)
     recent = store.recent_headers(day, settings.band_history)
     thresholds = {"high": 2 * model.base_rate, "medium": model.base_rate}
     shares = {b: float(np.mean(bands == b)) for b in BANDS}
-    drift_result = _drift(model, x, shares, recent, settings)
+    drift_result = _drift(model, scores.bins, shares, recent, settings)
 
     header = {
         "list_date": day,
@@ -190,16 +338,16 @@ def make_risk_list(
         "model_version": served.version,
         "model_uri": served.uri,
         "fingerprint": {
-            "customers_rows": len(customers),
-            "customers_sha256": fingerprint(customers),
-            "interactions_rows": len(interactions),
-            "interactions_sha256": fingerprint(interactions),
+            "customers_rows": scores.customers.rows,
+            "customers_content": scores.customers.text,
+            "interactions_rows": scores.interactions.rows,
+            "interactions_content": scores.interactions.text,
             **(
                 {
-                    "suppression_rows": len(suppression),
-                    "suppression_sha256": fingerprint(suppression),
+                    "suppression_rows": len(run.suppression),
+                    "suppression_sha256": fingerprint(run.suppression),
                 }
-                if suppression is not None
+                if run.suppression is not None
                 else {}
             ),
         },
@@ -211,15 +359,15 @@ def make_risk_list(
         "bands": {"thresholds": thresholds, "shares": shares},
         "drift": drift_result,
         "drift_warning": bool(drift_result["warnings"]),
-        "previous_date": previous["list_date"] if previous else None,
+        "previous_date": previous.header["list_date"] if previous.header else None,
         "departures": len(departures),
     }
-    say(f"storing {len(frame):,} rows in {store.url.split('://')[0]}")
+    run.say(f"storing {len(frame):,} rows in {store.url.split('://')[0]}")
     list_id = store.replace_list(
         header,
         _row_tuples(frame),
         _departure_tuples(departures),
-        after_chunk=after_chunk,
+        after_chunk=run.after_chunk,
     )
     return RiskListResult(day, list_id, header, frame, departures, notes)
 
@@ -354,9 +502,8 @@ def _on_list(suppressed: np.ndarray, capacity: int) -> np.ndarray:
 
 def _compare(
     frame: pd.DataFrame,
-    previous: dict | None,
-    store: RiskListStore,
-    customers: pd.DataFrame,
+    previous: PreviousList,
+    churned: dict[str, str],
     as_of: dt.date,
     settings: RiskListSettings,
 ) -> pd.DataFrame:
@@ -372,10 +519,10 @@ def _compare(
     frame["change"] = None
     frame["previous_rank"] = None
     frame["previous_probability"] = None
-    if previous is None:
+    if previous.header is None:
         frame.loc[frame["on_list"], "change"] = "new"
         return pd.DataFrame(columns=columns)
-    before = store.previous_rows(previous["list_id"])
+    before = previous.rows
     ids = frame[CUSTOMER_ID].tolist()
     found = [before.get(c) for c in ids]
     frame["previous_rank"] = [f[0] if f else None for f in found]
@@ -396,7 +543,6 @@ def _compare(
     frame["change"] = change
 
     today = frame.set_index(CUSTOMER_ID)
-    churned = _churned_by(customers, as_of)
     rows = []
     for customer, (rank, p, on) in sorted(before.items(), key=lambda item: item[1][0]):
         if not on or (customer in today.index and today.at[customer, "on_list"]):
@@ -421,11 +567,12 @@ def _compare(
     return pd.DataFrame(rows, columns=columns)
 
 
-def _churned_by(customers: pd.DataFrame, as_of: dt.date) -> dict[str, str]:
-    if "churned_at" not in customers.columns:
+def _churned_by(customers: pd.DataFrame, as_of: dt.date, among: frozenset[str]) -> dict[str, str]:
+    """The day each customer of ``among`` left, for those who left by ``as_of``."""
+    if "churned_at" not in customers.columns or not among:
         return {}
     left = pd.to_datetime(customers["churned_at"], errors="coerce")
-    mask = left.notna() & (left <= pd.Timestamp(as_of))
+    mask = left.notna() & (left <= pd.Timestamp(as_of)) & customers[CUSTOMER_ID].isin(among)
     return dict(
         zip(
             customers.loc[mask, CUSTOMER_ID].astype(str),
@@ -437,7 +584,7 @@ def _churned_by(customers: pd.DataFrame, as_of: dt.date) -> dict[str, str]:
 
 def _drift(
     model: ChurnModel,
-    x: pd.DataFrame,
+    bins: dict[str, np.ndarray],
     shares: dict[str, float],
     recent: list[dict],
     settings: RiskListSettings,
@@ -445,7 +592,7 @@ def _drift(
     warnings: list[str] = []
     result: dict[str, Any] = {"psi_warning": settings.psi_warning}
     if model.distribution:
-        values = drift.psi(model.distribution, x)
+        values = drift.psi_of_counts(model.distribution, bins)
         over = sorted(
             (c for c, v in values.items() if v > settings.psi_warning), key=lambda c: -values[c]
         )

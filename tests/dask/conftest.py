@@ -11,5 +11,8 @@ from churnml import dask_engine
 
 @pytest.fixture(scope="module")
 def dask_client() -> Iterator[object]:
-    with dask_engine.client(None, workers=2) as client:
+    # A nanny may give up restarting a worker that keeps dying; the scheduler then fails
+    # the waiting tasks after this many seconds without a worker (the tests that kill
+    # every worker end either way, with one line).
+    with dask_engine.client(None, workers=2, no_workers_timeout=20) as client:
         yield client

@@ -5,6 +5,7 @@ one clear line. Never a partial result."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -96,7 +97,12 @@ def test_a_task_that_kills_every_worker_ends_in_one_clear_line(
         dask_client.unregister_worker_plugin(PLUGIN)
     message = str(error.value)
     assert "\n" not in message and error.value.exit_code == 1
-    assert message.startswith("building features failed: Dask workers died 4 times while")
+    assert message.startswith(
+        (
+            "building features failed: Dask workers died 4 times while",
+            "building features failed: no Dask worker was alive for 20 s",
+        )
+    )
     assert "no partial result" in message
     # The tables' partitions died with the workers; on fresh workers it all works again.
     dask_client.restart()
@@ -106,3 +112,23 @@ def test_a_task_that_kills_every_worker_ends_in_one_clear_line(
     pd.testing.assert_frame_equal(
         dask_engine.build_features_dask(again, AS_OF), expected, check_exact=True
     )
+
+
+def test_a_cluster_left_without_workers_ends_in_one_clear_line() -> None:
+    """No worker alive (all gone, none restarted): the scheduler's no-workers timeout fails
+    the waiting tasks, and the computation ends in one line instead of waiting for ever."""
+    with dask_engine.client(None, workers=1, no_workers_timeout=3) as client:
+        tables = dask_engine.load_tables_dask(
+            SAMPLE / "customers.csv", SAMPLE / "interactions.csv", client=client, partitions=2
+        )
+        client.cluster.scale(0)  # the nanny and its worker go: no restart
+        deadline = time.monotonic() + 30
+        while client.scheduler_info()["workers"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not client.scheduler_info()["workers"]
+        with pytest.raises(dask_engine.DaskEngineError) as error:
+            dask_engine.build_features_dask(tables, AS_OF)
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith("building features failed: no Dask worker was alive for 3 s")
+    assert "no partial result" in message
