@@ -313,13 +313,25 @@ def train(
         str | None, typer.Option("--label", help="The label column of --table.")
     ] = None,
     id_column: IdColumn = None,
+    engine: EngineFlag = None,
+    scheduler: SchedulerFlag = None,
     strict: StrictFlag = False,
     quiet: QuietFlag = False,
 ) -> None:
-    """Train on time snapshots (or a labelled table), log to MLflow, register the model."""
+    """Train on time snapshots (or a labelled table), log to MLflow, register the model.
+
+    With --engine dask the snapshots are built on a Dask cluster and LightGBM trains there
+    on every training row (lightgbm.dask); see docs/training.md.
+    """
     import training
 
-    settings = _settings(customers=customers, interactions=interactions, strict=strict or None)
+    settings = _settings(
+        customers=customers,
+        interactions=interactions,
+        strict=strict or None,
+        engine=engine.value if engine else None,
+        scheduler=scheduler,
+    )
     training_settings = _training_settings(
         settings,
         horizon_days=horizon,
@@ -331,6 +343,13 @@ def train(
     if table is not None:
         if label is None:
             raise ConfigError("--table needs --label COLUMN, the column that says who churned")
+        if engine is Engine.dask:
+            raise ConfigError(
+                "--table trains on the local engine (one labelled row per customer fits one "
+                "machine); drop --engine dask"
+            )
+        if settings.engine == "dask":
+            reporter.info("CHURNML_ENGINE=dask: --table trains on the local engine")
         result = training.train_from_table(
             table, label, training_settings, id_column=id_column, report=reporter.info
         )
@@ -338,14 +357,20 @@ def train(
         if label is not None or id_column is not None:
             raise ConfigError("--label and --id go with --table; drop them or pass --table FILE")
         day = parse_date(as_of, "--as-of")
-        tables = _load(settings, reporter)
-        result = training.train_from_tables(
-            tables.customers,
-            tables.interactions,
-            training_settings,
-            as_of=day,
-            report=reporter.info,
-        )
+        if settings.engine == "dask":
+            from training.dask_train import train_dask
+
+            with _dask(settings, reporter) as dask_tables:
+                result = train_dask(dask_tables, training_settings, as_of=day, report=reporter.info)
+        else:
+            tables = _load(settings, reporter)
+            result = training.train_from_tables(
+                tables.customers,
+                tables.interactions,
+                training_settings,
+                as_of=day,
+                report=reporter.info,
+            )
     typer.echo(result.summary())
 
 
@@ -503,11 +528,19 @@ def risk_list(
         ),
     ] = None,
     model: ModelUri = None,
+    engine: EngineFlag = None,
+    scheduler: SchedulerFlag = None,
     strict: StrictFlag = False,
     quiet: QuietFlag = False,
 ) -> None:
     """Write the day's list of customers to call, with reasons, actions and changes."""
-    settings = _settings(customers=customers, interactions=interactions, strict=strict or None)
+    settings = _settings(
+        customers=customers,
+        interactions=interactions,
+        strict=strict or None,
+        engine=engine.value if engine else None,
+        scheduler=scheduler,
+    )
     result = _risk_list(
         settings,
         parse_date(as_of, "--as-of"),
@@ -537,12 +570,15 @@ def _risk_list(
     report=None,
     **overrides: object,
 ):
+    import functools
+
     from churnml.io import check_output_path, read_table, write_table
     from serving.loading import load_served_model
     from serving.risklist import (
         RiskListSettings,
         export_frame,
         make_risk_list,
+        make_risk_list_dask,
         read_suppression,
     )
     from serving.store import RiskListStore, store_url
@@ -558,24 +594,33 @@ def _risk_list(
     with reporter.step(f"loading {uri}"):
         served = load_served_model(uri, settings.effective_tracking_uri)
     target = RiskListStore(store_url(settings.home, store))
-    if tables is None:
-        tables = _load(settings, reporter)
-    if day is None:
-        if tables.interactions.empty:
-            raise DataError(f"{settings.interactions}: no contacts; pass --as-of YYYY-MM-DD")
-        day = tables.interactions["started_at"].max().date()
-    with reporter.step(f"making the risk list of {day}"):
-        result = make_risk_list(
-            tables.customers,
-            tables.interactions,
-            day,
-            served,
-            target,
-            list_settings,
-            suppression=suppression,
-            suppression_name=str(suppress),
-            report=report,
-        )
+    on_dask = tables is None and settings.engine == "dask"  # given tables are local ones
+    with contextlib.ExitStack() as cluster:
+        if on_dask:
+            from churnml import dask_engine
+
+            tables = cluster.enter_context(_dask(settings, reporter))
+            make = functools.partial(make_risk_list_dask, tables)
+        else:
+            tables = tables if tables is not None else _load(settings, reporter)
+            make = functools.partial(make_risk_list, tables.customers, tables.interactions)
+        if day is None:
+            if on_dask:
+                day = dask_engine.latest_contact_day(tables)
+            elif not tables.interactions.empty:
+                day = tables.interactions["started_at"].max().date()
+            if day is None:
+                raise DataError(f"{settings.interactions}: no contacts; pass --as-of YYYY-MM-DD")
+        with reporter.step(f"making the risk list of {day}" + (" on the cluster" * on_dask)):
+            result = make(
+                day,
+                served,
+                target,
+                list_settings,
+                suppression=suppression,
+                suppression_name=str(suppress),
+                report=report,
+            )
     if out is not None:
         write_table(export_frame(result), out)
         result.notes.append(f"exported to {out}")

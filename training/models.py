@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import lightgbm as lgb
@@ -118,14 +119,23 @@ def tune_booster(
     budget_seconds: float,
     seed: int,
     weight: np.ndarray | None = None,
+    *,
+    fit: Callable[[pd.DataFrame, np.ndarray, dict[str, Any]], lgb.Booster] | None = None,
 ) -> tuple[lgb.Booster, dict[str, Any], list[dict[str, Any]]]:
     """A small random search within a time budget; keeps the default when nothing beats it.
 
     Candidates are compared on validation log loss; the first candidate is the default.
+    ``fit(valid_x, valid_y, params)`` fits one candidate (default: ``fit_booster`` on
+    ``train_x``, ``train_y`` and ``weight``; the Dask engine fits on the cluster).
     """
+    if fit is None:
+
+        def fit(vx: pd.DataFrame, vy: np.ndarray, p: dict[str, Any]) -> lgb.Booster:
+            return fit_booster(train_x, train_y, vx, vy, p, weight)
+
     rng = np.random.default_rng(seed)
     deadline = time.monotonic() + budget_seconds
-    best = fit_booster(train_x, train_y, valid_x, valid_y, params, weight)
+    best = fit(valid_x, valid_y, params)
     best_params = params
     best_loss = best.best_score["validation"]["binary_logloss"]
     trials = [{"trial": 0, "validation_logloss": best_loss, **_tunable(params)}]
@@ -135,7 +145,7 @@ def tune_booster(
         candidate["min_data_in_leaf"] = int(params["min_data_in_leaf"] * rng.choice([0.5, 1, 2, 4]))
         candidate["feature_fraction"] = float(rng.choice([0.5, 0.7, 0.9]))
         candidate["lambda_l2"] = float(rng.choice([0.0, 1.0, 10.0]))
-        booster = fit_booster(train_x, train_y, valid_x, valid_y, candidate, weight)
+        booster = fit(valid_x, valid_y, candidate)
         loss = booster.best_score["validation"]["binary_logloss"]
         trials.append({"trial": len(trials), "validation_logloss": loss, **_tunable(candidate)})
         if loss < best_loss:

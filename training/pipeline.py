@@ -8,11 +8,11 @@ import platform
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import lightgbm as lgb
 import mlflow
@@ -22,8 +22,9 @@ import pandas as pd
 import churnml
 from churnml.contract import CONTRACT_VERSION, CUSTOMER_ID
 from churnml.errors import DataError, ModelError
-from churnml.io import fingerprint
+from churnml.io import content_hash, fingerprint
 from features import drift
+from features.build import _INTERACTION_COLUMNS_USED
 from features.model import KIND_INTERACTIONS, KIND_TABLE, ChurnModel, table_features
 from training import models, plots
 from training.metrics import evaluate, evaluate_by_segment
@@ -49,9 +50,12 @@ from training.snapshots import (
     SEGMENT_EVAL,
     SNAPSHOT_DATE,
     FeatureBuilder,
+    Fold,
+    SnapshotSampling,
     build_snapshot_frame,
     check_churners,
     default_as_of,
+    default_builder,
     evaluated_rows,
     fold_rows,
     snapshot_dates,
@@ -145,6 +149,22 @@ class _Fitted:
 
 
 # -- the shared fit-and-evaluate core ----------------------------------------------------
+@dataclass(frozen=True)
+class BoosterFit:
+    """How a fold's booster is fitted when not on ``parts["train"]`` in this process: the
+    Dask engine fits ``lightgbm.dask`` on every training row, on the cluster.
+
+    ``fit(valid_x, valid_y, params)`` returns the booster (early stopping on the validation
+    rows, as ``models.fit_booster``); ``rows`` and ``positives`` are what it trains on (the
+    LightGBM parameters scale with them); ``params`` changes ``models.lightgbm_params`` for
+    this fit (a value of None removes the parameter)."""
+
+    fit: Callable[[pd.DataFrame, np.ndarray, dict[str, Any]], lgb.Booster]
+    rows: int
+    positives: int
+    params: dict[str, Any] = field(default_factory=dict)
+
+
 def _fit_and_evaluate(
     name: str,
     parts: dict[str, pd.DataFrame],
@@ -159,15 +179,23 @@ def _fit_and_evaluate(
     tune: bool,
     train_weight: np.ndarray | None = None,
     capacity: int | None = None,
+    booster_fit: BoosterFit | None = None,
 ) -> tuple[FoldOutcome, _Fitted]:
     """Fit, calibrate and evaluate one split. ``parts["train"]`` is already the training
     sample (``models.training_sample``) and ``train_weight`` its weights (None: all 1).
-    ``capacity``: K of precision and recall at K (default ``settings.capacity``)."""
+    ``capacity``: K of precision and recall at K (default ``settings.capacity``).
+    ``booster_fit``: the booster is fitted there, and ``parts["train"]`` (a sample of the
+    training rows) serves the logistic baseline only."""
     capacity = capacity or settings.capacity
     train_x, train_y = parts["train"], labels["train"]
-    params = models.lightgbm_params(
-        len(train_x), int(train_y.sum()), settings.seed, settings.threads
-    )
+    if booster_fit is None:
+        rows, positives = len(train_x), int(train_y.sum())
+    else:
+        rows, positives = booster_fit.rows, booster_fit.positives
+    params = models.lightgbm_params(rows, positives, settings.seed, settings.threads)
+    if booster_fit is not None:
+        params = {k: v for k, v in {**params, **booster_fit.params}.items() if v is not None}
+    fit = booster_fit.fit if booster_fit is not None else None
     if tune and settings.tuning_budget_seconds > 0:
         booster, params, trials = models.tune_booster(
             train_x,
@@ -178,7 +206,11 @@ def _fit_and_evaluate(
             settings.tuning_budget_seconds,
             settings.seed,
             train_weight,
+            fit=fit,
         )
+    elif fit is not None:
+        booster = fit(parts["validation"], labels["validation"], params)
+        trials = []
     else:
         booster = models.fit_booster(
             train_x, train_y, parts["validation"], labels["validation"], params, train_weight
@@ -224,42 +256,6 @@ def _fit_and_evaluate(
 
 
 # -- the interaction-log path ------------------------------------------------------------
-def default_builder(feature_settings: Any = None) -> FeatureBuilder:
-    """``features.build_feature_snapshots`` with the given FeatureSettings (None: defaults),
-    but lazy: one ``ContactHistory`` is built at once and each day's frame only when it
-    is read, so that the caller need not hold every day's frame at the same time."""
-    import features
-
-    def build(
-        customers: pd.DataFrame, interactions: pd.DataFrame, days: Sequence[pd.Timestamp]
-    ) -> Mapping[pd.Timestamp, pd.DataFrame]:
-        settings = feature_settings or features.FeatureSettings()
-        parsed = [features.parse_as_of(day) for day in days]
-        if not parsed:
-            return {}
-        history = features.ContactHistory(customers, interactions, settings, until=max(parsed))
-        return _LazyDays(history, parsed)
-
-    return build
-
-
-class _LazyDays(Mapping):
-    """``{day: history.features_at(day)}``, each frame computed when it is read."""
-
-    def __init__(self, history: Any, days: list[pd.Timestamp]) -> None:
-        self._history = history
-        self._days = {pd.Timestamp(day): day for day in days}
-
-    def __getitem__(self, day: pd.Timestamp) -> pd.DataFrame:
-        return self._history.features_at(self._days[pd.Timestamp(day)])
-
-    def __iter__(self) -> Iterator[pd.Timestamp]:
-        return iter(self._days)
-
-    def __len__(self) -> int:
-        return len(self._days)
-
-
 def _frozen_feature_settings(feature_settings: Any, frame: pd.DataFrame) -> dict[str, Any] | None:
     """The feature settings with the training columns and categories pinned, as a dict."""
     if feature_settings is None:
@@ -288,6 +284,141 @@ def _feature_families(columns: list[str]) -> tuple[dict[str, str], dict[str, str
     return families, dict(FAMILY_DESCRIPTIONS)
 
 
+@dataclass
+class FoldData:
+    """One fold's rows on the client, as ``_fit_and_evaluate`` and the run's parameters take
+    them. ``parts``: the feature columns of "train" (the fit's rows; with ``booster_fit``
+    a sample for the logistic baseline), "validation" and "test"; ``test``: the test rows'
+    rule count, snapshot date and segment; ``train_rows``: the fold's train_rows parameter."""
+
+    parts: dict[str, pd.DataFrame]
+    labels: dict[str, np.ndarray]
+    train_weight: np.ndarray | None
+    validation_groups: np.ndarray
+    test: pd.DataFrame
+    capacity: int
+    train_rows: str
+    booster_fit: BoosterFit | None = None
+
+
+class SnapshotSource(Protocol):
+    """Where the snapshot frame lives and how a fold's parts come out of it: one pandas
+    frame in this process (``LocalSnapshots``), or partitions on a Dask cluster
+    (``training.dask_train``). ``train_on_snapshots`` does the rest, the same for both."""
+
+    feature_names: list[str]
+    categorical: list[str]
+    snapshot_rows: int
+    sampling: SnapshotSampling
+
+    def check(self, fold: Fold) -> None:
+        """``check_churners`` of the fold."""
+
+    def fold(self, fold: Fold) -> FoldData:
+        """The fold's rows (fold 1 first)."""
+
+    def categories(self) -> dict[str, list[str]]:
+        """The categories of each categorical feature, as text."""
+
+    def feature_frame(self) -> pd.DataFrame:
+        """A frame with the feature columns and dtypes (for ``FeatureSettings.freeze``)."""
+
+    def main_profile(self) -> tuple[float, dict[str, Any], dict[str, Any]]:
+        """Fold 1's training churn rate (weighted) and the reference statistics and drift
+        distribution of its uniform training rows."""
+
+    def main_test(self) -> pd.DataFrame:
+        """Fold 1's test rows, every column."""
+
+
+class LocalSnapshots:
+    """The snapshot frame in this process: the local engine."""
+
+    def __init__(
+        self, snapshots: pd.DataFrame, sampling: SnapshotSampling, settings: TrainingSettings
+    ) -> None:
+        self.snapshots = snapshots
+        self.sampling = sampling
+        self.settings = settings
+        self.snapshot_rows = len(snapshots)
+        self.feature_names = [c for c in snapshots.columns if c not in NOT_FEATURES]
+        self.categorical = [
+            c for c in self.feature_names if isinstance(snapshots[c].dtype, pd.CategoricalDtype)
+        ]
+        self.features_only = snapshots[self.feature_names]  # a view: rows are copied per part
+        self.test_columns = [
+            c for c in (RULE_CONTACTS, SNAPSHOT_DATE, SEGMENT_EVAL) if c in snapshots
+        ]
+        self.all_labels = snapshots[LABEL].to_numpy(dtype="int8")
+        self._main: tuple[np.ndarray, np.ndarray] | None = None  # fold 1's train and test rows
+
+    def check(self, fold: Fold) -> None:
+        check_churners(self.snapshots, fold, self.settings)
+
+    def fold(self, fold: Fold) -> FoldData:
+        snapshots, settings = self.snapshots, self.settings
+        available = np.flatnonzero(fold_rows(snapshots, fold.train))
+        keep, weight = models.training_sample(
+            self.all_labels[available],
+            training_weights(snapshots, available),
+            settings.max_train_rows,
+            settings.seed,
+        )
+        rows = {
+            "train": available if keep is None else available[keep],
+            "validation": np.flatnonzero(evaluated_rows(snapshots, fold.validation)),
+            "test": np.flatnonzero(evaluated_rows(snapshots, fold.test)),
+        }
+        if fold.number == 1:
+            self._main = (available, rows["test"])
+        return FoldData(
+            parts={part: self.features_only.take(part_rows) for part, part_rows in rows.items()},
+            labels={part: self.all_labels[part_rows] for part, part_rows in rows.items()},
+            train_weight=weight,
+            validation_groups=snapshots[CUSTOMER_ID].take(rows["validation"]).to_numpy(),
+            test=snapshots[self.test_columns].take(rows["test"]),
+            capacity=_capacity_on_sample(settings.capacity, snapshots, rows["test"]),
+            train_rows=f"{len(rows['train'])} of {len(available)}"
+            + (", weighted" if weight is not None else ""),
+        )
+
+    def categories(self) -> dict[str, list[str]]:
+        return {c: list(self.snapshots[c].cat.categories.astype(str)) for c in self.categorical}
+
+    def feature_frame(self) -> pd.DataFrame:
+        return self.features_only
+
+    def main_profile(self) -> tuple[float, dict[str, Any], dict[str, Any]]:
+        assert self._main is not None  # fold 1 comes first
+        main_train = self._main[0]
+        main_weight = training_weights(self.snapshots, main_train)
+        train_labels = self.all_labels[main_train]
+        base_rate = (
+            float(train_labels.mean())
+            if main_weight is None
+            else float(np.sum(main_weight * train_labels) / np.sum(main_weight))
+        )
+        # The usual values and bins of the features, on the uniform part of fold 1's
+        # training rows (every row when nothing is sampled), a few columns at a time.
+        uniform_train = main_train[self.snapshots[EVALUATED].to_numpy()[main_train]]
+        reference, distribution = _training_profile(self.features_only, uniform_train)
+        return base_rate, reference, distribution
+
+    def main_test(self) -> pd.DataFrame:
+        assert self._main is not None
+        return self.snapshots.take(self._main[1])
+
+
+def snapshot_plan(
+    first_contact: pd.Timestamp, as_of: pd.Timestamp, settings: TrainingSettings
+) -> tuple[list[Fold], list[pd.Timestamp]]:
+    """The backtest folds and every snapshot day they need, oldest first."""
+    dates = snapshot_dates(first_contact, as_of, settings)
+    folds = time_folds(dates, settings, as_of=as_of)
+    needed = sorted({d for f in folds for d in (*f.train, *f.validation, *f.test)})
+    return folds, needed
+
+
 def train_from_tables(
     customers: pd.DataFrame,
     interactions: pd.DataFrame,
@@ -309,9 +440,7 @@ def train_from_tables(
     if interactions.empty:
         raise DataError("interactions: the table has no contacts; train needs service contacts")
     first_contact = pd.Timestamp(interactions["started_at"].min())
-    dates = snapshot_dates(first_contact, as_of, settings)
-    folds = time_folds(dates, settings, as_of=as_of)
-    needed = sorted({d for f in folds for d in (*f.train, *f.validation, *f.test)})
+    folds, needed = snapshot_plan(first_contact, as_of, settings)
     say(
         f"building features for {len(needed)} snapshots "
         f"({needed[0]:%Y-%m-%d}..{needed[-1]:%Y-%m-%d})"
@@ -319,86 +448,109 @@ def train_from_tables(
     build = builder or default_builder(feature_settings)
     snapshots, sampling = build_snapshot_frame(customers, interactions, needed, build, settings)
     clock["features"] = time.perf_counter()
-    feature_names = [c for c in snapshots.columns if c not in NOT_FEATURES]
-    categorical = [c for c in feature_names if isinstance(snapshots[c].dtype, pd.CategoricalDtype)]
-    for fold in folds:
-        check_churners(snapshots, fold, settings)
-    features_only = snapshots[feature_names]  # a view: rows are copied per fold part only
-    test_columns = [c for c in (RULE_CONTACTS, SNAPSHOT_DATE, SEGMENT_EVAL) if c in snapshots]
-    all_labels = snapshots[LABEL].to_numpy(dtype="int8")
+    source = LocalSnapshots(snapshots, sampling, settings)
+    data = {
+        "engine": "local",
+        "customers_rows": len(customers),
+        "interactions_rows": len(interactions),
+        "customers_sha256": fingerprint(customers),
+        "interactions_sha256": fingerprint(interactions),
+        # The same on every engine for the same rows (the SHA-256 above needs one process).
+        "customers_content_hash": content_hash(customers).text,
+        "interactions_content_hash": content_hash(interactions, _INTERACTION_COLUMNS_USED).text,
+    }
+    return train_on_snapshots(
+        source,
+        folds=folds,
+        needed=needed,
+        as_of=as_of,
+        settings=settings,
+        feature_settings=feature_settings,
+        champion_features=lambda champion, day: champion.features_from_tables(
+            customers, interactions, day
+        ),
+        data_params=data,
+        train_sampling=(
+            f"above max_train_rows ({settings.max_train_rows}) rows: every churner and a seeded "
+            f"sample of the others (seed {settings.seed}), weighted"
+        ),
+        say=say,
+        clock=clock,
+    )
 
-    outcomes, main_fit, main_train, main_test = [], None, None, None
+
+def train_on_snapshots(
+    source: SnapshotSource,
+    *,
+    folds: list[Fold],
+    needed: list[pd.Timestamp],
+    as_of: pd.Timestamp,
+    settings: TrainingSettings,
+    feature_settings: Any,
+    champion_features: Callable[[ChurnModel, pd.Timestamp], pd.DataFrame],
+    data_params: dict[str, Any],
+    train_sampling: str,
+    say: Callable[[str], None],
+    clock: dict[str, float],
+) -> TrainResult:
+    """Fit and evaluate every fold of ``source``, build the model of fold 1, log one MLflow
+    run and register it: the interaction-log path of every engine.
+
+    ``champion_features(champion, day)``: the champion's features of the customers active
+    on ``day``, when its feature settings differ from this model's. ``data_params``: the
+    run's parameters about the input tables and the engine."""
+    feature_names, categorical = source.feature_names, source.categorical
+    for fold in folds:
+        source.check(fold)
+
+    outcomes, main_fit = [], None
     sample_params: dict[str, Any] = {}
     for fold in folds:
         say(f"fitting {fold.describe()}")
-        available = np.flatnonzero(fold_rows(snapshots, fold.train))
-        keep, weight = models.training_sample(
-            all_labels[available],
-            training_weights(snapshots, available),
-            settings.max_train_rows,
-            settings.seed,
-        )
-        rows = {
-            "train": available if keep is None else available[keep],
-            "validation": np.flatnonzero(evaluated_rows(snapshots, fold.validation)),
-            "test": np.flatnonzero(evaluated_rows(snapshots, fold.test)),
-        }
-        sample_params[f"fold{fold.number}.train_rows"] = (
-            f"{len(rows['train'])} of {len(available)}"
-            + (", weighted" if weight is not None else "")
-        )
-        test = snapshots[test_columns].take(rows["test"])
-        capacity = _capacity_on_sample(settings.capacity, snapshots, rows["test"])
-        if capacity != settings.capacity:
-            sample_params[f"fold{fold.number}.capacity_on_sample"] = capacity
+        part = source.fold(fold)
+        sample_params[f"fold{fold.number}.train_rows"] = part.train_rows
+        if part.capacity != settings.capacity:
+            sample_params[f"fold{fold.number}.capacity_on_sample"] = part.capacity
+        test = part.test
         outcome, fitted = _fit_and_evaluate(
             f"fold{fold.number}",
-            {part: features_only.take(part_rows) for part, part_rows in rows.items()},
-            {part: all_labels[part_rows] for part, part_rows in rows.items()},
+            part.parts,
+            part.labels,
             categorical=categorical,
-            validation_groups=snapshots[CUSTOMER_ID].take(rows["validation"]).to_numpy(),
+            validation_groups=part.validation_groups,
             rule_test=test[RULE_CONTACTS].to_numpy(dtype="float64"),
             segments_test=test[SEGMENT_EVAL].to_numpy() if SEGMENT_EVAL in test else None,
             dates_test=test[SNAPSHOT_DATE].to_numpy(),
             settings=settings,
             tune=fold.number == 1,
-            train_weight=weight,
-            capacity=capacity,
+            train_weight=part.train_weight,
+            capacity=part.capacity,
+            booster_fit=part.booster_fit,
         )
         outcomes.append(_with_description(outcome, fold.describe()))
         if fold.number == 1:
-            main_fit, main_train, main_test = fitted, available, rows["test"]
-        del test, fitted
+            main_fit = fitted
+        del part, test, fitted
     clock["fit"] = time.perf_counter()
 
-    assert main_fit is not None and main_train is not None  # folds is never empty
-    main_weight = training_weights(snapshots, main_train)
-    train_labels = all_labels[main_train]
-    base_rate = (
-        float(train_labels.mean())
-        if main_weight is None
-        else float(np.sum(main_weight * train_labels) / np.sum(main_weight))
-    )
-    # The usual values and bins of the features, on the uniform part of fold 1's training
-    # rows (every row when nothing is sampled), a few columns at a time.
-    uniform_train = main_train[snapshots[EVALUATED].to_numpy()[main_train]]
-    reference, distribution = _training_profile(features_only, uniform_train)
+    assert main_fit is not None  # folds is never empty
+    base_rate, reference, distribution = source.main_profile()
     families, family_words = _feature_families(feature_names)
     model = ChurnModel(
         kind=KIND_INTERACTIONS,
         booster=main_fit.booster,
         calibrator=main_fit.calibrator,
         feature_names=feature_names,
-        categories={c: list(snapshots[c].cat.categories.astype(str)) for c in categorical},
+        categories=source.categories(),
         base_rate=base_rate,
-        feature_settings=_frozen_feature_settings(feature_settings, features_only),
+        feature_settings=_frozen_feature_settings(feature_settings, source.feature_frame()),
         families=families,
         family_words=family_words,
         metadata={"as_of": f"{as_of:%Y-%m-%d}", "horizon_days": settings.horizon_days},
         reference=reference,
         distribution=distribution,
     )
-    test_frame = snapshots.take(main_test)
+    test_frame = source.main_test()
 
     def champion_scores(champion: ChurnModel) -> np.ndarray:
         if champion.kind != KIND_INTERACTIONS:
@@ -410,7 +562,7 @@ def train_from_tables(
         probability = np.empty(len(test_frame))
         for day in folds[0].test:
             on_day = (test_frame[SNAPSHOT_DATE] == day).to_numpy()
-            built = champion.features_from_tables(customers, interactions, day)
+            built = champion_features(champion, day)
             ids = test_frame.loc[on_day, CUSTOMER_ID]
             probability[on_day] = champion.predict_proba(
                 champion.prepare(built.reindex(ids.to_numpy()))
@@ -423,16 +575,10 @@ def train_from_tables(
         "snapshot_dates": ",".join(f"{d:%Y-%m-%d}" for d in needed),
         "snapshot_count": len(needed),
         **{f"fold{f.number}": f.describe() for f in folds},
-        "customers_rows": len(customers),
-        "interactions_rows": len(interactions),
-        "customers_sha256": fingerprint(customers),
-        "interactions_sha256": fingerprint(interactions),
-        "snapshot_rows": len(snapshots),
-        **sampling.params(),
-        "train_sampling": (
-            f"above max_train_rows ({settings.max_train_rows}) rows: every churner and a seeded "
-            f"sample of the others (seed {settings.seed}), weighted"
-        ),
+        **data_params,
+        "snapshot_rows": source.snapshot_rows,
+        **source.sampling.params(),
+        "train_sampling": train_sampling,
         **sample_params,
         "feature_settings": json.dumps(model.feature_settings, default=str)[:5000],
     }

@@ -10,7 +10,7 @@ horizon, so that no label window of a fold reaches the first day of the next::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,42 @@ FeatureBuilder = Callable[
 ]
 """``builder(customers, interactions, days) -> {day: features}``, as
 ``features.build_feature_snapshots`` with fixed settings."""
+
+
+def default_builder(feature_settings: Any = None) -> FeatureBuilder:
+    """``features.build_feature_snapshots`` with the given FeatureSettings (None: defaults),
+    but lazy: one ``ContactHistory`` is built at once and each day's frame only when it
+    is read, so that the caller need not hold every day's frame at the same time."""
+    import features
+
+    def build(
+        customers: pd.DataFrame, interactions: pd.DataFrame, days: Sequence[pd.Timestamp]
+    ) -> Mapping[pd.Timestamp, pd.DataFrame]:
+        settings = feature_settings or features.FeatureSettings()
+        parsed = [features.parse_as_of(day) for day in days]
+        if not parsed:
+            return {}
+        history = features.ContactHistory(customers, interactions, settings, until=max(parsed))
+        return _LazyDays(history, parsed)
+
+    return build
+
+
+class _LazyDays(Mapping):
+    """``{day: history.features_at(day)}``, each frame computed when it is read."""
+
+    def __init__(self, history: Any, days: list[pd.Timestamp]) -> None:
+        self._history = history
+        self._days = {pd.Timestamp(day): day for day in days}
+
+    def __getitem__(self, day: pd.Timestamp) -> pd.DataFrame:
+        return self._history.features_at(self._days[pd.Timestamp(day)])
+
+    def __iter__(self) -> Iterator[pd.Timestamp]:
+        return iter(self._days)
+
+    def __len__(self) -> int:
+        return len(self._days)
 
 
 @dataclass(frozen=True)
@@ -218,28 +254,43 @@ class _Day:
     active: int
 
 
-def _plan_days(
-    customers: pd.DataFrame, days: Sequence[pd.Timestamp], settings: TrainingSettings
-) -> list[_Day]:
+def _active(customers: pd.DataFrame, day: pd.Timestamp) -> np.ndarray:
     signup = customers["signup_date"]
+    churned = customers["churned_at"]
+    return ((signup <= day) & (churned.isna() | (churned > day))).to_numpy(dtype=bool)
+
+
+def count_active(customers: pd.DataFrame, days: Sequence[pd.Timestamp]) -> np.ndarray:
+    """Active customers of ``customers`` on each of ``days`` (what sampling decides on)."""
+    return np.array([int(_active(customers, pd.Timestamp(d)).sum()) for d in days], dtype=np.int64)
+
+
+def _plan_days(
+    customers: pd.DataFrame,
+    days: Sequence[pd.Timestamp],
+    settings: TrainingSettings,
+    active_counts: Sequence[int] | None = None,
+) -> list[_Day]:
     churned = customers["churned_at"]
     draws = None
     plan = []
-    for day in days:
-        active = ((signup <= day) & (churned.isna() | (churned > day))).to_numpy(dtype=bool)
+    for index, day in enumerate(days):
+        active = _active(customers, day)
         leaves = (
             churned.notna()
             & (churned > day)
             & (churned <= day + pd.Timedelta(days=settings.horizon_days))
         ).to_numpy(dtype=bool)
         n_active = int(active.sum())
-        if n_active <= settings.max_snapshot_customers:
+        # Sampling is decided on the whole table's count when these rows are a part of it.
+        n_table = n_active if active_counts is None else int(active_counts[index])
+        if n_table <= settings.max_snapshot_customers:
             positions = np.flatnonzero(active)
             plan.append(_Day(day, positions, leaves[positions].astype("int8"), None, 1.0, n_active))
             continue
         if draws is None:
             draws = customer_draws(customers[CUSTOMER_ID], settings.seed)
-        rate = settings.max_snapshot_customers / n_active
+        rate = settings.max_snapshot_customers / n_table
         drawn = draws < rate
         positions = np.flatnonzero(active & (drawn | leaves))
         plan.append(
@@ -265,6 +316,8 @@ def build_snapshot_frame(
     dates: Sequence[pd.Timestamp],
     builder: FeatureBuilder,
     settings: TrainingSettings,
+    *,
+    active_counts: Sequence[int] | None = None,
 ) -> tuple[pd.DataFrame, SnapshotSampling]:
     """One frame of all snapshots: features, label, segment and the rule's contact count.
 
@@ -284,9 +337,14 @@ def build_snapshot_frame(
     still means 20%. ``SAMPLE_RATE`` holds the rate (1 without sampling). A snapshot with
     at most ``max_snapshot_customers`` active customers (150 k by default: every world of up
     to about 10^5 customers) keeps all of them, unweighted.
+
+    ``active_counts`` (one per day of ``sorted(dates)``): when ``customers`` is a part of a
+    table (the Dask engine's customer partitions), the active customers of the whole table,
+    on which the sampling is decided; the rows and their draws stay this part's. The
+    summary then counts this part's rows (sum them over the parts).
     """
     days = sorted(pd.Timestamp(d) for d in dates)
-    plan = _plan_days(customers, days, settings)
+    plan = _plan_days(customers, days, settings, active_counts)
     sampled = [d for d in plan if d.evaluated is not None]
     sampling = SnapshotSampling(
         cap=settings.max_snapshot_customers,
@@ -508,12 +566,27 @@ def fold_rows(snapshots: pd.DataFrame, dates: Sequence[pd.Timestamp]) -> np.ndar
 
 def check_churners(snapshots: pd.DataFrame, fold: Fold, settings: TrainingSettings) -> None:
     """DataError when a part of the fold has no churner (or only churners)."""
-    for part in ("train", "validation", "test"):
-        dates = getattr(fold, part)
+
+    def labels_of(part: str, dates: Sequence[pd.Timestamp]) -> tuple[int, int]:
         rows = fold_rows(snapshots, dates) if part == "train" else evaluated_rows(snapshots, dates)
         labels = snapshots.loc[rows, LABEL]
-        if labels.sum() == 0 or labels.sum() == len(labels):
-            if labels.sum() == 0:
+        return int(labels.sum()), len(labels)
+
+    check_fold_labels(fold, labels_of, settings)
+
+
+def check_fold_labels(
+    fold: Fold,
+    labels_of: Callable[[str, Sequence[pd.Timestamp]], tuple[int, int]],
+    settings: TrainingSettings,
+) -> None:
+    """``check_churners`` on counts: ``labels_of(part, dates)`` gives the churners and rows
+    of the fold's part ("train": every row of its dates; else the evaluated rows)."""
+    for part in ("train", "validation", "test"):
+        dates = getattr(fold, part)
+        churners, rows = labels_of(part, dates)
+        if churners == 0 or churners == rows:
+            if churners == 0:
                 what, fix = (
                     "no customer churned",
                     "use a longer --horizon, fewer --backtest folds or a later --as-of",
