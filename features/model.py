@@ -21,6 +21,7 @@ import pandas as pd
 
 from churnml.contract import CONTRACT_VERSION, CUSTOMER_ID
 from churnml.errors import DataError, ModelError
+from features.linear import LinearTerm
 from features.reasons import Explainer, PathAttributions, reference_statistics
 
 EPS = 1e-6
@@ -88,6 +89,9 @@ class ChurnModel:
     # The training rows' share in the bins of every feature, for drift checks (PSI) of the
     # daily lists; see features.drift. Empty for models trained before it existed.
     distribution: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # A logistic regression stacked in log-odds: raw = (1 - w) * booster's raw score
+    # + w * linear's (see Blend). None: the booster alone.
+    blend: Blend | None = None
 
     # -- inputs ---------------------------------------------------------------------------
     def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -109,8 +113,17 @@ class ChurnModel:
                 x[column] = pd.to_numeric(x[column], errors="coerce").astype("float64")
         return x
 
+    def raw_score(self, x: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """The uncalibrated log-odds: the booster's, or the blend of it and the linear term."""
+        trees = self.booster.predict(
+            x, num_iteration=self.booster.best_iteration or None, raw_score=True
+        )
+        return trees if self.blend is None else self.blend.raw_score(trees, x)
+
     def raw_probability(self, x: pd.DataFrame) -> np.ndarray:
-        return self.booster.predict(x, num_iteration=self.booster.best_iteration or None)
+        if self.blend is None:
+            return self.booster.predict(x, num_iteration=self.booster.best_iteration or None)
+        return 1.0 / (1.0 + np.exp(-self.raw_score(x)))
 
     def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
         """Calibrated probabilities for prepared features."""
@@ -130,9 +143,24 @@ class ChurnModel:
         return reference_statistics(frame)
 
     @cached_property
-    def attributions(self) -> PathAttributions:
-        """Per-leaf path attributions of the booster, computed once per loaded model."""
-        return PathAttributions.from_booster(self.booster)
+    def attributions(self) -> PathAttributions | BlendedAttributions:
+        """Per-leaf path attributions of the booster (plus the blend's linear shares),
+        computed once per loaded model; ``bias + explain_rows(booster, x).sum(axis=1)`` is
+        the raw score either way, which is all the scoring service relies on."""
+        trees = PathAttributions.from_booster(self.booster)
+        return trees if self.blend is None else BlendedAttributions(trees, self.blend)
+
+    def exact_contributions(self, x: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Like ``contributions`` with exact TreeSHAP (``pred_contrib``) for the trees:
+        slower, for plots and for checking the served shares; rows x features."""
+        trees = self.booster.predict(
+            x, num_iteration=self.booster.best_iteration or None, pred_contrib=True
+        )[:, :-1]
+        if self.blend is None:
+            return trees
+        return self.blend.tree_weight * trees + self.blend.linear_weight * (
+            self.blend.linear.contributions(x)
+        )
 
     @cached_property
     def explainer(self) -> Explainer:
@@ -263,6 +291,7 @@ class ChurnModel:
             "metadata": {"contract_version": CONTRACT_VERSION, **self.metadata},
             "reference": self.reference,
             "distribution": self.distribution,
+            "blend": None if self.blend is None else self.blend.to_dict(),
         }
         (folder / SPEC_FILE).write_text(json.dumps(spec, indent=1, default=str))
         return folder
@@ -295,6 +324,7 @@ class ChurnModel:
             metadata=dict(spec.get("metadata") or {}),
             reference={k: dict(v) for k, v in (spec.get("reference") or {}).items()},
             distribution=dict(spec.get("distribution") or {}),
+            blend=Blend.from_dict(spec["blend"]) if spec.get("blend") else None,
         )
 
 
@@ -304,6 +334,63 @@ def _show(value: Any) -> str:
             return "missing"
         return f"{value:.3g}"
     return str(value)
+
+
+@dataclass(frozen=True)
+class Blend:
+    """A logistic regression stacked with the booster in log-odds (training chooses the
+    weight on the validation fold, ``training.models.choose_blend_weight``):
+    ``raw = (1 - linear_weight) * booster's raw score + linear_weight * linear's``.
+
+    Why: on the small sample world the trees alone ranked below the regression on the
+    same features on the newest fold, on larger worlds above it; the validation fold
+    picks the weight in each run. The sum stays additive per feature (reasons add both
+    shares) and costs one pass over the feature matrix per request.
+    """
+
+    linear_weight: float
+    linear: LinearTerm
+
+    @property
+    def tree_weight(self) -> float:
+        return 1.0 - self.linear_weight
+
+    def raw_score(self, tree_raw: np.ndarray, x: pd.DataFrame | np.ndarray) -> np.ndarray:
+        return self.tree_weight * np.asarray(tree_raw) + self.linear_weight * (
+            self.linear.raw_score(x)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"linear_weight": self.linear_weight, "linear": self.linear.to_dict()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Blend:
+        return cls(float(values["linear_weight"]), LinearTerm.from_dict(values["linear"]))
+
+
+@dataclass(frozen=True)
+class BlendedAttributions:
+    """``PathAttributions``' interface for a blended model: the trees' shares and the
+    linear term's, each scaled by its weight, summed per feature; the bias likewise."""
+
+    trees: PathAttributions
+    blend: Blend
+
+    @property
+    def bias(self) -> float:
+        return self.blend.tree_weight * self.trees.bias + self.blend.linear_weight * (
+            self.blend.linear.bias
+        )
+
+    @property
+    def num_iteration(self) -> int | None:
+        return self.trees.num_iteration
+
+    def explain_rows(self, booster: lgb.Booster, x: Any) -> np.ndarray:
+        """Shares for prepared features or the serving matrix, rows x features."""
+        return self.blend.tree_weight * self.trees.explain_rows(
+            booster, x
+        ) + self.blend.linear_weight * self.blend.linear.contributions(x)
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,10 @@ from sklearn.metrics import log_loss
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from features.linear import LinearTerm
 from features.model import EPS, Calibrator, _logit
 
+BLEND_WEIGHTS = (0.0, 0.25, 0.5, 0.75)
 MAX_BOOST_ROUNDS = 2000
 EARLY_STOPPING_ROUNDS = 50
 LOGISTIC_MAX_ROWS = 200_000
@@ -235,6 +237,83 @@ def fit_logistic_baseline(
     if weight is None:
         return pipeline.fit(_for_sklearn(x, categorical), y)
     return pipeline.fit(_for_sklearn(x, categorical), y, classifier__sample_weight=weight)
+
+
+def linear_term(
+    pipeline: Pipeline, x: pd.DataFrame, categories: dict[str, list[str]]
+) -> LinearTerm:
+    """The fitted ``fit_logistic_baseline`` pipeline as a ``LinearTerm`` on the columns of
+    ``x`` (its training rows, to centre the categorical shares) with the model's
+    ``categories``: ``term.raw_score(x)`` is the pipeline's decision function.
+
+    Each category (and the missing value) goes through the fitted one-hot encoder, so that
+    rare categories share the infrequent coefficient and unseen ones get none, exactly as
+    in scikit-learn.
+    """
+    transformer = pipeline.named_steps["prepare"]
+    coef = pipeline.named_steps["classifier"].coef_[0]
+    intercept = float(pipeline.named_steps["classifier"].intercept_[0])
+    categorical = [c for c in x.columns if c in categories]
+    numeric_columns = [c for c in x.columns if c not in categories]
+    numeric: dict[str, dict[str, float]] = {}
+    if numeric_columns:
+        imputer, scaler = (step for _, step in transformer.named_transformers_["numeric"].steps)
+        fills = np.nan_to_num(imputer.statistics_, nan=0.0)  # keep_empty_features: 0
+        for j, column in enumerate(numeric_columns):
+            numeric[column] = {
+                "fill": float(fills[j]),
+                "mean": float(scaler.mean_[j]),
+                "scale": float(scaler.scale_[j]),
+                "coef": float(coef[j]),
+            }
+    shares: dict[str, dict[str, Any]] = {}
+    bias = intercept
+    if categorical:
+        encoder = transformer.named_transformers_["categorical"]
+        category_coef = coef[len(numeric_columns) :]
+        training = _for_sklearn(x[categorical], categorical)
+        reference = {c: "(missing)" for c in categorical}
+        base = float((_encoded(encoder, pd.DataFrame([reference])[categorical]) @ category_coef)[0])
+        bias += base
+        for column in categorical:
+            values = [*categories[column], "(missing)"]
+            frame = pd.DataFrame({c: [reference[c]] * len(values) for c in categorical})
+            frame[column] = values
+            effect = _encoded(encoder, frame[categorical]) @ category_coef - base
+            by_value = dict(zip(values, effect, strict=True))
+            average = float(training[column].map(by_value).fillna(by_value["(missing)"]).mean())
+            bias += average
+            shares[column] = {
+                "codes": [float(v - average) for v in effect[:-1]],
+                "missing": float(effect[-1] - average),
+            }
+    return LinearTerm(tuple(x.columns), numeric, shares, bias)
+
+
+def _encoded(encoder: Pipeline, frame: pd.DataFrame) -> np.ndarray:
+    """The one-hot rows of ``frame`` as a dense array (the encoder gives a sparse one)."""
+    encoded = encoder.transform(frame)
+    return np.asarray(encoded.toarray() if hasattr(encoded, "toarray") else encoded)
+
+
+def choose_blend_weight(
+    tree_raw: np.ndarray,
+    linear_raw: np.ndarray,
+    y: np.ndarray,
+    weights: tuple[float, ...] = BLEND_WEIGHTS,
+) -> tuple[float, dict[float, float]]:
+    """The linear weight w of ``(1 - w) * trees + w * linear`` (log-odds) with the lowest
+    validation log loss, and each candidate's log loss.
+
+    Log loss, not ROC-AUC: it is the proper, smooth score the trees were early-stopped on
+    and the calibrator is chosen by, where ROC-AUC moves in steps of a few of the ~100
+    churners of a small fold. Ties keep the smaller w (the trees alone when nothing helps).
+    """
+    scores = {}
+    for w in weights:
+        blended = (1 - w) * tree_raw + w * linear_raw
+        scores[w] = float(log_loss(y, 1 / (1 + np.exp(-blended)), labels=[0, 1]))
+    return min(weights, key=lambda w: (scores[w], w)), scores
 
 
 def predict_logistic(pipeline: Pipeline, x: pd.DataFrame, categorical: list[str]) -> np.ndarray:

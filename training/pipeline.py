@@ -25,7 +25,7 @@ from churnml.errors import DataError, ModelError
 from churnml.io import content_hash, fingerprint
 from features import drift
 from features.build import _INTERACTION_COLUMNS_USED
-from features.model import KIND_INTERACTIONS, KIND_TABLE, ChurnModel, table_features
+from features.model import KIND_INTERACTIONS, KIND_TABLE, Blend, ChurnModel, table_features
 from training import models, plots
 from training.metrics import evaluate, evaluate_by_segment
 from training.model import ChurnRiskPyfunc
@@ -91,6 +91,9 @@ class FoldOutcome:
     calibration: str
     calibration_scores: dict[str, float]
     describe: str = ""
+    # How the logistic regression joins the trees: the method, the linear weight and,
+    # when stacked, the validation log loss of each candidate weight.
+    blend: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,7 @@ class TrainResult:
 class _Fitted:
     booster: lgb.Booster
     calibrator: models.Calibrator
+    blend: Blend | None
     params: dict[str, Any]
     trials: list[dict[str, Any]]
     test_probability: np.ndarray
@@ -188,6 +192,11 @@ def _fit_and_evaluate(
     training rows) serves the logistic baseline only."""
     capacity = capacity or settings.capacity
     train_x, train_y = parts["train"], labels["train"]
+    valid_x, valid_y = parts["validation"], labels["validation"]
+    logistic = models.fit_logistic_baseline(
+        train_x, train_y, categorical, settings.seed, train_weight
+    )
+    logistic_probability = models.predict_logistic(logistic, parts["test"], categorical)
     if booster_fit is None:
         rows, positives = len(train_x), int(train_y.sum())
     else:
@@ -200,8 +209,8 @@ def _fit_and_evaluate(
         booster, params, trials = models.tune_booster(
             train_x,
             train_y,
-            parts["validation"],
-            labels["validation"],
+            valid_x,
+            valid_y,
             params,
             settings.tuning_budget_seconds,
             settings.seed,
@@ -212,21 +221,30 @@ def _fit_and_evaluate(
         booster = fit(parts["validation"], labels["validation"], params)
         trials = []
     else:
-        booster = models.fit_booster(
-            train_x, train_y, parts["validation"], labels["validation"], params, train_weight
-        )
+        booster = models.fit_booster(train_x, train_y, valid_x, valid_y, params, train_weight)
         trials = []
     iteration = booster.best_iteration or None
-    raw_validation = booster.predict(parts["validation"], num_iteration=iteration)
+    raw = {
+        part: booster.predict(parts[part], num_iteration=iteration, raw_score=True)
+        for part in ("validation", "test")
+    }
+    blend, blend_record = None, {"method": settings.blend, "linear_weight": 0.0}
+    if settings.blend == "stack":
+        # The weight is chosen on validation, then the calibrator is fitted there too.
+        linear = models.linear_term(
+            logistic, train_x, {c: list(train_x[c].cat.categories.astype(str)) for c in categorical}
+        )
+        linear_raw = {part: linear.raw_score(parts[part]) for part in raw}
+        w, losses = models.choose_blend_weight(raw["validation"], linear_raw["validation"], valid_y)
+        blend_record.update(linear_weight=w, validation_log_loss=losses)
+        if w > 0:
+            blend = Blend(w, linear)
+            raw = {part: (1 - w) * raw[part] + w * linear_raw[part] for part in raw}
+    raw_probability = {part: 1.0 / (1.0 + np.exp(-value)) for part, value in raw.items()}
     calibrator, calibration_scores = models.choose_calibrator(
-        raw_validation, labels["validation"], validation_groups, settings.seed
+        raw_probability["validation"], valid_y, validation_groups, settings.seed
     )
-    probability = calibrator.predict(booster.predict(parts["test"], num_iteration=iteration))
-
-    logistic = models.fit_logistic_baseline(
-        train_x, train_y, categorical, settings.seed, train_weight
-    )
-    logistic_probability = models.predict_logistic(logistic, parts["test"], categorical)
+    probability = calibrator.predict(raw_probability["test"])
 
     test_y = labels["test"]
     metrics = {
@@ -251,8 +269,9 @@ def _fit_and_evaluate(
         best_iteration=int(booster.best_iteration or booster.current_iteration()),
         calibration=calibrator.method,
         calibration_scores=calibration_scores,
+        blend=blend_record,
     )
-    return outcome, _Fitted(booster, calibrator, params, trials, probability, scores)
+    return outcome, _Fitted(booster, calibrator, blend, params, trials, probability, scores)
 
 
 # -- the interaction-log path ------------------------------------------------------------
@@ -540,6 +559,7 @@ def train_on_snapshots(
         kind=KIND_INTERACTIONS,
         booster=main_fit.booster,
         calibrator=main_fit.calibrator,
+        blend=main_fit.blend,
         feature_names=feature_names,
         categories=source.categories(),
         base_rate=base_rate,
@@ -686,6 +706,7 @@ def train_from_table(
         kind=KIND_TABLE,
         booster=fitted.booster,
         calibrator=fitted.calibrator,
+        blend=fitted.blend,
         feature_names=list(x.columns),
         categories={c: list(v) for c, v in schema["categorical"].items()},
         base_rate=float(y[train].mean()),
@@ -827,6 +848,7 @@ def _log_and_register(
                     "contract_version": CONTRACT_VERSION,
                     "feature_count": len(model.feature_names),
                     "calibration": outcomes[0].calibration,
+                    **{f"blend.{k}": v for k, v in _blend_params(outcomes[0].blend).items()},
                     "seed": settings.seed,
                     "tracking_uri": settings.resolved_tracking_uri(),
                 }
@@ -848,6 +870,7 @@ def _log_and_register(
                             "best_iteration": o.best_iteration,
                             "calibration": o.calibration,
                             "calibration_log_loss": o.calibration_scores,
+                            "blend": o.blend,
                         }
                         for o in outcomes
                     ]
@@ -914,6 +937,14 @@ def _log_and_register(
             )
 
 
+def _blend_params(record: dict[str, Any]) -> dict[str, Any]:
+    """The blend of the registered model as flat MLflow params (candidates' losses: JSON)."""
+    return {
+        k: json.dumps({str(w): loss for w, loss in v.items()}) if isinstance(v, dict) else v
+        for k, v in record.items()
+    }
+
+
 def _score_champion(
     settings: TrainingSettings,
     champion_scores: Callable[[ChurnModel], np.ndarray],
@@ -954,9 +985,7 @@ def _log_plots(
             np.random.default_rng(settings.seed).choice(rows, PLOT_SAMPLE_ROWS, replace=False)
         )
     sample = model.prepare(test_x.iloc[rows])
-    contributions = fitted.booster.predict(
-        sample, num_iteration=fitted.booster.best_iteration or None, pred_contrib=True
-    )[:, :-1]
+    contributions = model.exact_contributions(sample)
     written = plots.write_plots(
         folder,
         test_y,

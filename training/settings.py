@@ -11,6 +11,7 @@ from typing import Any
 from churnml.errors import ConfigError
 
 DEFAULT_HOME = Path(".churnml")
+BLEND_METHODS = ("stack", "none")
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,10 @@ class TrainingSettings:
         max_snapshot_customers: a snapshot with more active customers than this keeps a
             seeded sample of them plus every churner (``training.snapshots.build_snapshot_frame``):
             memory stays bounded for 10^6 customers and more; smaller worlds are not sampled.
+        blend: "stack": the logistic regression on the same features joins the trees
+            in log-odds, ``(1 - w) * trees + w * linear`` with w in {0, .25, .5, .75}
+            chosen on validation log loss (``features.model.Blend``); "none": the trees
+            alone (the model before stacking, for comparisons).
         threads: LightGBM threads (0: all cores). One by default: on a shared 2-core
             machine OpenMP's waiting threads made a fit 5-10x slower than one thread.
     Customer-table path:
@@ -62,6 +67,7 @@ class TrainingSettings:
     tuning_budget_seconds: float = 0.0
     max_train_rows: int = 500_000
     max_snapshot_customers: int = 150_000
+    blend: str = "stack"
     threads: int = 1
     table_split: tuple[float, float, float] = (0.6, 0.2, 0.2)
     model_name: str = "churn-risk"
@@ -84,6 +90,8 @@ class TrainingSettings:
         for name, value in positive.items():
             if int(value) < 1:
                 raise ConfigError(f"{name} = {value}: expected a whole number >= 1")
+        if self.blend not in BLEND_METHODS:
+            raise ConfigError(f"blend = {self.blend!r}: expected one of {', '.join(BLEND_METHODS)}")
         if self.threads < 0:
             raise ConfigError(f"threads = {self.threads}: expected >= 0 (0: all cores)")
         if self.min_history_days < 0:

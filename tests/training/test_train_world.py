@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import mlflow
@@ -10,7 +11,9 @@ import pytest
 from churnml.contract import CONTRACT_VERSION
 from churnml.validation import load_tables
 from training import TrainingSettings, score_tables, train_from_tables
+from training.models import BLEND_WEIGHTS
 from training.pipeline import TrainResult
+from training.scoring import load_model
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 
@@ -47,6 +50,17 @@ def test_the_run_records_metrics_fingerprint_features_and_contract(trained) -> N
     assert len(params["customers_sha256"]) == 64 and int(params["interactions_rows"]) > 0
     assert params["setting.horizon_days"] == "30"
     assert run.data.tags["gate.decision"] in {"promote", "keep"}
+
+
+def test_the_run_records_the_stack_weight_the_registered_model_uses(trained) -> None:
+    result, settings, _ = trained
+    run = mlflow.MlflowClient(settings.resolved_tracking_uri()).get_run(result.run_id)
+    params = run.data.params
+    weight = float(params["blend.linear_weight"])
+    assert params["blend.method"] == "stack" and weight in BLEND_WEIGHTS
+    assert set(json.loads(params["blend.validation_log_loss"])) == {str(w) for w in BLEND_WEIGHTS}
+    model = load_model(settings, result.model_uri)
+    assert (model.blend.linear_weight if model.blend else 0.0) == weight
 
 
 def test_the_model_is_calibrated_on_the_held_out_test_fold(trained) -> None:
