@@ -302,6 +302,14 @@ def train(
             help="Seconds for the optional parameter search (default: none).",
         ),
     ] = None,
+    blend: Annotated[
+        str | None,
+        typer.Option(
+            "--blend",
+            help="stack: the logistic regression joins the trees in log-odds with a weight "
+            "chosen on validation (default); none: the trees alone.",
+        ),
+    ] = None,
     table: Annotated[
         Path | None,
         typer.Option(
@@ -337,6 +345,7 @@ def train(
         horizon_days=horizon,
         backtest_folds=backtest,
         capacity=capacity,
+        blend=blend,
         tuning_budget_seconds=tuning_budget,
     )
     reporter = Reporter(quiet=quiet)

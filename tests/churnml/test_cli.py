@@ -312,6 +312,7 @@ def test_train_and_score_a_customer_table_by_command(tmp_path, capsys):
         (["train", "--table", "x.csv"], "--table needs --label"),
         (["train", "--label", "churn"], "--label and --id go with --table"),
         (["score", "--out", "s.csv"], "score needs --as-of"),
+        (["train", "--blend", "mean"], "blend = 'mean': expected one of stack, none"),
     ],
 )
 def test_flag_mistakes_are_one_line_errors(capsys, args, words):
