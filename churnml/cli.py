@@ -102,6 +102,23 @@ def _settings(**overrides: object) -> Settings:
     return Settings.from_env(**overrides)
 
 
+def _engine_settings(
+    customers: Path | None,
+    interactions: Path | None,
+    strict: bool,
+    engine: Engine | None,
+    scheduler: str | None,
+) -> Settings:
+    """The settings of a command that reads the tables and runs on an engine."""
+    return _settings(
+        customers=customers,
+        interactions=interactions,
+        strict=strict or None,
+        engine=engine.value if engine else None,
+        scheduler=scheduler,
+    )
+
+
 def _training_settings(settings: Settings, **overrides: object):
     """training.TrainingSettings sharing the core settings' state folder and tracking URI."""
     import training
@@ -161,13 +178,7 @@ def features(
     """Write one row per customer active on --as-of: customer_id and the feature columns."""
     from churnml.io import check_output_path, write_table
 
-    settings = _settings(
-        customers=customers,
-        interactions=interactions,
-        strict=strict or None,
-        engine=engine.value if engine else None,
-        scheduler=scheduler,
-    )
+    settings = _engine_settings(customers, interactions, strict, engine, scheduler)
     day = parse_date(as_of, "--as-of")
     check_output_path(out)
     reporter = Reporter(quiet=quiet)
@@ -333,13 +344,7 @@ def train(
     """
     import training
 
-    settings = _settings(
-        customers=customers,
-        interactions=interactions,
-        strict=strict or None,
-        engine=engine.value if engine else None,
-        scheduler=scheduler,
-    )
+    settings = _engine_settings(customers, interactions, strict, engine, scheduler)
     training_settings = _training_settings(
         settings,
         horizon_days=horizon,
@@ -405,13 +410,7 @@ def score(
     import training
     from churnml.io import check_output_path, write_table
 
-    settings = _settings(
-        customers=customers,
-        interactions=interactions,
-        strict=strict or None,
-        engine=engine.value if engine else None,
-        scheduler=scheduler,
-    )
+    settings = _engine_settings(customers, interactions, strict, engine, scheduler)
     training_settings = _training_settings(settings)
     check_output_path(out)
     reporter = Reporter(quiet=quiet)
@@ -543,13 +542,7 @@ def risk_list(
     quiet: QuietFlag = False,
 ) -> None:
     """Write the day's list of customers to call, with reasons, actions and changes."""
-    settings = _settings(
-        customers=customers,
-        interactions=interactions,
-        strict=strict or None,
-        engine=engine.value if engine else None,
-        scheduler=scheduler,
-    )
+    settings = _engine_settings(customers, interactions, strict, engine, scheduler)
     result = _risk_list(
         settings,
         parse_date(as_of, "--as-of"),
