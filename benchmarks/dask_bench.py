@@ -17,10 +17,12 @@
    collected to pandas), then score them (``score_dask``, with reasons, collected). It
    prints one table: the wall time of each stage and the peak RSS of each worker process
    (``ru_maxrss`` read on the workers with ``client.run``) and of the client process.
-   The "features + score" stage builds the features again inside ``score_dask``.
+   The "features + score" stage builds the features again inside ``score_dask``. Then
+   the day's risk list, end to end into a fresh SQLite store (``make_risk_list_dask``:
+   features, scores, reasons, drift, ranking, storing every customer).
 4. For reference, the local engine in one process (``--no-local`` skips it):
    ``load_tables``, ``build_features``, then ``features_from_tables`` and
-   ``explained_scores``; its "worker" peak is the process's own.
+   ``explained_scores``, then ``make_risk_list``; its "worker" peak is the process's own.
 """
 
 from __future__ import annotations
@@ -57,6 +59,18 @@ def _default_as_of(world: Path) -> str:
     arguments = json.loads(manifest.read_text())["arguments"]
     start = dt.date.fromisoformat(arguments["start_date"])
     return str(start + dt.timedelta(days=int(arguments["days"]) - 1))
+
+
+def _list_parts(args: argparse.Namespace, scratch: Path) -> tuple:
+    """The champion as served, a fresh SQLite store, default list settings and the day."""
+    from serving.loading import load_served_model
+    from serving.risklist import RiskListSettings
+    from serving.store import RiskListStore
+
+    tracking = f"sqlite:///{(args.home / 'mlflow.db').resolve()}"
+    served = load_served_model("models:/churn-risk@champion", tracking)
+    store = RiskListStore(f"sqlite:///{scratch / 'risk-lists.db'}")
+    return served, store, RiskListSettings(), dt.date.fromisoformat(args.as_of)
 
 
 def _run_local(args: argparse.Namespace) -> dict:
@@ -104,6 +118,13 @@ def _run_local(args: argparse.Namespace) -> dict:
             probability, _reasons = model.explained_scores(model.prepare(features))
             mark("features + score")
             result["scored"] = len(probability)
+            del features, probability, _reasons
+            from serving.risklist import make_risk_list
+
+            served, store, settings, day = _list_parts(args, Path(scratch))
+            marks[-1] = time.perf_counter()
+            make_risk_list(tables.customers, tables.interactions, day, served, store, settings)
+            mark("risk list")
     result["client_peak"] = _peak()
     return result
 
@@ -160,13 +181,22 @@ def _run(args: argparse.Namespace) -> dict:
             worker_peaks("features + score")
             result["scored"] = len(scores)
             del scores
+            from serving.risklist import make_risk_list_dask
+
+            served, store, settings, day = _list_parts(args, Path(scratch))
+            marks[-1] = time.perf_counter()
+            make_risk_list_dask(tables, day, served, store, settings)
+            mark("risk list")
+            worker_peaks("risk list")
     result["client_peak"] = _peak()
     return result
 
 
 def _table(results: list[dict]) -> str:
     stages = [
-        s for s in ("read + check", "features", "features + score") if s in results[0]["seconds"]
+        s
+        for s in ("read + check", "features", "features + score", "risk list")
+        if s in results[0]["seconds"]
     ]
     head = "| workers | " + " | ".join(f"{s} s" for s in stages) + " | "
     head += " | ".join(f"peak/worker after {s}" for s in stages) + " | client peak |"
