@@ -61,16 +61,21 @@ def _default_as_of(world: Path) -> str:
     return str(start + dt.timedelta(days=int(arguments["days"]) - 1))
 
 
-def _list_parts(args: argparse.Namespace, scratch: Path) -> tuple:
-    """The champion as served, a fresh SQLite store, default list settings and the day."""
+def _served(args: argparse.Namespace):
+    """The champion of ``--home`` as the service and the risk-list job load it."""
     from serving.loading import load_served_model
+
+    tracking = f"sqlite:///{(args.home / 'mlflow.db').resolve()}"
+    return load_served_model("models:/churn-risk@champion", tracking)
+
+
+def _list_parts(args: argparse.Namespace, scratch: Path) -> tuple:
+    """A fresh SQLite store in ``scratch``, default list settings and the day."""
     from serving.risklist import RiskListSettings
     from serving.store import RiskListStore
 
-    tracking = f"sqlite:///{(args.home / 'mlflow.db').resolve()}"
-    served = load_served_model("models:/churn-risk@champion", tracking)
     store = RiskListStore(f"sqlite:///{scratch / 'risk-lists.db'}")
-    return served, store, RiskListSettings(), dt.date.fromisoformat(args.as_of)
+    return store, RiskListSettings(), dt.date.fromisoformat(args.as_of)
 
 
 def _run_local(args: argparse.Namespace) -> dict:
@@ -107,10 +112,8 @@ def _run_local(args: argparse.Namespace) -> dict:
         )
         del features
         if args.home is not None:
-            from serving.loading import load_served_model
-
-            tracking = f"sqlite:///{(args.home / 'mlflow.db').resolve()}"
-            model = load_served_model("models:/churn-risk@champion", tracking).model
+            served = _served(args)
+            model = served.model
             marks[-1] = time.perf_counter()
             features = model.features_from_tables(
                 tables.customers, tables.interactions, pd.Timestamp(args.as_of)
@@ -121,7 +124,7 @@ def _run_local(args: argparse.Namespace) -> dict:
             del features, probability, _reasons
             from serving.risklist import make_risk_list
 
-            served, store, settings, day = _list_parts(args, Path(scratch))
+            store, settings, day = _list_parts(args, Path(scratch))
             marks[-1] = time.perf_counter()
             make_risk_list(tables.customers, tables.interactions, day, served, store, settings)
             mark("risk list")
@@ -171,10 +174,8 @@ def _run(args: argparse.Namespace) -> dict:
         )
         del features
         if args.home is not None:
-            from serving.loading import load_served_model
-
-            tracking = f"sqlite:///{(args.home / 'mlflow.db').resolve()}"
-            model = load_served_model("models:/churn-risk@champion", tracking).model
+            served = _served(args)
+            model = served.model
             marks[-1] = time.perf_counter()  # loading the model is not the engine's work
             scores = dask_engine.score_dask(model, tables, args.as_of)
             mark("features + score")
@@ -183,7 +184,7 @@ def _run(args: argparse.Namespace) -> dict:
             del scores
             from serving.risklist import make_risk_list_dask
 
-            served, store, settings, day = _list_parts(args, Path(scratch))
+            store, settings, day = _list_parts(args, Path(scratch))
             marks[-1] = time.perf_counter()
             make_risk_list_dask(tables, day, served, store, settings)
             mark("risk list")

@@ -39,36 +39,16 @@ from features.build import FeatureArrays, build_feature_arrays
 from features.model import ChurnModel
 from features.reasons import REASONS_PER_CUSTOMER, next_step
 from features.settings import FeatureSettings
-from serving.schemas import Customer, as_utc
+from serving.schemas import Customer, Interaction, as_utc
 
 MAX_PROBLEMS = 20
 DAY_NS = 86_400 * 10**9
 _EPOCH = dt.date(1970, 1, 1)
 _NAT = np.iinfo(np.int64).min
 
-_CUSTOMER_FIELDS = (
-    "customer_id",
-    "signup_date",
-    "churned_at",
-    "segment",
-    "plan",
-    "monthly_revenue",
-    "interactions",
-)
-_CONTACT_FIELDS = (
-    "interaction_id",
-    "started_at",
-    "channel",
-    "case_id",
-    "topic",
-    "wait_seconds",
-    "handle_seconds",
-    "agent_id",
-    "transfers",
-    "abandoned",
-    "status",
-    "csat",
-)
+# The request's own fields, in its order: a customer's, and a contact's.
+_CUSTOMER_FIELDS = tuple(Customer.model_fields)
+_CONTACT_FIELDS = tuple(Interaction.__annotations__)
 
 
 @dataclass(frozen=True)
