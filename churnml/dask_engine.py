@@ -63,7 +63,7 @@ from churnml.contract import CUSTOMER_ID, INTERACTION_ID
 from churnml.errors import ChurnmlError, ConfigError, ContractError, DataError, InputError
 from churnml.io import TEXT, existing_input, read_table, write_table
 from features import FeatureSettings, build_features, parse_as_of
-from features.build import _INTERACTION_COLUMNS_USED
+from features.build import INTERACTION_COLUMNS_USED
 from features.columns import CATEGORICAL_FEATURES, PROFILE_PREFIX
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ PIECE_ROWS = 1_000_000
 ROWS_PER_PARTITION = 1_000_000  # interactions per partition when choosing the count
 NO_WORKERS_TIMEOUT = 120.0  # seconds without a live worker before a local cluster gives up
 # The interaction columns build_features reads: all the kept partitions hold.
-INTERACTION_COLUMNS = _INTERACTION_COLUMNS_USED
+INTERACTION_COLUMNS = INTERACTION_COLUMNS_USED
 _CELL_RULES = ("required_columns", "type", "required", "negative", "unknown", "range")
 _TABLE_RULES = (
     "no_rows",

@@ -57,7 +57,7 @@ Column = pd.Series | pa.Array | np.ndarray
 Table = pd.DataFrame | Mapping[str, Column]
 
 _CONTRACT_CUSTOMER_COLUMNS = {column.name for column in CUSTOMER_COLUMNS}
-_INTERACTION_COLUMNS_USED = (
+INTERACTION_COLUMNS_USED = (
     "customer_id",
     "started_at",
     "channel",
@@ -338,7 +338,7 @@ class ContactHistory:
         until: pd.Timestamp | None = None,
     ) -> None:
         _check_columns(customers, "customers", ("customer_id", "signup_date", "churned_at"))
-        _check_columns(interactions, "interactions", _INTERACTION_COLUMNS_USED)
+        _check_columns(interactions, "interactions", INTERACTION_COLUMNS_USED)
         self.settings = settings
         self.until = until
         pool = ThreadPoolExecutor(2) if _rows(interactions) >= _THREADS_FROM_ROWS else None

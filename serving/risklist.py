@@ -46,7 +46,7 @@ from churnml.contract import CUSTOMER_ID
 from churnml.errors import ConfigError, DataError, InputError
 from churnml.io import ContentHash, content_hash, fingerprint
 from features import drift
-from features.build import _INTERACTION_COLUMNS_USED
+from features.build import INTERACTION_COLUMNS_USED
 from features.model import ChurnModel
 from features.reasons import next_step
 from serving.loading import ServedModel
@@ -60,7 +60,7 @@ BANDS = ("high", "medium", "low")
 CHANGES = ("new", "risen", "fallen", "steady")
 # The header's content hash of the interactions covers the columns the features read:
 # the list depends on nothing else, and the Dask engine keeps no other on the cluster.
-INTERACTIONS_READ = _INTERACTION_COLUMNS_USED
+INTERACTIONS_READ = INTERACTION_COLUMNS_USED
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from churnml.contract import CONTRACT_VERSION, CUSTOMER_ID
 from churnml.errors import DataError, ModelError
 from churnml.io import content_hash, fingerprint
 from features import drift
-from features.build import _INTERACTION_COLUMNS_USED
+from features.build import INTERACTION_COLUMNS_USED
 from features.model import KIND_INTERACTIONS, KIND_TABLE, Blend, ChurnModel, table_features
 from training import models, plots
 from training.metrics import evaluate, evaluate_by_segment
@@ -476,7 +476,7 @@ def train_from_tables(
         "interactions_sha256": fingerprint(interactions),
         # The same on every engine for the same rows (the SHA-256 above needs one process).
         "customers_content_hash": content_hash(customers).text,
-        "interactions_content_hash": content_hash(interactions, _INTERACTION_COLUMNS_USED).text,
+        "interactions_content_hash": content_hash(interactions, INTERACTION_COLUMNS_USED).text,
     }
     return train_on_snapshots(
         source,
