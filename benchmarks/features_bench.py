@@ -3,12 +3,16 @@
     python -m benchmarks.features_bench [--customers N] [--contacts M] [--repeat R]
                                         [--world DIR] [--as-of YYYY-MM-DD]
 
-Builds a synthetic world (benchmarks.world) or loads one from ``--world DIR``
+Builds a synthetic world (tests.oracles.world) or loads one from ``--world DIR``
 (customers / interactions as .parquet, a Parquet folder or .csv), then runs each
 method in a fresh subprocess, so that its peak RSS is its own. All three compute
 the full feature set (see docs/features.md); the profile columns come from one
 shared helper in the references. Times exclude loading the world; peak RSS
 includes it (the "loaded" column is the RSS right after loading).
+
+The world and the two references are the tests' oracles, imported from
+``tests/oracles/`` so that the benchmark times the very code the tests check; run it
+from the repository root, which puts ``tests`` on the import path.
 """
 
 from __future__ import annotations
@@ -27,14 +31,14 @@ METHODS = ("pandas", "duckdb", "churnml")
 
 
 def _run_method(method: str, world: Path, as_of: str, repeat: int) -> dict:
-    from benchmarks.world import load_world
+    from tests.oracles.world import load_world
 
     customers, interactions = load_world(world)
     loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     if method == "pandas":
-        from benchmarks.reference_features import pandas_features as build
+        from tests.oracles.reference_features import pandas_features as build
     elif method == "duckdb":
-        from benchmarks.reference_features import duckdb_features as build
+        from tests.oracles.reference_features import duckdb_features as build
     else:
         from features import build_features as build
     seconds = []
@@ -88,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="churnml-bench-") as tmp:
         world = args.world
         if world is None:
-            from benchmarks.world import make_world, save_world
+            from tests.oracles.world import make_world, save_world
 
             start = time.perf_counter()
             customers, interactions = make_world(args.customers, args.contacts)

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmarks.reference_features import duckdb_features, pandas_features
-from benchmarks.world import make_world
 from churnml.contract import CHANNELS, STATUSES
 from features import build_features
+from tests.oracles.reference_features import duckdb_features, pandas_features
+from tests.oracles.world import make_world
 
 AS_OF = pd.Timestamp("2024-06-30")
 END = AS_OF + pd.Timedelta(days=1)
