@@ -6,7 +6,6 @@ fails the moment an import goes the wrong way; docs/architecture.md explains the
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -24,15 +23,13 @@ def _root_packages() -> list[str]:
 
 
 def _lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
-    """lint-imports on the packages under ``tree``, with the repository's contract."""
-    # grimp finds the root packages through the import path: put ``tree`` first, so that
-    # no installed (editable) copy of churnml stands in for the tree under test.
-    path = [str(tree), *filter(None, [os.environ.get("PYTHONPATH")])]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+    """lint-imports on the packages under ``tree``, with the repository's contract.
+
+    lint-imports puts its working directory first on the import path, so the packages
+    found are the tree's, not an installed copy."""
     return subprocess.run(
         [str(LINT_IMPORTS), "--no-cache", "--no-logo", str(CONFIG)],
         cwd=tree,
-        env=env,
         capture_output=True,
         text=True,
         timeout=60,
