@@ -32,8 +32,8 @@ from pydantic import Field
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse
 
 from churnml.errors import ChurnmlError
-from serving.config import ServingSettings
 from serving.auth import AuthMiddleware, KeyRing
+from serving.config import ServingSettings
 from serving.list_schemas import RiskListPage, ScoreIdsResponse
 from serving.lists import Filters, Lists, NoList
 from serving.loading import ServedModel, load_served_model
