@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,9 @@ import pandas as pd
 from churnml.contract import CUSTOMER_ID
 from churnml.errors import DataError
 from training.settings import TrainingSettings
+
+if TYPE_CHECKING:
+    from features import FeatureSettings
 
 SNAPSHOT_DATE = "snapshot_date"
 LABEL = "label"
@@ -38,7 +41,7 @@ FeatureBuilder = Callable[
 ``features.build_feature_snapshots`` with fixed settings."""
 
 
-def default_builder(feature_settings: Any = None) -> FeatureBuilder:
+def default_builder(feature_settings: FeatureSettings | None = None) -> FeatureBuilder:
     """``features.build_feature_snapshots`` with the given FeatureSettings (None: defaults),
     but lazy: one ``ContactHistory`` is built at once and each day's frame only when it
     is read, so that the caller need not hold every day's frame at the same time."""
@@ -76,12 +79,15 @@ class _LazyDays(Mapping):
 
 @dataclass(frozen=True)
 class Fold:
-    """One time split: snapshot dates of train, validation and test."""
+    """One time split: snapshot dates of train, validation and test. ``produces_model``:
+    this fold's fit becomes the registered model (the fold that tests on the latest
+    snapshots); the other folds only backtest the same recipe."""
 
     number: int
     train: tuple[pd.Timestamp, ...]
     validation: tuple[pd.Timestamp, ...]
     test: tuple[pd.Timestamp, ...]
+    produces_model: bool = False
 
     def describe(self) -> str:
         return (
@@ -127,7 +133,8 @@ def snapshot_dates(
 def time_folds(
     dates: Sequence[pd.Timestamp], settings: TrainingSettings, *, as_of: pd.Timestamp
 ) -> list[Fold]:
-    """The rolling backtest folds; fold 1 holds the latest snapshots as its test fold.
+    """The rolling backtest folds; fold 1 holds the latest snapshots as its test fold and
+    produces the model.
 
     Raises DataError naming the fix when the history cannot hold them all.
     """
@@ -153,8 +160,18 @@ def time_folds(
                 f"hold {settings.backtest_folds} backtest folds, which need about {need}; "
                 "use a later --as-of, a shorter --horizon or fewer --backtest folds"
             )
-        folds.append(Fold(k + 1, tuple(train), tuple(validation), tuple(test)))
+        folds.append(Fold(k + 1, tuple(train), tuple(validation), tuple(test), k == 0))
     return folds
+
+
+def snapshot_plan(
+    first_contact: pd.Timestamp, as_of: pd.Timestamp, settings: TrainingSettings
+) -> tuple[list[Fold], list[pd.Timestamp]]:
+    """The backtest folds and every snapshot day they need, oldest first."""
+    dates = snapshot_dates(first_contact, as_of, settings)
+    folds = time_folds(dates, settings, as_of=as_of)
+    needed = sorted({d for f in folds for d in (*f.train, *f.validation, *f.test)})
+    return folds, needed
 
 
 def _snapshots_needed(settings: TrainingSettings) -> int:
