@@ -347,13 +347,7 @@ def train_from_table(
     say = report or (lambda message: None)
     clock = {"start": time.perf_counter()}
     source = None if isinstance(table, pd.DataFrame) else Path(table)
-    if source is not None:
-        table = read_table(source, "table")
-    if label not in table.columns:
-        raise DataError(
-            f"--label {label!r} is not a column of the table; columns: "
-            f"{', '.join(map(str, table.columns[:12]))}"
-        )
+    table = _labelled_table(table if source is None else read_table(source, "table"), label)
     y = map_labels(table[label], label)
     schema = infer_schema(table, label, id_column)
     x = table_features(table, schema)
@@ -361,23 +355,11 @@ def train_from_table(
     say(f"fitting on {len(train)} rows, validating on {len(validation)}, testing on {len(test)}")
     keep, weight = learners.training_sample(y[train], None, settings.max_train_rows, settings.seed)
     rows = {"train": train if keep is None else train[keep], "validation": validation, "test": test}
-    data = FitInput(
-        parts={part: x.iloc[part_rows] for part, part_rows in rows.items()},
-        labels={part: y[part_rows] for part, part_rows in rows.items()},
-        categorical=list(schema["categorical"]),
-        validation_groups=validation,
-        train_weight=weight,
-        tune=True,
-    )
-    fitted = fit_fold(data, settings)
-    rule = schema["rule_column"]
-    held_out = HeldOutRows(
-        labels=y[test],
-        capacity=settings.capacity,
-        rule=x[rule].iloc[test].fillna(0).to_numpy(dtype="float64") if rule else None,
-    )
-    outcome, scores = evaluate_fold("test", "", fitted, data.parts["test"], held_out)
+    fitted, outcome, scores = _fit_and_evaluate_split(x, y, rows, weight, schema, settings)
     clock["fit"] = time.perf_counter()
+    train_rows = f"{len(rows['train'])} of {len(train)}" + (
+        ", weighted (every churner and a seeded sample of the others)" if weight is not None else ""
+    )
     candidate = Candidate(
         model=_table_model(fitted, x, y, train, schema, label, settings),
         backtest=Backtest(outcome),
@@ -386,24 +368,51 @@ def train_from_table(
         test_y=y[test],
         test_scores=scores,
         params=_table_params(
-            table,
-            source,
-            label,
-            id_column,
-            schema,
-            settings,
-            train_rows=f"{len(rows['train'])} of {len(train)}"
-            + (
-                ", weighted (every churner and a seeded sample of the others)"
-                if weight is not None
-                else ""
-            ),
+            table, source, label, id_column, schema, settings, train_rows=train_rows
         ),
     )
     champion_scores = _table_champion_scores(table.iloc[test])
     result = _gate_log_register(candidate, champion_scores, settings, as_of=None, say=say)
     clock["end"] = time.perf_counter()
     return _with_seconds(result, clock)
+
+
+def _labelled_table(table: pd.DataFrame, label: str) -> pd.DataFrame:
+    """``table``, when ``label`` is one of its columns."""
+    if label not in table.columns:
+        raise DataError(
+            f"--label {label!r} is not a column of the table; columns: "
+            f"{', '.join(map(str, table.columns[:12]))}"
+        )
+    return table
+
+
+def _fit_and_evaluate_split(
+    x: pd.DataFrame,
+    y: np.ndarray,
+    rows: dict[str, np.ndarray],
+    train_weight: np.ndarray | None,
+    schema: dict[str, Any],
+    settings: TrainingSettings,
+) -> tuple[FittedFold, FoldOutcome, dict[str, np.ndarray]]:
+    """The table's one fold, fitted (tuned) on ``rows`` and evaluated on its test rows."""
+    data = FitInput(
+        parts={part: x.iloc[part_rows] for part, part_rows in rows.items()},
+        labels={part: y[part_rows] for part, part_rows in rows.items()},
+        categorical=list(schema["categorical"]),
+        validation_groups=rows["validation"],
+        train_weight=train_weight,
+        tune=True,
+    )
+    fitted = fit_fold(data, settings)
+    rule = schema["rule_column"]
+    held_out = HeldOutRows(
+        labels=data.labels["test"],
+        capacity=settings.capacity,
+        rule=x[rule].iloc[rows["test"]].fillna(0).to_numpy(dtype="float64") if rule else None,
+    )
+    outcome, scores = evaluate_fold("test", "", fitted, data.parts["test"], held_out)
+    return fitted, outcome, scores
 
 
 def _table_model(

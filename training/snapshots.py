@@ -362,43 +362,17 @@ def build_snapshot_frame(
     """
     days = sorted(pd.Timestamp(d) for d in dates)
     plan = _plan_days(customers, days, settings, active_counts)
-    sampled = [d for d in plan if d.evaluated is not None]
-    sampling = SnapshotSampling(
-        cap=settings.max_snapshot_customers,
-        seed=settings.seed,
-        active_rows=sum(d.active for d in plan),
-        kept_rows=sum(len(d.positions) for d in plan),
-        evaluated_rows=sum(
-            len(d.positions) if d.evaluated is None else int(d.evaluated.sum()) for d in plan
-        ),
-        sampled_snapshots=len(sampled),
-        min_rate=min((d.rate for d in plan), default=1.0),
-    )
-    feature_customers = customers
-    if sampled:
-        # Features of customers that no snapshot keeps are not needed: leave them out of
-        # the builder's input (each customer's features depend on its own contacts only).
-        needed = np.zeros(len(customers), dtype=bool)
-        for d in plan:
-            needed[d.positions] = True
-        feature_customers = customers.iloc[np.flatnonzero(needed)]
     ids = pd.Index(customers[CUSTOMER_ID])
     counts = _ContactCounts(interactions, ids)
     segments = customers["segment"] if "segment" in customers else None
 
-    by_day = builder(feature_customers, interactions, days)
+    by_day = builder(_customers_kept(customers, plan), interactions, days)
     store = _FrameStore(sum(len(d.positions) for d in plan))
     for d in plan:
         features = by_day[d.day]
         if isinstance(by_day, dict):
             by_day[d.day] = None  # its rows are copied below: free the day's frame now
-        # The builder's rows that the plan keeps, in the builder's order.
-        feature_positions = ids.get_indexer(features.index)
-        wanted = np.zeros(len(customers) + 1, dtype=bool)  # the last slot: unknown ids (-1)
-        wanted[d.positions] = True
-        rows = np.flatnonzero(wanted[feature_positions])
-        positions = feature_positions[rows]
-        slot = np.searchsorted(d.positions, positions)
+        rows, positions, slot = _kept_rows(features.index, ids, d)
         store.add(
             d.day,
             features.iloc[rows],
@@ -410,7 +384,48 @@ def build_snapshot_frame(
             evaluated=True if d.evaluated is None else d.evaluated[slot],
         )
         del features
-    return store.frame(), sampling
+    return store.frame(), _sampling_summary(plan, settings)
+
+
+def _sampling_summary(plan: list[_Day], settings: TrainingSettings) -> SnapshotSampling:
+    sampled = [d for d in plan if d.evaluated is not None]
+    return SnapshotSampling(
+        cap=settings.max_snapshot_customers,
+        seed=settings.seed,
+        active_rows=sum(d.active for d in plan),
+        kept_rows=sum(len(d.positions) for d in plan),
+        evaluated_rows=sum(
+            len(d.positions) if d.evaluated is None else int(d.evaluated.sum()) for d in plan
+        ),
+        sampled_snapshots=len(sampled),
+        min_rate=min((d.rate for d in plan), default=1.0),
+    )
+
+
+def _customers_kept(customers: pd.DataFrame, plan: list[_Day]) -> pd.DataFrame:
+    """The customers some snapshot of ``plan`` keeps (all of them without sampling).
+
+    Features of the others are not needed: they are left out of the builder's input
+    (each customer's features depend on its own contacts only)."""
+    if all(d.evaluated is None for d in plan):
+        return customers
+    needed = np.zeros(len(customers), dtype=bool)
+    for d in plan:
+        needed[d.positions] = True
+    return customers.iloc[np.flatnonzero(needed)]
+
+
+def _kept_rows(
+    feature_ids: pd.Index, ids: pd.Index, day: _Day
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The builder's rows that ``day`` keeps, in the builder's order: their positions in
+    the builder's frame, in the customers table and in ``day.positions``."""
+    feature_positions = ids.get_indexer(feature_ids)
+    wanted = np.zeros(len(ids) + 1, dtype=bool)  # the last slot: unknown ids (-1)
+    wanted[day.positions] = True
+    rows = np.flatnonzero(wanted[feature_positions])
+    positions = feature_positions[rows]
+    return rows, positions, np.searchsorted(day.positions, positions)
 
 
 class _ContactCounts:
