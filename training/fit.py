@@ -120,7 +120,7 @@ def fit_fold(data: FitInput, settings: TrainingSettings) -> FittedFold:
     )
 
 
-def booster_params(data: FitInput, settings: TrainingSettings) -> dict[str, Any]:
+def _booster_params(data: FitInput, settings: TrainingSettings) -> dict[str, Any]:
     """``learners.lightgbm_params`` for the rows the booster trains on, changed as
     ``data.booster_fit`` asks."""
     fit = data.booster_fit
@@ -138,7 +138,7 @@ def _fit_booster(
     data: FitInput, settings: TrainingSettings
 ) -> tuple[lgb.Booster, dict[str, Any], list[dict[str, Any]]]:
     """The booster with early stopping on validation, its parameters and the tuning trials."""
-    params = booster_params(data, settings)
+    params = _booster_params(data, settings)
     train_x, train_y = data.parts["train"], data.labels["train"]
     valid_x, valid_y = data.parts["validation"], data.labels["validation"]
     fit = data.booster_fit.fit if data.booster_fit is not None else None

@@ -277,15 +277,22 @@ def _interactions_model(
         feature_names=source.feature_names,
         categories=source.categories(),
         base_rate=base_rate,
-        feature_settings=(feature_settings or FeatureSettings())
-        .freeze(source.feature_frame())
-        .to_dict(),
+        feature_settings=_frozen_feature_settings(feature_settings, source.feature_frame()),
         families=_feature_families(source.feature_names),
         family_words=dict(FAMILY_DESCRIPTIONS),
         metadata={"as_of": f"{as_of:%Y-%m-%d}", "horizon_days": settings.horizon_days},
         reference=reference,
         distribution=distribution,
     )
+
+
+def _frozen_feature_settings(
+    feature_settings: FeatureSettings | None, frame: pd.DataFrame
+) -> dict[str, Any]:
+    """The feature settings (None: the defaults) with the training columns and categories
+    of ``frame`` pinned, as a dict."""
+    settings = FeatureSettings() if feature_settings is None else feature_settings
+    return settings.freeze(frame).to_dict()
 
 
 def _feature_families(columns: list[str]) -> dict[str, str]:
