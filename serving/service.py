@@ -32,8 +32,8 @@ from pydantic import Field
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse
 
 from churnml.errors import ChurnmlError
+from serving.auth import AuthMiddleware, KeyRing
 from serving.config import ServingSettings
-from serving.gate import Gate, KeyRing
 from serving.list_schemas import RiskListPage, ScoreIdsResponse
 from serving.lists import Filters, Lists, NoList
 from serving.loading import ServedModel, load_served_model
@@ -345,10 +345,10 @@ def _gate_options() -> dict[str, Any]:
 
 
 class _LazyGate:
-    """Builds the Gate when BentoML builds the app (at start), not at import."""
+    """Builds the AuthMiddleware when BentoML builds the app (at start), not at import."""
 
     def __init__(self, app: Any) -> None:
-        self.gate = Gate(app, **_gate_options())
+        self.gate = AuthMiddleware(app, **_gate_options())
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self.gate(scope, receive, send)

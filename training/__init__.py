@@ -1,6 +1,13 @@
 """Training: snapshots and labels, time folds, LightGBM + calibration, baselines,
 metrics, MLflow runs and the ``churn-risk`` registry behind a promotion gate.
 
+A module per stage, which ``pipeline`` runs in turn: ``snapshots`` and ``folds`` (the
+data and its time folds; ``table`` for a customer table), ``fit`` (the booster with
+early stopping, the blend, the calibrator; the learners themselves in ``learners``),
+``evaluate`` (fold metrics against the baselines; ``metrics``), ``promotion`` (the gate's
+evidence and decision), ``mlflow_log`` (params, metrics, artifacts, ``plots``, the
+environment) and ``registry`` (registering, aliases, champion moves).
+
 Entry points (the CLI calls these; each takes a ``TrainingSettings``)::
 
     train_from_tables(customers, interactions, settings, *, as_of=None) -> TrainResult

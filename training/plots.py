@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,15 +35,26 @@ def write_plots(
     import matplotlib.pyplot as plt
 
     folder.mkdir(parents=True, exist_ok=True)
+    drawings = [
+        ("roc.png", lambda: _roc(plt, y, scores)),
+        ("pr.png", lambda: _precision_recall(plt, y, scores)),
+        ("calibration.png", lambda: _calibration(plt, y, probability)),
+        ("lift_gain.png", lambda: _lift_gain(plt, y, scores)),
+        ("importance_gain.png", lambda: _importance(plt, importance)),
+        ("shap_summary.png", lambda: _shap_summary(plt, contributions, feature_values)),
+    ]
     written = []
-
-    def save(fig, name: str) -> None:
+    for name, draw in drawings:
+        fig = draw()
         path = folder / name
         fig.tight_layout()
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)
+    return written
 
+
+def _roc(plt: Any, y: np.ndarray, scores: dict[str, np.ndarray]) -> Any:
     fig, ax = plt.subplots(figsize=(5, 5))
     for label, score in scores.items():
         fpr, tpr, _ = roc_curve(y, score)
@@ -50,8 +62,10 @@ def write_plots(
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC, test fold")
     ax.legend()
-    save(fig, "roc.png")
+    return fig
 
+
+def _precision_recall(plt: Any, y: np.ndarray, scores: dict[str, np.ndarray]) -> Any:
     fig, ax = plt.subplots(figsize=(5, 5))
     for label, score in scores.items():
         precision, recall, _ = precision_recall_curve(y, score)
@@ -59,8 +73,10 @@ def write_plots(
     ax.axhline(y.mean(), color="grey", linestyle=":")
     ax.set(xlabel="recall", ylabel="precision", title="Precision-recall, test fold")
     ax.legend()
-    save(fig, "pr.png")
+    return fig
 
+
+def _calibration(plt: Any, y: np.ndarray, probability: np.ndarray) -> Any:
     fig, ax = plt.subplots(figsize=(5, 5))
     order = np.argsort(probability)
     bins = np.array_split(order, 10)
@@ -72,8 +88,10 @@ def write_plots(
         ylabel="observed churn rate",
         title="Calibration, test fold (10 equal-count bins)",
     )
-    save(fig, "calibration.png")
+    return fig
 
+
+def _lift_gain(plt: Any, y: np.ndarray, scores: dict[str, np.ndarray]) -> Any:
     fig, (lift_ax, gain_ax) = plt.subplots(1, 2, figsize=(10, 4.5))
     for label, score in scores.items():
         ranked = y[np.argsort(-score, kind="stable")]
@@ -95,14 +113,18 @@ def write_plots(
     )
     lift_ax.set(xlabel="decile (1 = highest risk)", ylabel="lift", title="Lift by decile")
     lift_ax.legend()
-    save(fig, "lift_gain.png")
+    return fig
 
+
+def _importance(plt: Any, importance: pd.Series) -> Any:
     top_features = importance.sort_values().tail(20)
     fig, ax = plt.subplots(figsize=(7, max(3, 0.3 * len(top_features))))
     ax.barh(top_features.index, top_features.to_numpy())
     ax.set(xlabel="total gain", title="Feature importance (gain)")
-    save(fig, "importance_gain.png")
+    return fig
 
+
+def _shap_summary(plt: Any, contributions: np.ndarray, feature_values: pd.DataFrame) -> Any:
     mean_abs = np.abs(contributions).mean(axis=0)
     shown = np.argsort(mean_abs)[-15:]
     fig, ax = plt.subplots(figsize=(7, max(3, 0.35 * len(shown))))
@@ -122,5 +144,4 @@ def write_plots(
         xlabel="contribution to log-odds (TreeSHAP, pred_contrib)",
         title="SHAP summary (colour: feature value, blue low, red high)",
     )
-    save(fig, "shap_summary.png")
-    return written
+    return fig

@@ -1,7 +1,8 @@
-"""MLflow tracking and the ``churn-risk`` registry: aliases, the promotion gate, history.
+"""MLflow tracking and the ``churn-risk`` registry: registering, aliases, history.
 
 Registry by alias only: every new version is ``challenger``; ``champion`` moves only
-through ``promotion_gate`` (after training) or a person's ``promote`` / ``rollback``.
+through ``training.promotion.promotion_gate`` (after training) or a person's ``promote`` /
+``rollback``.
 Each move of ``champion`` is recorded twice so that "who was champion when" survives:
 
 * a registered-model tag ``champion_event.<UTC time>`` holding JSON
@@ -14,17 +15,21 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from churnml.contract import CONTRACT_VERSION
 from churnml.errors import ConfigError, DataError, ModelError
 from churnml.tracking import mlflow_store
+from features.model import ChurnModel
 from training.settings import TrainingSettings
 
 CHAMPION = "champion"
@@ -65,84 +70,37 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
         return None
 
 
-# -- the gate ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class GateEvidence:
-    """What the gate looks at; every number comes from the same test fold(s)."""
-
-    fold_roc_auc: tuple[dict[str, float | None], ...]  # per fold: model, logistic, rule
-    test_roc_auc: float
-    test_ece: float
-    champion_version: str | None = None
-    champion_test_roc_auc: float | None = None
-    champion_note: str | None = None  # why the champion could not be scored, if it could not
-
-
-@dataclass(frozen=True)
-class GateDecision:
-    promote: bool
-    reasons: tuple[str, ...]
-    checks: dict[str, bool] = field(default_factory=dict)
-
-    def text(self) -> str:
-        verdict = "promote to champion" if self.promote else "keep as challenger"
-        return f"gate: {verdict}: " + "; ".join(self.reasons)
-
-
-def promotion_gate(evidence: GateEvidence, settings: TrainingSettings) -> GateDecision:
-    """The one rule by which a trained model becomes champion without a person.
-
-    It passes when (1) the model's ROC-AUC beats both baselines on every fold, (2) its
-    test ROC-AUC is at most ``gate_auc_tolerance`` below the current champion's on the
-    same test fold (or there is no champion), and (3) its test ECE is at most ``ece_bound``.
-    """
-    reasons: list[str] = []
-    checks: dict[str, bool] = {}
-
-    losses = []
-    for number, fold in enumerate(evidence.fold_roc_auc, start=1):
-        model = fold["model"]
-        for baseline in ("logistic", "rule"):
-            other = fold.get(baseline)
-            if other is None:
-                continue
-            if model is None or not model > other:
-                losses.append(f"fold {number}: ROC-AUC {_f(model)} vs {baseline} {_f(other)}")
-    checks["beats_baselines"] = not losses
-    if losses:
-        reasons.append("does not beat the baselines (" + ", ".join(losses) + ")")
-    else:
-        reasons.append(f"beats the baselines on all {len(evidence.fold_roc_auc)} folds")
-
-    if evidence.champion_version is None:
-        checks["not_worse_than_champion"] = True
-        reasons.append("there is no champion yet")
-    elif evidence.champion_test_roc_auc is None:
-        checks["not_worse_than_champion"] = False
-        reasons.append(
-            f"champion v{evidence.champion_version} could not be scored on this test fold "
-            f"({evidence.champion_note}); a person can still `churnml promote` it"
+# -- registering -------------------------------------------------------------------------
+def register(
+    client: MlflowClient,
+    settings: TrainingSettings,
+    model: ChurnModel,
+    folder: Path,
+    *,
+    python_model: mlflow.pyfunc.PythonModel,
+    requirements: list[str],
+    run_id: str,
+    gate: str,
+) -> str:
+    """Log ``model`` (saved under ``folder``) as the active run's ``python_model``, register
+    it as a new version, the ``challenger``, tagged with the run and the gate's verdict
+    ``gate``; returns the version."""
+    model_folder = model.save(folder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=python_model,
+            artifacts={"model": str(model_folder)},
+            registered_model_name=settings.model_name,
+            pip_requirements=requirements,
+            metadata={"contract_version": CONTRACT_VERSION, "kind": model.kind},
         )
-    else:
-        floor = evidence.champion_test_roc_auc - settings.gate_auc_tolerance
-        ok = evidence.test_roc_auc >= floor
-        checks["not_worse_than_champion"] = ok
-        reasons.append(
-            f"test ROC-AUC {_f(evidence.test_roc_auc)} {'>=' if ok else '<'} champion "
-            f"v{evidence.champion_version}'s {_f(evidence.champion_test_roc_auc)} minus "
-            f"tolerance {settings.gate_auc_tolerance}"
-        )
-
-    ok = evidence.test_ece <= settings.ece_bound
-    checks["calibrated"] = ok
-    reasons.append(
-        f"test ECE {evidence.test_ece:.4f} {'<=' if ok else '>'} bound {settings.ece_bound}"
-    )
-    return GateDecision(promote=all(checks.values()), reasons=tuple(reasons), checks=checks)
-
-
-def _f(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
+    version = str(info.registered_model_version)
+    client.set_registered_model_alias(settings.model_name, CHALLENGER, version)
+    client.set_model_version_tag(settings.model_name, version, "run_id", run_id)
+    client.set_model_version_tag(settings.model_name, version, "gate", gate)
+    return version
 
 
 # -- champion moves ----------------------------------------------------------------------
@@ -250,7 +208,3 @@ def champion_history(settings: TrainingSettings) -> list[dict[str, Any]]:
     """Which version was champion when: every recorded move, oldest first."""
     with tracking(settings) as client:
         return history(client, settings.model_name)
-
-
-def decision_record(decision: GateDecision, evidence: GateEvidence) -> dict[str, Any]:
-    return {"decision": asdict(decision), "evidence": asdict(evidence)}

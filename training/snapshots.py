@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,9 @@ import pandas as pd
 from churnml.contract import CUSTOMER_ID
 from churnml.errors import DataError
 from training.settings import TrainingSettings
+
+if TYPE_CHECKING:
+    from features import FeatureSettings
 
 SNAPSHOT_DATE = "snapshot_date"
 LABEL = "label"
@@ -38,7 +41,7 @@ FeatureBuilder = Callable[
 ``features.build_feature_snapshots`` with fixed settings."""
 
 
-def default_builder(feature_settings: Any = None) -> FeatureBuilder:
+def default_builder(feature_settings: FeatureSettings | None = None) -> FeatureBuilder:
     """``features.build_feature_snapshots`` with the given FeatureSettings (None: defaults),
     but lazy: one ``ContactHistory`` is built at once and each day's frame only when it
     is read, so that the caller need not hold every day's frame at the same time."""
@@ -76,12 +79,15 @@ class _LazyDays(Mapping):
 
 @dataclass(frozen=True)
 class Fold:
-    """One time split: snapshot dates of train, validation and test."""
+    """One time split: snapshot dates of train, validation and test. ``produces_model``:
+    this fold's fit becomes the registered model (the fold that tests on the latest
+    snapshots); the other folds only backtest the same recipe."""
 
     number: int
     train: tuple[pd.Timestamp, ...]
     validation: tuple[pd.Timestamp, ...]
     test: tuple[pd.Timestamp, ...]
+    produces_model: bool = False
 
     def describe(self) -> str:
         return (
@@ -127,7 +133,8 @@ def snapshot_dates(
 def time_folds(
     dates: Sequence[pd.Timestamp], settings: TrainingSettings, *, as_of: pd.Timestamp
 ) -> list[Fold]:
-    """The rolling backtest folds; fold 1 holds the latest snapshots as its test fold.
+    """The rolling backtest folds; fold 1 holds the latest snapshots as its test fold and
+    produces the model.
 
     Raises DataError naming the fix when the history cannot hold them all.
     """
@@ -153,8 +160,18 @@ def time_folds(
                 f"hold {settings.backtest_folds} backtest folds, which need about {need}; "
                 "use a later --as-of, a shorter --horizon or fewer --backtest folds"
             )
-        folds.append(Fold(k + 1, tuple(train), tuple(validation), tuple(test)))
+        folds.append(Fold(k + 1, tuple(train), tuple(validation), tuple(test), k == 0))
     return folds
+
+
+def snapshot_plan(
+    first_contact: pd.Timestamp, as_of: pd.Timestamp, settings: TrainingSettings
+) -> tuple[list[Fold], list[pd.Timestamp]]:
+    """The backtest folds and every snapshot day they need, oldest first."""
+    dates = snapshot_dates(first_contact, as_of, settings)
+    folds = time_folds(dates, settings, as_of=as_of)
+    needed = sorted({d for f in folds for d in (*f.train, *f.validation, *f.test)})
+    return folds, needed
 
 
 def _snapshots_needed(settings: TrainingSettings) -> int:
@@ -345,43 +362,17 @@ def build_snapshot_frame(
     """
     days = sorted(pd.Timestamp(d) for d in dates)
     plan = _plan_days(customers, days, settings, active_counts)
-    sampled = [d for d in plan if d.evaluated is not None]
-    sampling = SnapshotSampling(
-        cap=settings.max_snapshot_customers,
-        seed=settings.seed,
-        active_rows=sum(d.active for d in plan),
-        kept_rows=sum(len(d.positions) for d in plan),
-        evaluated_rows=sum(
-            len(d.positions) if d.evaluated is None else int(d.evaluated.sum()) for d in plan
-        ),
-        sampled_snapshots=len(sampled),
-        min_rate=min((d.rate for d in plan), default=1.0),
-    )
-    feature_customers = customers
-    if sampled:
-        # Features of customers that no snapshot keeps are not needed: leave them out of
-        # the builder's input (each customer's features depend on its own contacts only).
-        needed = np.zeros(len(customers), dtype=bool)
-        for d in plan:
-            needed[d.positions] = True
-        feature_customers = customers.iloc[np.flatnonzero(needed)]
     ids = pd.Index(customers[CUSTOMER_ID])
     counts = _ContactCounts(interactions, ids)
     segments = customers["segment"] if "segment" in customers else None
 
-    by_day = builder(feature_customers, interactions, days)
+    by_day = builder(_customers_kept(customers, plan), interactions, days)
     store = _FrameStore(sum(len(d.positions) for d in plan))
     for d in plan:
         features = by_day[d.day]
         if isinstance(by_day, dict):
             by_day[d.day] = None  # its rows are copied below: free the day's frame now
-        # The builder's rows that the plan keeps, in the builder's order.
-        feature_positions = ids.get_indexer(features.index)
-        wanted = np.zeros(len(customers) + 1, dtype=bool)  # the last slot: unknown ids (-1)
-        wanted[d.positions] = True
-        rows = np.flatnonzero(wanted[feature_positions])
-        positions = feature_positions[rows]
-        slot = np.searchsorted(d.positions, positions)
+        rows, positions, slot = _kept_rows(features.index, ids, d)
         store.add(
             d.day,
             features.iloc[rows],
@@ -393,7 +384,48 @@ def build_snapshot_frame(
             evaluated=True if d.evaluated is None else d.evaluated[slot],
         )
         del features
-    return store.frame(), sampling
+    return store.frame(), _sampling_summary(plan, settings)
+
+
+def _sampling_summary(plan: list[_Day], settings: TrainingSettings) -> SnapshotSampling:
+    sampled = [d for d in plan if d.evaluated is not None]
+    return SnapshotSampling(
+        cap=settings.max_snapshot_customers,
+        seed=settings.seed,
+        active_rows=sum(d.active for d in plan),
+        kept_rows=sum(len(d.positions) for d in plan),
+        evaluated_rows=sum(
+            len(d.positions) if d.evaluated is None else int(d.evaluated.sum()) for d in plan
+        ),
+        sampled_snapshots=len(sampled),
+        min_rate=min((d.rate for d in plan), default=1.0),
+    )
+
+
+def _customers_kept(customers: pd.DataFrame, plan: list[_Day]) -> pd.DataFrame:
+    """The customers some snapshot of ``plan`` keeps (all of them without sampling).
+
+    Features of the others are not needed: they are left out of the builder's input
+    (each customer's features depend on its own contacts only)."""
+    if all(d.evaluated is None for d in plan):
+        return customers
+    needed = np.zeros(len(customers), dtype=bool)
+    for d in plan:
+        needed[d.positions] = True
+    return customers.iloc[np.flatnonzero(needed)]
+
+
+def _kept_rows(
+    feature_ids: pd.Index, ids: pd.Index, day: _Day
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The builder's rows that ``day`` keeps, in the builder's order: their positions in
+    the builder's frame, in the customers table and in ``day.positions``."""
+    feature_positions = ids.get_indexer(feature_ids)
+    wanted = np.zeros(len(ids) + 1, dtype=bool)  # the last slot: unknown ids (-1)
+    wanted[day.positions] = True
+    rows = np.flatnonzero(wanted[feature_positions])
+    positions = feature_positions[rows]
+    return rows, positions, np.searchsorted(day.positions, positions)
 
 
 class _ContactCounts:

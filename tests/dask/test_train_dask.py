@@ -25,8 +25,7 @@ from tests.dask.helpers import AS_OF, SAMPLE, sample_text
 from tests.serving.helpers import trained_home
 from training import TrainingSettings, train_from_tables
 from training.dask_train import build_snapshots_dask, train_dask
-from training.pipeline import snapshot_plan
-from training.snapshots import build_snapshot_frame, default_as_of, default_builder
+from training.snapshots import build_snapshot_frame, default_as_of, default_builder, snapshot_plan
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from churnml.errors import ConfigError, ModelError
+from serving.auth import KeyRing
 from serving.config import ServingSettings
-from serving.gate import KeyRing
 from serving.loading import check_model, check_registered, load_served_model
 
 

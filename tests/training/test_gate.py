@@ -11,7 +11,7 @@ import pytest
 from churnml.errors import DataError, ModelError
 from tests.conftest import REAL_TABLES
 from training import TrainingSettings, champion_history, promote, rollback, train_from_table
-from training.registry import GateEvidence, promotion_gate
+from training.promotion import GateEvidence, promotion_gate
 
 REAL = REAL_TABLES
 SETTINGS = TrainingSettings(gate_auc_tolerance=0.01, ece_bound=0.05)

@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 
 from features.linear import LinearTerm
-from training.metrics import evaluate, expected_calibration_error, precision_recall_at_k
-from training.models import (
+from training.learners import (
     Calibrator,
     _for_sklearn,
     choose_blend_weight,
@@ -20,6 +19,7 @@ from training.models import (
     lightgbm_params,
     linear_term,
 )
+from training.metrics import evaluate, expected_calibration_error, precision_recall_at_k
 
 
 @pytest.mark.parametrize("rows", [2_000, 100_000, 10_000_000])

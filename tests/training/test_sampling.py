@@ -12,7 +12,7 @@ import pytest
 
 from tests.training.helpers import load_world, simple_builder
 from training import TrainingSettings, train_from_tables
-from training.models import training_sample
+from training.learners import training_sample
 from training.snapshots import (
     EVALUATED,
     LABEL,

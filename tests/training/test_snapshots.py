@@ -99,6 +99,15 @@ def test_the_first_fold_tests_on_the_latest_snapshots() -> None:
     assert folds[1].test[-1] < folds[0].test[0]
 
 
+def test_only_the_fold_of_the_latest_snapshots_produces_the_model() -> None:
+    settings = TrainingSettings(min_history_days=0)
+    as_of = pd.Timestamp("2025-12-31")
+    dates = snapshot_dates(pd.Timestamp("2024-01-01"), as_of, settings)
+    folds = time_folds(dates, settings, as_of=as_of)
+    assert [fold.produces_model for fold in folds] == [True] + [False] * (len(folds) - 1)
+    assert next(f for f in folds if f.produces_model).test[-1] == dates[-1]
+
+
 def test_too_little_history_for_the_as_of_names_the_fix() -> None:
     settings = TrainingSettings()
     as_of = pd.Timestamp("2025-06-30")

@@ -11,7 +11,7 @@ import pytest
 from churnml.contract import CONTRACT_VERSION
 from churnml.validation import load_tables
 from training import TrainingSettings, score_tables, train_from_tables
-from training.models import BLEND_WEIGHTS
+from training.learners import BLEND_WEIGHTS
 from training.pipeline import TrainResult
 from training.scoring import load_model
 

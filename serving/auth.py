@@ -63,7 +63,7 @@ async def _answer(send: Send, status: int, error: str, headers: list | None = No
     await send({"type": "http.response.body", "body": body})
 
 
-class Gate:
+class AuthMiddleware:
     """ASGI middleware: authentication, authorisation and the body size limit."""
 
     def __init__(

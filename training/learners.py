@@ -1,4 +1,5 @@
-"""The classifier, its calibrator and the two baselines it must beat."""
+"""The learners: the classifier, its calibrator, the blend weight and the two baselines it
+must beat."""
 
 from __future__ import annotations
 

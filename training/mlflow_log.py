@@ -1,0 +1,200 @@
+"""The logging stage: what one training run writes to its MLflow run — the parameters (the
+data, the settings, LightGBM's, the environment), the metrics of every fold, the JSON
+artifacts (features, fold metrics, the gate's decision, tuning, importance), the plots and
+the run's tags.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+import churnml
+from churnml.contract import CONTRACT_VERSION
+from features.model import ChurnModel
+from training import plots
+from training.evaluate import Backtest, Candidate, FoldOutcome
+from training.promotion import GateDecision, GateEvidence, decision_record
+from training.settings import TrainingSettings
+
+PLOT_SAMPLE_ROWS = 2000
+PIP_PACKAGES = ("numpy", "pandas", "pyarrow", "scikit-learn", "lightgbm", "mlflow")
+
+
+def environment() -> dict[str, str]:
+    """The versions the run was trained with: Python, the platform, churnml, the contract
+    and ``PIP_PACKAGES``."""
+    values = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "churnml": churnml.__version__,
+        "contract_version": CONTRACT_VERSION,
+    }
+    for package in PIP_PACKAGES:
+        try:
+            values[package] = importlib_metadata.version(package)
+        except importlib_metadata.PackageNotFoundError:
+            values[package] = "(not installed)"
+    return values
+
+
+def pip_requirements(env: dict[str, str]) -> list[str]:
+    """The registered model's pip requirements: the installed ``PIP_PACKAGES`` and churnml."""
+    return [f"{p}=={env[p]}" for p in PIP_PACKAGES if env[p] != "(not installed)"] + [
+        f"churnml=={churnml.__version__}"
+    ]
+
+
+def log_run(
+    candidate: Candidate,
+    decision: GateDecision,
+    evidence: GateEvidence,
+    settings: TrainingSettings,
+    env: dict[str, str],
+    plot_folder: Path,
+) -> None:
+    """Everything of the active run but the model and its tags (``tag_run``)."""
+    log_params(candidate, settings, env)
+    log_metrics(candidate.backtest)
+    importance = log_artifacts(candidate, decision, evidence)
+    log_plots(plot_folder, candidate, importance, settings)
+
+
+def log_params(candidate: Candidate, settings: TrainingSettings, env: dict[str, str]) -> None:
+    """The data's parameters, the settings, LightGBM's, the environment and the model's."""
+    main = candidate.backtest.model
+    mlflow.log_params({k: str(v)[:6000] for k, v in candidate.params.items()})
+    mlflow.log_params({f"setting.{k}": v for k, v in settings.to_dict().items() if k != "home"})
+    mlflow.log_params({f"lgbm.{k}": v for k, v in candidate.fitted.params.items()})
+    mlflow.log_params({f"env.{k}": v for k, v in env.items()})
+    mlflow.log_params(
+        {
+            "contract_version": CONTRACT_VERSION,
+            "feature_count": len(candidate.model.feature_names),
+            "calibration": main.calibration,
+            **{f"blend.{k}": v for k, v in _blend_params(main.blend).items()},
+            "seed": settings.seed,
+            "tracking_uri": settings.resolved_tracking_uri(),
+        }
+    )
+
+
+def log_metrics(backtest: Backtest) -> None:
+    """Every fold's metrics by name, and each fold's ROC-AUC as a step of ``backtest_*``."""
+    mlflow.log_metrics(flat_metrics(backtest))
+    for step, outcome in enumerate(backtest.folds):
+        for who in outcome.metrics:
+            name = "backtest_roc_auc" if who == "model" else f"backtest_{who}_roc_auc"
+            mlflow.log_metric(name, outcome.metrics[who]["roc_auc"], step=step)
+
+
+def flat_metrics(backtest: Backtest) -> dict[str, float]:
+    """``test_*`` for the model's fold (``test_segment_*`` per segment), ``foldN_*`` for
+    the others, ``best_iteration``; undefined values left out."""
+    flat: dict[str, float] = {}
+    main = backtest.model
+    for who, values in main.metrics.items():
+        prefix = "test_" if who == "model" else f"test_{who}_"
+        flat.update({prefix + k: v for k, v in values.items()})
+    for segment, values in main.segments.items():
+        flat.update({_metric_name(f"test_segment_{segment}_{k}"): v for k, v in values.items()})
+    for outcome in backtest.others:
+        for who, values in outcome.metrics.items():
+            prefix = f"{outcome.name}_" if who == "model" else f"{outcome.name}_{who}_"
+            flat.update({prefix + k: v for k, v in values.items()})
+    flat["best_iteration"] = float(main.best_iteration)
+    return {k: v for k, v in flat.items() if v is not None and np.isfinite(v)}
+
+
+def log_artifacts(
+    candidate: Candidate, decision: GateDecision, evidence: GateEvidence
+) -> pd.Series:
+    """The run's JSON artifacts; returns the features' gain importance, largest first."""
+    model, fitted = candidate.model, candidate.fitted
+    mlflow.log_dict({"features": model.feature_names}, "features.json")
+    mlflow.log_dict({"folds": [_fold_record(o) for o in candidate.backtest.folds]}, "metrics.json")
+    mlflow.log_dict(decision_record(decision, evidence), "gate.json")
+    if fitted.trials:
+        mlflow.log_dict({"trials": fitted.trials}, "tuning.json")
+    importance = pd.Series(
+        fitted.booster.feature_importance(importance_type="gain"), index=model.feature_names
+    ).sort_values(ascending=False)
+    mlflow.log_dict({k: float(v) for k, v in importance.items()}, "importance_gain.json")
+    return importance
+
+
+def log_plots(
+    folder: Path, candidate: Candidate, importance: pd.Series, settings: TrainingSettings
+) -> None:
+    """ROC, PR, calibration, lift, importance and SHAP plots of the model's test rows (the
+    contributions on a seeded sample of ``PLOT_SAMPLE_ROWS``); a tag when matplotlib is
+    missing."""
+    missing = plots.matplotlib_missing()
+    if missing:
+        mlflow.set_tag("plots", f"skipped: {missing}")
+        return
+    test_x, model = candidate.test_x, candidate.model
+    rows = np.arange(len(test_x))
+    if len(rows) > PLOT_SAMPLE_ROWS:
+        rows = np.sort(
+            np.random.default_rng(settings.seed).choice(rows, PLOT_SAMPLE_ROWS, replace=False)
+        )
+    sample = model.prepare(test_x.iloc[rows])
+    contributions = model.exact_contributions(sample)
+    written = plots.write_plots(
+        folder,
+        candidate.test_y,
+        candidate.test_scores,
+        candidate.test_scores["model"],
+        importance,
+        contributions,
+        sample,
+    )
+    for path in written:
+        mlflow.log_artifact(str(path), artifact_path="plots")
+
+
+def tag_run(model: ChurnModel, decision: GateDecision, version: str) -> None:
+    """The run's tags: the gate's verdict and reasons, the version, the contract, the features."""
+    mlflow.set_tags(
+        {
+            "gate.decision": decision.verdict,
+            "gate.reasons": " | ".join(decision.reasons)[:5000],
+            "model_version": version,
+            "contract_version": CONTRACT_VERSION,
+            "features": ",".join(model.feature_names)[:5000],
+        }
+    )
+
+
+def _fold_record(outcome: FoldOutcome) -> dict[str, Any]:
+    """One fold of ``metrics.json``."""
+    return {
+        "name": outcome.name,
+        "describe": outcome.describe,
+        "metrics": outcome.metrics,
+        "segments": outcome.segments,
+        "best_iteration": outcome.best_iteration,
+        "calibration": outcome.calibration,
+        "calibration_log_loss": outcome.calibration_scores,
+        "blend": outcome.blend,
+    }
+
+
+def _blend_params(record: dict[str, Any]) -> dict[str, Any]:
+    """The blend of the registered model as flat MLflow params (candidates' losses: JSON)."""
+    return {
+        k: json.dumps({str(w): loss for w, loss in v.items()}) if isinstance(v, dict) else v
+        for k, v in record.items()
+    }
+
+
+def _metric_name(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "_-./ " else "_" for ch in text)
