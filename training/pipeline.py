@@ -25,7 +25,10 @@ from churnml.errors import DataError, ModelError
 from churnml.io import content_hash, fingerprint
 from features import drift
 from features.build import INTERACTION_COLUMNS_USED
-from features.model import KIND_INTERACTIONS, KIND_TABLE, Blend, ChurnModel, table_features
+from model.artifact import KIND_INTERACTIONS, KIND_TABLE, ChurnModel, table_features
+from model.linear import Blend
+from model.loading import load_model
+from model.predictor import Predictor
 from training import models, plots
 from training.metrics import evaluate, evaluate_by_segment
 from training.model import ChurnRiskPyfunc
@@ -575,17 +578,18 @@ def train_on_snapshots(
     def champion_scores(champion: ChurnModel) -> np.ndarray:
         if champion.kind != KIND_INTERACTIONS:
             raise ModelError("it was trained on a customer table")
+        predictor = Predictor(champion)
         if champion.feature_settings == model.feature_settings and set(
             champion.feature_names
         ) <= set(feature_names):
-            return champion.predict_proba(champion.prepare(test_frame))
+            return predictor.probability(predictor.prepare(test_frame))
         probability = np.empty(len(test_frame))
         for day in folds[0].test:
             on_day = (test_frame[SNAPSHOT_DATE] == day).to_numpy()
             built = champion_features(champion, day)
             ids = test_frame.loc[on_day, CUSTOMER_ID]
-            probability[on_day] = champion.predict_proba(
-                champion.prepare(built.reindex(ids.to_numpy()))
+            probability[on_day] = predictor.probability(
+                predictor.prepare(built.reindex(ids.to_numpy()))
             )
         return probability
 
@@ -720,7 +724,8 @@ def train_from_table(
     def champion_scores(champion: ChurnModel) -> np.ndarray:
         if champion.kind != KIND_TABLE:
             raise ModelError("it was trained on interaction logs")
-        return champion.predict_proba(champion.prepare(champion.features_from_table(test_table)))
+        predictor = Predictor(champion)
+        return predictor.probability(predictor.prepare(champion.features_from_table(test_table)))
 
     params = {
         "path": "table",
@@ -953,8 +958,8 @@ def _score_champion(
     from sklearn.metrics import roc_auc_score
 
     try:
-        loaded = mlflow.pyfunc.load_model(f"models:/{settings.model_name}@{CHAMPION}")
-        champion = loaded.unwrap_python_model().model
+        uri = f"models:/{settings.model_name}@{CHAMPION}"
+        champion = load_model(uri, settings.resolved_tracking_uri()).model
         return float(roc_auc_score(test_y, champion_scores(champion))), None
     except (
         ModelError,
@@ -984,8 +989,9 @@ def _log_plots(
         rows = np.sort(
             np.random.default_rng(settings.seed).choice(rows, PLOT_SAMPLE_ROWS, replace=False)
         )
-    sample = model.prepare(test_x.iloc[rows])
-    contributions = model.exact_contributions(sample)
+    predictor = Predictor(model)
+    sample = predictor.prepare(test_x.iloc[rows])
+    contributions = predictor.exact_shares(sample)
     written = plots.write_plots(
         folder,
         test_y,

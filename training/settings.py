@@ -42,7 +42,7 @@ class TrainingSettings:
             memory stays bounded for 10^6 customers and more; smaller worlds are not sampled.
         blend: "stack": the logistic regression on the same features joins the trees
             in log-odds, ``(1 - w) * trees + w * linear`` with w in {0, .25, .5, .75}
-            chosen on validation log loss (``features.model.Blend``); "none": the trees
+            chosen on validation log loss (``model.linear.Blend``); "none": the trees
             alone (the model before stacking, for comparisons).
         threads: LightGBM threads (0: all cores). One by default: on a shared 2-core
             machine OpenMP's waiting threads made a fit 5-10x slower than one thread.

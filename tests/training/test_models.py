@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.linear import LinearTerm
+from model.linear import LinearTerm
 from training.metrics import evaluate, expected_calibration_error, precision_recall_at_k
 from training.models import (
     Calibrator,
