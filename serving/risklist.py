@@ -47,7 +47,7 @@ from churnml.errors import ConfigError, DataError, InputError
 from churnml.io import ContentHash, content_hash, fingerprint
 from features import drift
 from features.build import INTERACTION_COLUMNS_USED
-from features.reasons import next_step
+from features.reasons import REASONS_PER_CUSTOMER, next_step
 from model.artifact import ChurnModel
 from model.predictor import Predictor
 from serving.loading import ServedModel
@@ -383,7 +383,7 @@ def export_frame(result: RiskListResult) -> pd.DataFrame:
 def flat_table(frame: pd.DataFrame, list_date: str, model_version: str) -> pd.DataFrame:
     """List rows as a flat table (exports, CSV download): one text column per reason."""
     frame = frame.copy()
-    for i in range(3):
+    for i in range(REASONS_PER_CUSTOMER):
         frame[f"reason_{i + 1}"] = [r[i]["text"] if len(r) > i else "" for r in frame["reasons"]]
     frame["reason_codes"] = [",".join(r["code"] for r in rs) for rs in frame["reasons"]]
     frame = frame.drop(columns=["reasons"])
