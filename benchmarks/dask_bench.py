@@ -22,7 +22,7 @@
    features, scores, reasons, drift, ranking, storing every customer).
 4. For reference, the local engine in one process (``--no-local`` skips it):
    ``load_tables``, ``build_features``, then ``features_from_tables`` and
-   ``explained_scores``, then ``make_risk_list``; its "worker" peak is the process's own.
+   ``Predictor.explain``, then ``make_risk_list``; its "worker" peak is the process's own.
 """
 
 from __future__ import annotations
@@ -113,15 +113,15 @@ def _run_local(args: argparse.Namespace) -> dict:
         del features
         if args.home is not None:
             served = _served(args)
-            model = served.model
+            predictor = served.predictor
             marks[-1] = time.perf_counter()
-            features = model.features_from_tables(
+            features = predictor.model.features_from_tables(
                 tables.customers, tables.interactions, pd.Timestamp(args.as_of)
             )
-            probability, _reasons = model.explained_scores(model.prepare(features))
+            prediction = predictor.explain(predictor.prepare(features))
             mark("features + score")
-            result["scored"] = len(probability)
-            del features, probability, _reasons
+            result["scored"] = len(prediction.probability)
+            del features, prediction
             from serving.risklist import make_risk_list
 
             store, settings, day = _list_parts(args, Path(scratch))

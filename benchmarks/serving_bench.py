@@ -19,11 +19,12 @@
 
 ``--profile-cpu`` starts no server: it loads the same champion in this process and
 sends the same two request bodies through the steps of ``POST /score`` (the pydantic
-validation BentoML runs on the body bytes, then ``serving.scoring.Scorer``'s steps, then
-the response as BentoML serializes it), timing each with ``time.process_time``. It
-prints CPU milliseconds per request per step, the median over ``--rounds`` rounds of
-``--calls`` calls: CPU time, unlike wall time, barely moves when other processes share
-the cores. The steps' results are checked against ``Scorer.score`` first.
+validation BentoML runs on the body bytes, then the steps of ``serving.scoring.Scorer``
+and ``model.predictor.Predictor``, then the response as BentoML serializes it), timing
+each with ``time.process_time``. It prints CPU milliseconds per request per step, the
+median over ``--rounds`` rounds of ``--calls`` calls: CPU time, unlike wall time, barely
+moves when other processes share the cores. The steps' results are checked against
+``Scorer.score`` first.
 
 With one worker the client keeps its connections open; with several it opens a new
 connection per request, so the kernel spreads them over the workers
@@ -349,13 +350,14 @@ def profile_cpu(home: Path, rounds: int, calls: int) -> None:
     import pandas as pd
 
     from features.build import build_feature_arrays
+    from model.predictor import Prediction
     from serving.loading import load_served_model
     from serving.schemas import ScoreResponse
     from serving.scoring import table_columns
     from serving.service import GC_THRESHOLDS, ChurnService
 
     served = load_served_model(MODEL_URI, f"sqlite:///{(home / 'mlflow.db').resolve()}")
-    scorer = served.scorer
+    scorer, predictor = served.scorer, served.predictor
     request_model = ChurnService.apis["score"].input_spec
     gc.collect()
     gc.freeze()  # as the service does after loading the model
@@ -392,11 +394,13 @@ def profile_cpu(home: Path, rounds: int, calls: int) -> None:
         ids = list(columns.customer["customer_id"])
         x, values = scorer.model_input(arrays, ids)
         at = timed("feature matrix", at)
-        contributions, probability = scorer.predict(x)
+        shares = predictor.shares(x)
+        probability = predictor.probability_of_shares(shares)
         at = timed("predict", at)
-        reasons = scorer.explainer.explain(contributions, values, 3)
+        reasons = predictor.reasons(shares, values, 3)
         at = timed("reasons", at)
-        scores = scorer.results(ids, probability, reasons, day)
+        prediction = Prediction(probability, predictor.model.risk_band(probability), reasons)
+        scores = scorer.results(ids, prediction, day)
         at = timed("results", at)
         answer = ScoreResponse.model_validate({"scores": scores}).model_dump_json().encode()
         timed("response (pydantic)", at)

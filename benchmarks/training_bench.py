@@ -40,9 +40,9 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from churnml.validation import load_tables
+from model.loading import load_model
+from model.predictor import Predictor
 from training import TrainingSettings, train_from_tables
-from training.model import ChurnModel
-from training.scoring import load_model
 from training.snapshots import contacts_in_window
 
 
@@ -50,10 +50,13 @@ def oracle_comparison(world: Path, settings: TrainingSettings, result_version: s
     """ROC-AUC of the model, the rule and the oracle on the oracle's (customer, day) rows."""
     tables = load_tables(world / "customers.csv", world / "interactions.csv")
     oracle = pd.read_csv(world / "oracle.csv", dtype={"customer_id": str})
-    model: ChurnModel = load_model(settings, f"models:/{settings.model_name}/{result_version}")
+    uri = f"models:/{settings.model_name}/{result_version}"
+    predictor = Predictor(load_model(uri, settings.resolved_tracking_uri()).model)
     rows = []
     for day, part in oracle.groupby("as_of"):
-        scores = model.score_tables(tables.customers, tables.interactions, day, with_reasons=False)
+        scores = predictor.score_tables(
+            tables.customers, tables.interactions, day, with_reasons=False
+        )
         merged = part.merge(scores, on="customer_id")
         merged["rule"] = (
             contacts_in_window(tables.interactions, pd.Timestamp(day))

@@ -149,5 +149,5 @@ def _is_numeric(values: pd.Series) -> bool:
 
 
 def _text(values: pd.Series) -> pd.Series:
-    """Values as text, missing ones missing (as ChurnModel.prepare reads categories)."""
+    """Values as text, missing ones missing (as Predictor.prepare reads categories)."""
     return values.astype("string").astype("object").where(values.notna(), None)

@@ -1,19 +1,14 @@
 """Reasons in plain words: why a customer's churn risk is high, with the customer's own numbers.
 
-One wording for every caller: the scoring service, batch scoring (``ChurnModel.reasons``)
-and the daily risk lists all call ``explain``, so a retention agent reads the same
-sentence wherever the score shows up.
+One wording for every caller: the scoring service, batch scoring and the daily risk
+lists all get their reasons from ``model.predictor.Predictor``, which calls ``explain``
+here, so a retention agent reads the same sentence wherever the score shows up.
 
 How a reason is made, for one customer:
 
-1. **Contributions.** ``PathAttributions`` splits the booster's raw score (log-odds) into
-   one share per feature, from the path the customer takes through each tree
-   (Saabas' method: at every split, the change of the node's expected value is credited
-   to the split feature). The per-leaf shares are computed once from the trees; scoring
-   then costs one gather per tree and row, instead of exact TreeSHAP's
-   trees x leaves x depth^2 (see ``shared/perf-facts.md``). The shares add up exactly to
-   the raw score, and ``tests/serving/test_reasons_agreement.py`` checks that the reasons
-   they give agree with exact TreeSHAP's (``pred_contrib``) on a sample.
+1. **Contributions.** The model splits its raw score (log-odds) into one share per
+   feature (``model.attributions``: one tree traversal per row, the shares add up
+   exactly to the raw score).
 2. **Families.** The shares are summed per family of ``features.columns`` (waiting,
    repeating yourself, an unresolved case, transfers, satisfaction, ...): a person thinks
    "long waits", not "wait_p90_seconds_30d". The top families with a positive sum are
@@ -32,10 +27,9 @@ import functools
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
@@ -178,91 +172,6 @@ def reference_statistics(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
         median, p90 = np.quantile(array, [0.5, 0.9])
         reference[column] = {"median": float(median), "p90": float(p90)}
     return reference
-
-
-# --------------------------------------------------------------------------- attributions
-
-
-@dataclass(frozen=True)
-class PathAttributions:
-    """Per-leaf feature shares of a LightGBM booster (Saabas), precomputed once.
-
-    ``features[g, k]`` / ``deltas[g, k]``: the k-th split on the path to global leaf g
-    (leaf ``l`` of tree ``t`` is ``g = offsets[t] + l``) and the change of expected value
-    it brings; unused slots point at the dummy feature ``n_features`` with delta 0.
-    ``bias`` is the sum of the trees' root values.
-    """
-
-    n_features: int
-    offsets: np.ndarray
-    features: np.ndarray
-    deltas: np.ndarray
-    bias: float
-    num_iteration: int | None
-
-    @classmethod
-    def from_booster(cls, booster: lgb.Booster) -> PathAttributions:
-        num_iteration = booster.best_iteration or None
-        dump = booster.dump_model(num_iteration=num_iteration or -1)
-        n_features = len(dump["feature_names"])
-        paths_per_tree: list[list[list[tuple[int, float]]]] = []
-        bias = 0.0
-        for tree in dump["tree_info"]:
-            root = tree["tree_structure"]
-            leaves: dict[int, list[tuple[int, float]]] = {}
-            if "leaf_value" in root and "split_feature" not in root:
-                bias += float(root["leaf_value"])
-                leaves[int(root.get("leaf_index", 0))] = []
-            else:
-                bias += float(root["internal_value"])
-                stack: list[tuple[dict[str, Any], list[tuple[int, float]]]] = [(root, [])]
-                while stack:
-                    node, path = stack.pop()
-                    parent_value = float(node["internal_value"])
-                    feature = int(node["split_feature"])
-                    for side in ("left_child", "right_child"):
-                        child = node[side]
-                        if "split_feature" in child:
-                            value = float(child["internal_value"])
-                            stack.append((child, [*path, (feature, value - parent_value)]))
-                        else:
-                            value = float(child["leaf_value"])
-                            leaves[int(child["leaf_index"])] = [
-                                *path,
-                                (feature, value - parent_value),
-                            ]
-            paths_per_tree.append([leaves[i] for i in range(len(leaves))])
-        sizes = [len(paths) for paths in paths_per_tree]
-        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-        depth = max((len(p) for paths in paths_per_tree for p in paths), default=0) or 1
-        total = int(sum(sizes))
-        features = np.full((total, depth), n_features, dtype=np.int32)
-        deltas = np.zeros((total, depth), dtype=np.float64)
-        g = 0
-        for paths in paths_per_tree:
-            for path in paths:
-                for k, (feature, delta) in enumerate(path):
-                    features[g, k] = feature
-                    deltas[g, k] = delta
-                g += 1
-        return cls(n_features, offsets, features, deltas, bias, num_iteration)
-
-    def contributions(self, leaves: np.ndarray) -> np.ndarray:
-        """Per-feature shares of the raw score, (rows, features), from ``pred_leaf`` output."""
-        leaves = np.asarray(leaves, dtype=np.int64).reshape(len(leaves), -1)
-        rows = len(leaves)
-        width = self.n_features + 1
-        g = leaves + self.offsets[None, : leaves.shape[1]]
-        cells = self.features[g] + (np.arange(rows, dtype=np.int64) * width)[:, None, None]
-        totals = np.bincount(cells.ravel(), weights=self.deltas[g].ravel(), minlength=rows * width)
-        return totals.reshape(rows, width)[:, : self.n_features]
-
-    def explain_rows(self, booster: lgb.Booster, x: Any) -> np.ndarray:
-        """Shares for prepared features ``x`` (what ``booster.predict`` accepts)."""
-        # One thread: rows are few per call, and OpenMP's spinning threads cost more than
-        # they save on a shared 2-core machine (shared/perf-facts.md).
-        leaves = booster.predict(x, num_iteration=self.num_iteration, pred_leaf=True, num_threads=1)
-        return self.contributions(leaves)
 
 
 # --------------------------------------------------------------------------- words
@@ -425,13 +334,21 @@ def next_step(families: Sequence[str], risk_band: str | None = None) -> str:
 # --------------------------------------------------------------------------- reasons
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Explainer:
-    """Turns per-feature contributions into the top reasons of each row, family by family."""
+    """Turns per-feature contributions into the top reasons of each row, family by family.
+
+    Not frozen: it owns a cache of texts by (feature, value), filled as rows are explained
+    (counts and days repeat across customers and requests); the rest is set once."""
 
     feature_names: tuple[str, ...]
     families: tuple[str, ...]  # family of each feature
     reference: Mapping[str, Mapping[str, float]]
+    _family_names: list[str] = field(init=False, repr=False)
+    _family_codes: list[str] = field(init=False, repr=False)
+    _usual: dict[str, float | None] = field(init=False, repr=False)
+    _members: list[np.ndarray] = field(init=False, repr=False)
+    _texts: dict[tuple[str, Any], str] = field(init=False, repr=False)
 
     @classmethod
     def build(
@@ -449,16 +366,13 @@ class Explainer:
     def __post_init__(self) -> None:
         names = sorted(set(self.families))
         families = np.array(self.families, dtype=object)
-        object.__setattr__(self, "_family_names", names)
-        object.__setattr__(self, "_family_codes", [family_code(name) for name in names])
-        object.__setattr__(
-            self,
-            "_usual",
-            {name: self.reference.get(name, {}).get("median") for name in self.feature_names},
-        )
-        object.__setattr__(self, "_members", [np.flatnonzero(families == name) for name in names])
-        # Texts by (feature, value): counts and days repeat across customers and requests.
-        object.__setattr__(self, "_texts", {})
+        self._family_names = names
+        self._family_codes = [family_code(name) for name in names]
+        self._usual = {
+            name: self.reference.get(name, {}).get("median") for name in self.feature_names
+        }
+        self._members = [np.flatnonzero(families == name) for name in names]
+        self._texts = {}
 
     def explain(
         self,
@@ -490,9 +404,7 @@ class Explainer:
     def _explain_chunk(
         self, contributions: np.ndarray, column_of: Callable[[str], np.ndarray], top: int
     ) -> list[list[dict[str, Any]]]:
-        names: list[str] = self._family_names  # type: ignore[attr-defined]
-        members: list[np.ndarray] = self._members  # type: ignore[attr-defined]
-        codes: list[str] = self._family_codes  # type: ignore[attr-defined]
+        names, members, codes = self._family_names, self._members, self._family_codes
         rows = len(contributions)
         # Whole-chunk array work first (a per-row loop of numpy calls cost ~60 us a row):
         # families strongest first; in each family its strongest positive feature, or its
@@ -513,10 +425,10 @@ class Explainer:
         # Only the columns some reason will quote (~3 ms for all 89 of a one-row frame).
         quoted = np.unique(np.take_along_axis(driver, order, axis=1))
         columns = {self.feature_names[j]: column_of(self.feature_names[j]) for j in quoted}
-        texts: dict[tuple[str, Any], str] = self._texts  # type: ignore[attr-defined]
+        texts = self._texts
         if len(texts) > MAX_CACHED_TEXTS:
             texts.clear()
-        usual_of: dict[str, float | None] = self._usual  # type: ignore[attr-defined]
+        usual_of = self._usual
         # Python lists: indexing them costs a fraction of indexing numpy arrays per item.
         totals, drivers_of = by_family.tolist(), driver.tolist()
         result: list[list[dict[str, Any]]] = []

@@ -23,9 +23,8 @@ from pathlib import Path
 
 from churnml.errors import ConfigError
 from churnml.settings import Settings
+from model.loading import DEFAULT_MODEL_URI, resolve_model_uri
 
-DEFAULT_MODEL_NAME = "churn-risk"
-DEFAULT_MODEL_URI = f"models:/{DEFAULT_MODEL_NAME}@champion"
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 
 
@@ -65,7 +64,7 @@ class ServingSettings:
         if max_body < 1024:
             raise ConfigError(f"CHURNML_MAX_BODY_BYTES={max_body}: expected at least 1024")
         return cls(
-            model_uri=env.get("CHURNML_MODEL_URI") or DEFAULT_MODEL_URI,
+            model_uri=resolve_model_uri(None, env),
             api_keys=api_keys,
             admin_keys=admin_keys,
             auth=auth_word == "on",

@@ -47,8 +47,9 @@ from churnml.errors import ConfigError, DataError, InputError
 from churnml.io import ContentHash, content_hash, fingerprint
 from features import drift
 from features.build import INTERACTION_COLUMNS_USED
-from features.model import ChurnModel
-from features.reasons import next_step
+from features.reasons import REASONS_PER_CUSTOMER, next_step
+from model.artifact import ChurnModel
+from model.predictor import Predictor
 from serving.loading import ServedModel
 from serving.store import ROW_COLUMNS, RiskListStore, encode_reasons, today_iso
 
@@ -172,7 +173,7 @@ class ListScores:
 
 
 def score_customers(
-    model: ChurnModel,
+    predictor: Predictor,
     features: pd.DataFrame,
     customers: pd.DataFrame,
     interactions: pd.DataFrame,
@@ -183,15 +184,15 @@ def score_customers(
     the drift bin counts, the churn days of the ``watch``ed customers (the previous list's,
     for departures) and the tables' content hashes. The same function on the whole tables
     (local engine) and on each partition of them (Dask engine)."""
-    x = model.prepare(features)
-    probability, drivers = model.explained_scores(x)
+    x = predictor.prepare(features)
+    prediction = predictor.explain(x)
     frame = _profile(customers, features.index)
-    frame["churn_probability"] = probability
-    frame["risk_band"] = model.risk_band(probability)
-    frame["reasons"] = drivers  # [{code, family, feature, text, value, usual, contribution}]
+    frame["churn_probability"] = prediction.probability
+    frame["risk_band"] = prediction.band
+    frame["reasons"] = prediction.reasons  # [{code, family, feature, text, value, usual, ...}]
     return ListScores(
         frame,
-        drift.bin_counts(model.distribution, x),
+        drift.bin_counts(predictor.model.distribution, x),
         _churned_by(customers, as_of, watch),
         content_hash(customers),
         content_hash(interactions, INTERACTIONS_READ),
@@ -213,13 +214,15 @@ def make_risk_list(
 ) -> RiskListResult:
     """Score, rank, compare, check and store the list of ``as_of`` (see the module)."""
     run = _Run(suppression, suppression_name, report, after_chunk)
-    model = served.model
+    predictor = served.predictor
 
     def score(previous: PreviousList) -> ListScores:
         run.say(f"building features as of {as_of:%Y-%m-%d}")
-        features = model.features_from_tables(customers, interactions, pd.Timestamp(as_of))
+        features = predictor.model.features_from_tables(
+            customers, interactions, pd.Timestamp(as_of)
+        )
         run.say(f"scoring {len(features):,} customers")
-        return score_customers(model, features, customers, interactions, as_of, previous.watch)
+        return score_customers(predictor, features, customers, interactions, as_of, previous.watch)
 
     return _make(score, as_of, served, store, settings, run)
 
@@ -327,7 +330,7 @@ def _make(
     run.say("comparing with the previous list and checking drift")
     departures = _compare(frame, previous, scores.churned, as_of, settings)
     recent = store.recent_headers(day, settings.band_history)
-    thresholds = {"high": 2 * model.base_rate, "medium": model.base_rate}
+    thresholds = model.band_thresholds
     shares = {b: float(np.mean(bands == b)) for b in BANDS}
     drift_result = _drift(model, scores.bins, shares, recent, settings)
 
@@ -380,7 +383,7 @@ def export_frame(result: RiskListResult) -> pd.DataFrame:
 def flat_table(frame: pd.DataFrame, list_date: str, model_version: str) -> pd.DataFrame:
     """List rows as a flat table (exports, CSV download): one text column per reason."""
     frame = frame.copy()
-    for i in range(3):
+    for i in range(REASONS_PER_CUSTOMER):
         frame[f"reason_{i + 1}"] = [r[i]["text"] if len(r) > i else "" for r in frame["reasons"]]
     frame["reason_codes"] = [",".join(r["code"] for r in rs) for rs in frame["reasons"]]
     frame = frame.drop(columns=["reasons"])

@@ -12,12 +12,11 @@ as ``churnml.validation`` types files) and the features with the same
   walks its customers one by one, to name every problem's field path (``check_rows``);
 * contact times are converted to UTC once per request, for the whole column (pyarrow),
   not by a validator per contact;
-* one tree traversal per row (``pred_leaf``) gives both the probability and the reasons:
-  the per-leaf path attributions of ``features.reasons`` add up to the raw score, so the
-  probability is ``calibrator(sigmoid(bias + sum of shares))``;
 * features go to the booster as one float matrix (categories as the booster's codes),
-  made from the feature arrays without a DataFrame round trip; the reasons read the
-  columns they quote from the same arrays (``FeatureArrays.column``).
+  made from the feature arrays without a DataFrame round trip (``Predictor.matrix_of``);
+  the reasons read the columns they quote from the same arrays (``FeatureArrays.column``);
+* one tree traversal per row gives both the probability and the reasons
+  (``Predictor.explain``), as for the daily risk list.
 
 Problems a caller can fix raise ``RequestProblems`` (answered 422 with every field path).
 """
@@ -36,9 +35,8 @@ import pyarrow as pa
 
 from churnml.io import TEXT
 from features.build import FeatureArrays, build_feature_arrays
-from features.model import ChurnModel
 from features.reasons import REASONS_PER_CUSTOMER, next_step
-from features.settings import FeatureSettings
+from model.predictor import Prediction, Predictor
 from serving.schemas import Customer, Interaction, as_utc
 
 MAX_PROBLEMS = 20
@@ -378,30 +376,21 @@ def _profile_number(value: Any) -> float:
 
 
 class Scorer:
-    """Scores requests with one ``ChurnModel``; built once per loaded model."""
+    """Scores requests with one model's ``Predictor``; built once per loaded model."""
 
-    def __init__(self, model: ChurnModel, *, name: str, version: str) -> None:
-        self.model = model
+    def __init__(self, predictor: Predictor, *, name: str, version: str) -> None:
+        model = predictor.model
+        self.predictor = predictor
         self.name = name
         self.version = version
-        self.feature_settings = FeatureSettings.from_dict(model.feature_settings or {})
+        self.feature_settings = model.build_settings
         self.profile_columns = tuple(self.feature_settings.profile_columns or ())
         self.categorical_profile = {
             c[len("profile_") :] for c in model.categories if c.startswith("profile_")
         }
-        self.attributions = model.attributions
-        self.explainer = model.explainer
-        self._categorical = [c for c in model.feature_names if c in model.categories]
-        names = list(model.feature_names)
-        self._numeric = [c for c in names if c not in model.categories]
-        self._numeric_positions = [names.index(c) for c in self._numeric]
-        self._categorical_positions = [names.index(c) for c in self._categorical]
-        booster_categories = getattr(model.booster, "pandas_categorical", None) or []
-        # The matrix path needs the booster's category codes to be the features' codes.
-        self.matrix_ok = len(booster_categories) == len(self._categorical) and all(
-            list(map(str, cats)) == list(model.categories[c])
-            for c, cats in zip(self._categorical, booster_categories, strict=False)
-        )
+        # Built now, when the model is loaded, not on the first request.
+        self.attributions = predictor.attributions
+        self.explainer = predictor.explainer
 
     def feature_arrays(
         self, customers: Sequence[Customer] | RequestColumns, as_of: dt.date
@@ -416,50 +405,6 @@ class Scorer:
     def features(self, customers: Sequence[Customer], as_of: dt.date) -> pd.DataFrame:
         return self.feature_arrays(customers, as_of).frame()
 
-    def matrix(self, features: pd.DataFrame) -> np.ndarray | pd.DataFrame:
-        """Features as the booster reads them, in the model's column order."""
-        if not self.matrix_ok:
-            return self.model.prepare(features)
-        out = np.empty((len(features), len(self.model.feature_names)), dtype=np.float64)
-        out[:, self._numeric_positions] = features[self._numeric].to_numpy(
-            dtype=np.float64, na_value=np.nan
-        )
-        for j, column in zip(self._categorical_positions, self._categorical, strict=True):
-            out[:, j] = self._codes(column, features[column])
-        return out
-
-    def _codes(self, column: str, values: pd.Series | pd.Categorical) -> np.ndarray:
-        """A categorical feature's codes in the model's categories, NaN when unknown."""
-        known = self.model.categories[column]
-        if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
-            values = values.array
-        if isinstance(values, pd.Categorical) and list(values.categories) == known:
-            codes = values.codes.astype(np.float64)
-        else:
-            series = pd.Series(values)
-            codes = pd.Categorical(
-                series.astype("object").where(series.notna(), None), categories=known
-            ).codes.astype(np.float64)
-        codes[codes < 0] = np.nan
-        return codes
-
-    def _matrix_of(self, arrays: FeatureArrays) -> np.ndarray:
-        """``matrix`` of the arrays' rows, without reading them back from a DataFrame."""
-        rows = arrays.rows
-        out = np.empty((len(rows), len(self.model.feature_names)), dtype=np.float64)
-        position = {name: i for i, name in enumerate(arrays.names)}
-        for j, column in zip(self._numeric_positions, self._numeric, strict=True):
-            if column in position:
-                out[:, j] = arrays.numeric[position[column]]
-            else:  # a numeric profile column
-                out[:, j] = arrays.profile[column].to_numpy(dtype=np.float64)[rows]
-        for j, column in zip(self._categorical_positions, self._categorical, strict=True):
-            values = arrays.profile[column].array
-            out[:, j] = self._codes(
-                column, values if len(values) == len(rows) else values.take(rows)
-            )
-        return out
-
     def checked_columns(self, customers: Sequence[Customer], as_of: dt.date) -> RequestColumns:
         """The request's columns; ``RequestProblems`` when it breaks a rule across rows."""
         columns = RequestColumns.read(customers)
@@ -473,28 +418,17 @@ class Scorer:
     ) -> tuple[np.ndarray | pd.DataFrame, pd.DataFrame | Callable[[str], np.ndarray]]:
         """The booster's input for the request's customers in request order, and their
         feature values for the reasons (a DataFrame, or a column getter)."""
-        if self.matrix_ok and len(arrays.rows) == len(ids):
+        if self.predictor.matrix_ok and len(arrays.rows) == len(ids):
             # Every customer is active (checked before): the rows are the request's, in order.
-            return self._matrix_of(arrays), arrays.column
+            return self.predictor.matrix_of(arrays), arrays.column
         features = arrays.frame()
         features = features.reindex(pd.Index(ids, dtype=features.index.dtype))
-        return self.matrix(features), features
-
-    def predict(self, x: np.ndarray | pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Per-feature shares of the raw score and the calibrated probabilities."""
-        contributions = self.attributions.explain_rows(self.model.booster, x)
-        raw = 1.0 / (1.0 + np.exp(-(self.attributions.bias + contributions.sum(axis=1))))
-        return contributions, self.model.calibrator.predict(raw)
+        return self.predictor.matrix(features), features
 
     def results(
-        self,
-        ids: list[str],
-        probability: np.ndarray,
-        reasons: list[list[dict[str, Any]]],
-        as_of: dt.date,
+        self, ids: list[str], prediction: Prediction, as_of: dt.date
     ) -> list[dict[str, Any]]:
         """One answer per customer, in request order (``CustomerScore``'s fields)."""
-        bands = self.model.risk_band(probability).tolist()
         day = as_of.isoformat()
         return [
             {
@@ -508,7 +442,11 @@ class Scorer:
                 "as_of": day,
             }
             for customer_id, p, band, why in zip(
-                ids, probability.tolist(), bands, reasons, strict=True
+                ids,
+                prediction.probability.tolist(),
+                prediction.band.tolist(),
+                prediction.reasons or [],
+                strict=True,
             )
         ]
 
@@ -523,6 +461,4 @@ class Scorer:
         arrays = self.feature_arrays(columns, as_of)
         ids = list(columns.customer["customer_id"])
         x, values = self.model_input(arrays, ids)
-        contributions, probability = self.predict(x)
-        reasons = self.explainer.explain(contributions, values, top)
-        return self.results(ids, probability, reasons, as_of)
+        return self.results(ids, self.predictor.explain(x, values, top=top), as_of)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.model import ChurnModel
+from model.artifact import ChurnModel
 from training.fit import FittedFold
 from training.metrics import evaluate, evaluate_by_segment
 

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from features.model import Blend, Calibrator
+from model.artifact import Calibrator
+from model.linear import Blend
 from training import learners
 from training.settings import TrainingSettings
 

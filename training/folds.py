@@ -12,7 +12,7 @@ import pandas as pd
 
 from churnml.contract import CUSTOMER_ID
 from features import drift
-from features.model import ChurnModel
+from model.artifact import ChurnModel
 from training import learners
 from training.evaluate import HeldOutRows
 from training.fit import BoosterFit, FitInput

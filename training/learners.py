@@ -18,8 +18,8 @@ from sklearn.metrics import log_loss
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from features.linear import LinearTerm
-from features.model import EPS, Calibrator, _logit
+from model.artifact import EPS, Calibrator, logit
+from model.linear import LinearTerm
 
 BLEND_WEIGHTS = (0.0, 0.25, 0.5, 0.75)
 MAX_BOOST_ROUNDS = 2000
@@ -165,7 +165,7 @@ def fit_calibrator(method: str, raw: np.ndarray, y: np.ndarray) -> Calibrator:
     if method == "isotonic":
         iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y)
         return Calibrator("isotonic", x=tuple(iso.X_thresholds_), y=tuple(iso.y_thresholds_))
-    platt = LogisticRegression(C=1e6, max_iter=1000).fit(_logit(raw).reshape(-1, 1), y)
+    platt = LogisticRegression(C=1e6, max_iter=1000).fit(logit(raw).reshape(-1, 1), y)
     return Calibrator("platt", slope=float(platt.coef_[0, 0]), intercept=float(platt.intercept_[0]))
 
 

@@ -18,7 +18,8 @@ import pandas as pd
 
 import churnml
 from churnml.contract import CONTRACT_VERSION
-from features.model import ChurnModel
+from model.artifact import ChurnModel
+from model.predictor import Predictor
 from training import plots
 from training.evaluate import Backtest, Candidate, FoldOutcome
 from training.promotion import GateDecision, GateEvidence, decision_record
@@ -146,8 +147,9 @@ def log_plots(
         rows = np.sort(
             np.random.default_rng(settings.seed).choice(rows, PLOT_SAMPLE_ROWS, replace=False)
         )
-    sample = model.prepare(test_x.iloc[rows])
-    contributions = model.exact_contributions(sample)
+    predictor = Predictor(model)
+    sample = predictor.prepare(test_x.iloc[rows])
+    contributions = predictor.exact_shares(sample)
     written = plots.write_plots(
         folder,
         candidate.test_y,

@@ -1,5 +1,8 @@
 """MLflow's face of the churn model: a pyfunc whose files are a ``ChurnModel`` folder.
 
+churnml itself never runs this class: ``model.loading`` opens the folder directly. It is
+for ``mlflow models serve`` and ``mlflow.pyfunc.load_model``.
+
 ``predict`` takes contract tables::
 
     {"customers": DataFrame, "interactions": DataFrame, "as_of": "YYYY-MM-DD"}
@@ -21,10 +24,8 @@ import numpy as np
 import pandas as pd
 
 from churnml.errors import DataError
-from features.model import KIND_INTERACTIONS, KIND_TABLE, ChurnModel
-
-__all__ = ["KIND_INTERACTIONS", "KIND_TABLE", "ChurnModel", "ChurnRiskPyfunc"]
-
+from model.artifact import ChurnModel
+from model.predictor import Predictor
 
 with warnings.catch_warnings():
     # MLflow warns at class creation about predict's missing type hints; the input is a dict
@@ -35,7 +36,7 @@ with warnings.catch_warnings():
         """MLflow pyfunc face of ``ChurnModel``; its files are the ``model`` artifact folder."""
 
         def load_context(self, context: Any) -> None:
-            self.model = ChurnModel.load(context.artifacts["model"])
+            self.predictor = Predictor(ChurnModel.load(context.artifacts["model"]))
 
         def predict(self, context, model_input, params=None):  # noqa: ANN001 (MLflow reads hints)
             with warnings.catch_warnings():
@@ -59,9 +60,9 @@ with warnings.catch_warnings():
                         customers, interactions = _checked_json_tables(customers, interactions)
                     if isinstance(as_of, np.ndarray):
                         as_of = as_of.item() if as_of.ndim == 0 else as_of.ravel()[0]
-                    return self.model.score_tables(customers, interactions, str(as_of))
+                    return self.predictor.score_tables(customers, interactions, str(as_of))
                 if isinstance(model_input, pd.DataFrame):
-                    return self.model.score_table(model_input)
+                    return self.predictor.score_table(model_input)
                 raise DataError(
                     "model input must be {'customers', 'interactions', 'as_of'} or a customer table"
                 )

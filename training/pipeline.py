@@ -26,7 +26,8 @@ from churnml.io import content_hash, fingerprint, read_table
 from features import FeatureSettings, drift
 from features.build import INTERACTION_COLUMNS_USED
 from features.columns import FAMILY_DESCRIPTIONS, feature_family
-from features.model import KIND_INTERACTIONS, KIND_TABLE, ChurnModel, table_features
+from model.artifact import KIND_INTERACTIONS, KIND_TABLE, ChurnModel, table_features
+from model.predictor import Predictor
 from training import learners
 from training.evaluate import Backtest, Candidate, FoldOutcome, HeldOutRows, evaluate_fold
 from training.fit import FitInput, FittedFold, fit_fold
@@ -320,17 +321,18 @@ def _interactions_champion_scores(
     def scores(champion: ChurnModel) -> np.ndarray:
         if champion.kind != KIND_INTERACTIONS:
             raise ModelError("it was trained on a customer table")
+        predictor = Predictor(champion)
         if champion.feature_settings == model.feature_settings and set(
             champion.feature_names
         ) <= set(model.feature_names):
-            return champion.predict_proba(champion.prepare(test_frame))
+            return predictor.probability(predictor.prepare(test_frame))
         probability = np.empty(len(test_frame))
         for day in fold.test:
             on_day = (test_frame[SNAPSHOT_DATE] == day).to_numpy()
             built = champion_features(champion, day)
             ids = test_frame.loc[on_day, CUSTOMER_ID]
-            probability[on_day] = champion.predict_proba(
-                champion.prepare(built.reindex(ids.to_numpy()))
+            probability[on_day] = predictor.probability(
+                predictor.prepare(built.reindex(ids.to_numpy()))
             )
         return probability
 
@@ -479,7 +481,8 @@ def _table_champion_scores(test_table: pd.DataFrame) -> ChampionScores:
     def scores(champion: ChurnModel) -> np.ndarray:
         if champion.kind != KIND_TABLE:
             raise ModelError("it was trained on interaction logs")
-        return champion.predict_proba(champion.prepare(champion.features_from_table(test_table)))
+        predictor = Predictor(champion)
+        return predictor.probability(predictor.prepare(champion.features_from_table(test_table)))
 
     return scores
 

@@ -15,7 +15,8 @@ from mlflow import MlflowClient
 from sklearn.metrics import roc_auc_score
 
 from churnml.errors import DataError, ModelError
-from features.model import ChurnModel
+from model.artifact import ChurnModel
+from model.loading import load_model
 from training.evaluate import Backtest
 from training.registry import CHAMPION, alias_version
 from training.settings import TrainingSettings
@@ -165,5 +166,5 @@ def _champion_roc_auc(
 
 def load_champion(settings: TrainingSettings) -> ChurnModel:
     """The registered champion (within ``registry.tracking``): the one call to the loader."""
-    loaded = mlflow.pyfunc.load_model(f"models:/{settings.model_name}@{CHAMPION}")
-    return loaded.unwrap_python_model().model
+    uri = f"models:/{settings.model_name}@{CHAMPION}"
+    return load_model(uri, settings.resolved_tracking_uri()).model

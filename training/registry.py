@@ -29,7 +29,7 @@ from mlflow.exceptions import MlflowException
 from churnml.contract import CONTRACT_VERSION
 from churnml.errors import ConfigError, DataError, ModelError
 from churnml.tracking import mlflow_store
-from features.model import ChurnModel
+from model.artifact import ChurnModel
 from training.settings import TrainingSettings
 
 CHAMPION = "champion"

@@ -1,38 +1,21 @@
-"""Scoring with a registered model: the champion unless a model URI is given."""
+"""Batch scoring with a registered model: ``--model``, else ``CHURNML_MODEL_URI``, else the
+champion (``model.loading.resolve_model_uri``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import mlflow
 import pandas as pd
 
-from churnml.errors import DataError, ModelError
-from features.model import ChurnModel
-from training.registry import CHAMPION, tracking
+from churnml.errors import DataError
+from model.loading import LoadedModel, load_model, resolve_model_uri
+from model.predictor import Predictor
 from training.settings import TrainingSettings
 
 
-def load_model(settings: TrainingSettings, model_uri: str | None = None) -> ChurnModel:
-    """The model at ``model_uri`` (default ``models:/churn-risk@champion``)."""
-    uri = model_uri or f"models:/{settings.model_name}@{CHAMPION}"
-    with tracking(settings):
-        try:
-            loaded = mlflow.pyfunc.load_model(uri)
-        except mlflow.exceptions.MlflowException as error:
-            first = str(error).splitlines()[0][:200]
-            raise ModelError(
-                f"cannot load model {uri} from {settings.resolved_tracking_uri()} ({first}); "
-                "run `churnml train` or `churnml promote VERSION`, or pass --model"
-            ) from None
-        except OSError as error:
-            raise ModelError(f"cannot load model {uri}: {error}") from None
-    try:
-        return loaded.unwrap_python_model().model
-    except AttributeError:
-        raise ModelError(
-            f"{uri} is not a churnml model; pass a model registered by churnml"
-        ) from None
+def _load(settings: TrainingSettings, uri: str | None = None) -> LoadedModel:
+    """The model at ``uri`` (resolved by ``resolve_model_uri``) in the configured store."""
+    return load_model(resolve_model_uri(uri), settings.resolved_tracking_uri())
 
 
 def score_tables(
@@ -46,11 +29,11 @@ def score_tables(
 ) -> pd.DataFrame:
     """One row per customer active on ``as_of``: customer_id, churn_probability, risk_band,
     reasons (the top drivers in words), reason_codes, as_of, model_version."""
-    model = load_model(settings, model_uri)
-    scores = model.score_tables(customers, interactions, as_of, with_reasons=with_reasons)
-    scores["model_version"] = version_of(
-        model_uri or f"models:/{settings.model_name}@{CHAMPION}", settings
+    loaded = _load(settings, model_uri)
+    scores = Predictor(loaded.model).score_tables(
+        customers, interactions, as_of, with_reasons=with_reasons
     )
+    scores["model_version"] = loaded.version or loaded.uri
     return scores
 
 
@@ -70,30 +53,10 @@ def score_table(
         table = read_table(Path(table), "table")
     if id_column is not None and id_column not in table.columns:
         raise DataError(f"--id {id_column!r} is not a column of the table")
-    model = load_model(settings, model_uri)
-    scores = model.score_table(table, with_reasons=with_reasons)
+    loaded = _load(settings, model_uri)
+    scores = Predictor(loaded.model).score_table(table, with_reasons=with_reasons)
     if id_column is not None:
         scores = scores.drop(columns=[scores.columns[0]])
         scores.insert(0, id_column, table[id_column].astype(str).to_numpy())
-    scores["model_version"] = version_of(
-        model_uri or f"models:/{settings.model_name}@{CHAMPION}", settings
-    )
+    scores["model_version"] = loaded.version or loaded.uri
     return scores
-
-
-def version_of(uri: str, settings: TrainingSettings) -> str:
-    """The registry version behind ``models:/name@alias`` or ``models:/name/N``; else the URI."""
-    if not uri.startswith("models:/"):
-        return uri
-    rest = uri[len("models:/") :]
-    with tracking(settings) as client:
-        try:
-            if "@" in rest:
-                name, alias = rest.split("@", 1)
-                return str(client.get_model_version_by_alias(name, alias).version)
-            name, _, version = rest.partition("/")
-            if version:
-                return version
-        except mlflow.exceptions.MlflowException:
-            pass
-    return uri

@@ -33,7 +33,7 @@ class TrainingSettings:
         seed, tuning_budget_seconds (0: no tuning),
         max_train_rows: above this many training rows of a fold, the fit keeps every
             churner row and a seeded sample of the other rows, weighted by the inverse of
-            their sampling rate (``training.models.training_sample``). Rows repeat each
+            their sampling rate (``training.learners.training_sample``). Rows repeat each
             customer weekly: on simulated worlds of 3*10^4 and 10^5 customers (1-3 M rows
             a fold) 500 k rows gave the test and backtest ROC-AUC of 1-2 M rows (+-0.001)
             in about half the fit time.
@@ -42,7 +42,7 @@ class TrainingSettings:
             memory stays bounded for 10^6 customers and more; smaller worlds are not sampled.
         blend: "stack": the logistic regression on the same features joins the trees
             in log-odds, ``(1 - w) * trees + w * linear`` with w in {0, .25, .5, .75}
-            chosen on validation log loss (``features.model.Blend``); "none": the trees
+            chosen on validation log loss (``model.linear.Blend``); "none": the trees
             alone (the model before stacking, for comparisons).
         threads: LightGBM threads (0: all cores). One by default: on a shared 2-core
             machine OpenMP's waiting threads made a fit 5-10x slower than one thread.

@@ -16,7 +16,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from churnml.errors import DataError
-from features.model import table_text
+from model.artifact import table_text
 
 LABEL_WORDS = {
     "yes": 1,

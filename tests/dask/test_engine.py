@@ -133,28 +133,29 @@ def test_scores_equal_the_local_engine(dask_sample, local_sample) -> None:
     served = load_served_model(
         "models:/churn-risk@champion", f"sqlite:///{(home / 'mlflow.db').resolve()}"
     )
-    model = served.model
-    features = model.features_from_tables(
+    predictor = served.predictor
+    features = predictor.model.features_from_tables(
         local_sample.customers, local_sample.interactions, pd.Timestamp(AS_OF)
     )
-    probability, reasons = model.explained_scores(model.prepare(features))
-    scores = dask_engine.score_dask(model, dask_sample, AS_OF)
+    local = predictor.explain(predictor.prepare(features))
+    probability, reasons = local.probability, local.reasons
+    scores = dask_engine.score_dask(predictor, dask_sample, AS_OF)
     assert list(scores.columns) == ["customer_id", "churn_probability", "risk_band", "reasons"]
     assert scores["customer_id"].tolist() == features.index.astype(str).tolist()
     np.testing.assert_allclose(scores["churn_probability"], probability, rtol=0, atol=1e-9)
-    assert scores["risk_band"].tolist() == model.risk_band(probability).tolist()
+    assert scores["risk_band"].tolist() == local.band.tolist()
     # Reasons: the same families, features, words and values. A contribution may differ in
     # its last bit: the local scorer's own float sums depend on which rows share a batch
-    # (explained_scores of rows 1000: alone moves one contribution of the sample by 1e-18).
+    # (Predictor.explain of rows 1000: alone moves one contribution of the sample by 1e-18).
     assert len(scores) == len(reasons)
     for ours, theirs in zip(scores["reasons"], reasons, strict=True):
         assert [_words(r) for r in ours] == [_words(r) for r in theirs]
         np.testing.assert_allclose(
             [r["contribution"] for r in ours], [r["contribution"] for r in theirs], atol=1e-12
         )
-    # As `churnml score` writes them (ChurnModel.score_tables' columns).
+    # As `churnml score` writes them (Predictor.score_tables' columns).
     exported = dask_engine.score_file_frame(scores, AS_OF)
-    written = model.score_tables(local_sample.customers, local_sample.interactions, AS_OF)
+    written = predictor.score_tables(local_sample.customers, local_sample.interactions, AS_OF)
     assert list(exported.columns) == list(written.columns)
     np.testing.assert_allclose(
         exported["churn_probability"], written["churn_probability"], atol=1e-9

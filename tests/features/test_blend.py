@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.linear import LinearTerm
-from features.model import KIND_TABLE, Blend, Calibrator, ChurnModel
+from model.artifact import KIND_TABLE, Calibrator, ChurnModel
+from model.linear import Blend, LinearTerm
+from model.predictor import Predictor
 
 FEATURES = ["waits_30d", "contacts_30d", "profile_plan"]
 PLANS = ["basic", "plus", "pro"]
@@ -52,7 +53,11 @@ LINEAR = LinearTerm(
 )
 
 
-def _model(booster: lgb.Booster, blend: Blend | None) -> ChurnModel:
+def _predictor(booster: lgb.Booster, blend: Blend | None) -> Predictor:
+    return Predictor(_artifact(booster, blend))
+
+
+def _artifact(booster: lgb.Booster, blend: Blend | None) -> ChurnModel:
     return ChurnModel(
         kind=KIND_TABLE,
         booster=booster,
@@ -66,54 +71,54 @@ def _model(booster: lgb.Booster, blend: Blend | None) -> ChurnModel:
 
 @pytest.mark.parametrize("weight", [0.25, 0.75])
 def test_blended_shares_add_up_to_the_blended_raw_score(booster, frame, weight) -> None:
-    model = _model(booster, Blend(weight, LINEAR))
+    model = _predictor(booster, Blend(weight, LINEAR))
     x = model.prepare(frame)
-    shares = model.contributions(x)
+    shares = model.shares(x)
     raw = model.raw_score(x)
     np.testing.assert_allclose(model.attributions.bias + shares.sum(axis=1), raw, atol=1e-9)
-    probability, _ = model.explained_scores(x)
-    np.testing.assert_allclose(probability, model.predict_proba(x), atol=1e-12)
+    probability = model.explain(x).probability
+    np.testing.assert_allclose(probability, model.probability(x), atol=1e-12)
     # TreeSHAP splits the same score around the mean prediction instead of the root values.
-    exact = model.exact_contributions(x)
+    exact = model.exact_shares(x)
     assert np.ptp(exact.sum(axis=1) - shares.sum(axis=1)) < 1e-6
     # The linear part really moves the score: not the booster's raw score alone.
     assert np.abs(raw - booster.predict(x, raw_score=True)).max() > 0.1
 
 
 def test_a_linear_weight_of_zero_is_the_booster_alone(booster, frame) -> None:
-    alone = _model(booster, None)
-    zero = _model(booster, Blend(0.0, LINEAR))
+    alone = _predictor(booster, None)
+    zero = _predictor(booster, Blend(0.0, LINEAR))
     x = alone.prepare(frame)
-    np.testing.assert_allclose(zero.predict_proba(x), alone.predict_proba(x), atol=1e-12)
-    np.testing.assert_allclose(zero.contributions(x), alone.contributions(x), atol=1e-12)
+    np.testing.assert_allclose(zero.probability(x), alone.probability(x), atol=1e-12)
+    np.testing.assert_allclose(zero.shares(x), alone.shares(x), atol=1e-12)
 
 
 def test_each_feature_gets_the_weighted_sum_of_its_two_shares(booster, frame) -> None:
-    alone = _model(booster, None)
-    model = _model(booster, Blend(0.5, LINEAR))
+    alone = _predictor(booster, None)
+    model = _predictor(booster, Blend(0.5, LINEAR))
     x = model.prepare(frame)
-    trees = alone.contributions(x)
+    trees = alone.shares(x)
     contacts = 0.7 * (x["contacts_30d"].to_numpy() - 2.0) / 1.4
     plan = np.array([-0.1, 0.05, 0.6, 0.2])[x["profile_plan"].cat.codes.to_numpy()]  # -1: 0.2
-    shares = model.contributions(x)
+    shares = model.shares(x)
     np.testing.assert_allclose(shares[:, 1], 0.5 * trees[:, 1] + 0.5 * contacts, atol=1e-12)
     np.testing.assert_allclose(shares[:, 2], 0.5 * trees[:, 2] + 0.5 * plan, atol=1e-12)
 
 
 def test_the_serving_matrix_gives_the_shares_of_prepared_features(booster, frame) -> None:
-    model = _model(booster, Blend(0.25, LINEAR))
+    model = _predictor(booster, Blend(0.25, LINEAR))
     x = model.prepare(frame)
     codes = x["profile_plan"].cat.codes.to_numpy().astype(float)
     codes[codes < 0] = np.nan
     matrix = np.column_stack([x["waits_30d"], x["contacts_30d"], codes])
     np.testing.assert_allclose(
-        model.attributions.explain_rows(booster, matrix), model.contributions(x), atol=1e-12
+        model.attributions.explain_rows(booster, matrix), model.shares(x), atol=1e-12
     )
 
 
 def test_a_blended_model_survives_its_files(booster, frame, tmp_path: Path) -> None:
-    model = _model(booster, Blend(0.25, LINEAR))
-    loaded = ChurnModel.load(model.save(tmp_path / "model"))
-    assert loaded.blend == model.blend
+    model = _predictor(booster, Blend(0.25, LINEAR))
+    loaded = Predictor(ChurnModel.load(model.model.save(tmp_path / "model")))
+    assert loaded.model.blend == model.model.blend
     x = model.prepare(frame)
-    np.testing.assert_allclose(loaded.predict_proba(x), model.predict_proba(x), atol=1e-12)
+    np.testing.assert_allclose(loaded.probability(x), model.probability(x), atol=1e-12)

@@ -1,6 +1,6 @@
 """The served reasons (per-leaf path attributions, Saabas) agree with exact TreeSHAP.
 
-When the model blends in a logistic regression (``features.model.Blend``), both sides
+When the model blends in a logistic regression (``model.linear.Blend``), both sides
 add the same exact linear shares; only the trees' shares differ between the two.
 
 The service words its reasons from ``features.reasons.PathAttributions``: one gather per
@@ -53,14 +53,15 @@ def both_reasons(registry_home: Path) -> tuple[list[list[str]], list[list[str]]]
     ]
     features = scorer.features(customers, dt.date.fromisoformat(AS_OF))
     features = features.reindex([c.customer_id for c in customers])
-    x = scorer.matrix(features)
-    cheap = scorer.attributions.explain_rows(scorer.model.booster, x)
+    predictor = scorer.predictor
+    x = predictor.matrix(features)
+    cheap = predictor.shares(x)
     # The same linear shares on both sides when the model blends in a logistic regression.
-    exact = scorer.model.exact_contributions(x)
+    exact = predictor.exact_shares(x)
     # Both split the same raw score: the served shares + bias are it; TreeSHAP's shares
     # differ from them by a constant (its expected value instead of the trees' root values).
-    raw = scorer.model.raw_score(x)
-    assert np.allclose(cheap.sum(axis=1) + scorer.attributions.bias, raw)
+    raw = predictor.raw_score(x)
+    assert np.allclose(cheap.sum(axis=1) + predictor.attributions.bias, raw)
     assert np.ptp(exact.sum(axis=1) - raw) < 1e-6
     served_codes = [
         [r["code"] for r in row] for row in scorer.explainer.explain(cheap, features, 3)

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from model.predictor import Prediction
 from serving.schemas import Customer
 from serving.scoring import (
     RequestColumns,
@@ -236,7 +237,9 @@ def test_the_matrix_from_arrays_is_the_matrix_from_the_frame(scorer: Any) -> Non
         customer_table, interaction_table, pd.Timestamp(DAY), scorer.feature_settings
     )
     pd.testing.assert_frame_equal(frame, expected)
-    np.testing.assert_array_equal(scorer._matrix_of(arrays), scorer.matrix(frame))
+    np.testing.assert_array_equal(
+        scorer.predictor.matrix_of(arrays), scorer.predictor.matrix(frame)
+    )
 
 
 def test_the_features_from_columns_are_the_features_from_the_tables(scorer: Any) -> None:
@@ -269,7 +272,7 @@ def test_reasons_from_arrays_are_the_reasons_from_the_frame(scorer: Any) -> None
     body[1]["region"] = None
     customers = _parse(body)
     arrays = scorer.feature_arrays(customers, DAY)
-    contributions, _ = scorer.predict(scorer._matrix_of(arrays))
+    contributions = scorer.predictor.shares(scorer.predictor.matrix_of(arrays))
     from_frame = scorer.explainer.explain(contributions, arrays.frame(), 3)
     from_arrays = scorer.explainer.explain(contributions, arrays.column, 3)
     assert from_arrays == from_frame
@@ -288,8 +291,15 @@ def test_scores_are_the_scores_of_the_dataframe_path(scorer: Any) -> None:
         pd.Timestamp(DAY),
         scorer.feature_settings,
     ).reindex(ids)
-    contributions, probability = scorer.predict(scorer.model.prepare(frame))
-    expected = scorer.results(ids, probability, scorer.explainer.explain(contributions, frame), DAY)
+    predictor = scorer.predictor
+    contributions = predictor.shares(predictor.prepare(frame))
+    probability = predictor.probability_of_shares(contributions)
+    prediction = Prediction(
+        probability,
+        predictor.model.risk_band(probability),
+        scorer.explainer.explain(contributions, frame),
+    )
+    expected = scorer.results(ids, prediction, DAY)
     assert scorer.score(customers, DAY) == expected
 
 

@@ -67,7 +67,7 @@ def test_scores_match_batch_scoring_of_the_same_model(client, registry_home: Pat
     ]
     checked = check_tables(pd.DataFrame(rows), pd.DataFrame(contacts))
     assert checked.ok
-    batch = served.model.score_tables(checked.customers, checked.interactions, AS_OF)
+    batch = served.predictor.score_tables(checked.customers, checked.interactions, AS_OF)
     online = score(client, customers).json()["scores"]
     for expected, got in zip(batch.to_dict("records"), online, strict=True):
         assert got["customer_id"] == expected["customer_id"]

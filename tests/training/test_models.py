@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.linear import LinearTerm
+from model.linear import LinearTerm
 from training.learners import (
     Calibrator,
     _for_sklearn,

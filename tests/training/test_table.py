@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from churnml.errors import DataError
-from features.model import table_features
+from model.artifact import table_features
 from tests.conftest import REAL_TABLES
 from training import TrainingSettings, score_table, train_from_table
 from training.table import infer_schema, map_labels

@@ -10,10 +10,10 @@ import pytest
 
 from churnml.contract import CONTRACT_VERSION
 from churnml.validation import load_tables
+from model.loading import load_model
 from training import TrainingSettings, score_tables, train_from_tables
 from training.learners import BLEND_WEIGHTS
 from training.pipeline import TrainResult
-from training.scoring import load_model
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 
@@ -59,7 +59,7 @@ def test_the_run_records_the_stack_weight_the_registered_model_uses(trained) -> 
     weight = float(params["blend.linear_weight"])
     assert params["blend.method"] == "stack" and weight in BLEND_WEIGHTS
     assert set(json.loads(params["blend.validation_log_loss"])) == {str(w) for w in BLEND_WEIGHTS}
-    model = load_model(settings, result.model_uri)
+    model = load_model(result.model_uri, settings.resolved_tracking_uri()).model
     assert (model.blend.linear_weight if model.blend else 0.0) == weight
 
 

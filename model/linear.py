@@ -10,8 +10,8 @@ It is additive by construction, which is what keeps reasons per feature: a row's
 log-odds are ``bias + sum_j share_j``, with ``share_j = coef_j * (x_j - mean_j) / scale_j``
 for a numeric feature and the category's coefficient minus its training average for a
 categorical one, so that every share averages 0 over the training rows and the bias
-holds the constants. ``ChurnModel`` adds these shares to the trees' ones, feature by
-feature.
+holds the constants. ``Blend`` weighs this term against the booster in log-odds, and
+the model's per-feature shares add both parts feature by feature.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class LinearTerm:
     ``fill`` (the training median), then counts ``coef * (value - mean) / scale``.
     ``categorical``: {column: {"codes": [share per category code], "missing": share}},
     shares already centred on the training rows; a value outside the model's categories
-    reads as missing, as in ``ChurnModel.prepare``.
+    reads as missing, as in ``model.predictor.Predictor.prepare``.
     """
 
     feature_names: tuple[str, ...]
@@ -65,8 +65,8 @@ class LinearTerm:
 
     def contributions(self, x: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Each feature's share of the log-odds, rows x features (0 for a feature the
-        regression does not use). ``x``: prepared features (``ChurnModel.prepare``) or the
-        serving matrix (floats, categories as codes, NaN when unknown)."""
+        regression does not use). ``x``: prepared features (``Predictor.prepare``) or the
+        feature matrix (floats, categories as codes, NaN when unknown)."""
         numeric, codes = self._columns(x)
         shares = np.zeros((len(numeric), len(self.feature_names)))
         filled = np.where(np.isnan(numeric), self._fill, numeric)
@@ -97,7 +97,7 @@ class LinearTerm:
 
     def _columns(self, x: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Numeric values (rows x numeric) and category codes (rows x categorical, -1:
-        missing or unknown) of prepared features or of the serving matrix."""
+        missing or unknown) of prepared features or of the feature matrix."""
         if isinstance(x, pd.DataFrame):
             numeric = x[list(self.numeric)].to_numpy(dtype=np.float64, na_value=np.nan)
             codes = np.empty((len(x), len(self.categorical)), dtype=np.int64)
@@ -107,7 +107,7 @@ class LinearTerm:
                     values.cat.categories
                 ) != len(self.categorical[column]["codes"]):
                     raise ValueError(
-                        f"{column}: expected the model's categories; pass ChurnModel.prepare(x)"
+                        f"{column}: expected the model's categories; pass Predictor.prepare(x)"
                     )
                 codes[:, j] = values.cat.codes.to_numpy()
             return numeric.reshape(len(x), -1), codes
@@ -136,3 +136,35 @@ class LinearTerm:
             },
             bias=float(values["bias"]),
         )
+
+
+@dataclass(frozen=True)
+class Blend:
+    """A logistic regression stacked with the booster in log-odds (training chooses the
+    weight on the validation fold, ``training.models.choose_blend_weight``):
+    ``raw = (1 - linear_weight) * booster's raw score + linear_weight * linear's``.
+
+    Why: on the small sample world the trees alone ranked below the regression on the
+    same features on the newest fold, on larger worlds above it; the validation fold
+    picks the weight in each run. The sum stays additive per feature (reasons add both
+    shares) and costs one pass over the feature matrix per request.
+    """
+
+    linear_weight: float
+    linear: LinearTerm
+
+    @property
+    def tree_weight(self) -> float:
+        return 1.0 - self.linear_weight
+
+    def raw_score(self, tree_raw: np.ndarray, x: pd.DataFrame | np.ndarray) -> np.ndarray:
+        return self.tree_weight * np.asarray(tree_raw) + self.linear_weight * (
+            self.linear.raw_score(x)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"linear_weight": self.linear_weight, "linear": self.linear.to_dict()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Blend:
+        return cls(float(values["linear_weight"]), LinearTerm.from_dict(values["linear"]))

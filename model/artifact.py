@@ -1,0 +1,254 @@
+"""The trained churn model as files: what training makes and every scorer loads.
+
+``ChurnModel`` is plain data (no MLflow): the LightGBM booster, the calibrator, the
+optional ``Blend`` with a logistic regression, the feature list and categories, the
+frozen feature settings (or, for a model trained on a customer table, the table's
+schema), the training base rate the risk bands stand on, and what reasons and drift
+checks compare with. MLflow carries it as files (``booster.txt`` and ``spec.json``, see
+``save``/``load``); ``model.loading`` finds and opens them; ``model.predictor.Predictor``
+turns features into probabilities, bands and reasons with it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from churnml.contract import CONTRACT_VERSION
+from churnml.errors import DataError, ModelError
+from features.build import build_features
+from features.reasons import reference_statistics
+from features.settings import FeatureSettings
+from model.linear import Blend
+
+EPS = 1e-6
+BOOSTER_FILE = "booster.txt"
+SPEC_FILE = "spec.json"
+KIND_INTERACTIONS = "interactions"
+KIND_TABLE = "table"
+# A model trained on a customer table has no feature families: its columns' families are
+# guessed from their names (first hint found), else "profile". Reason codes of table models
+# ("volume" for number_customer_service_calls) come from here.
+_TABLE_FAMILY_HINTS = (
+    ("wait", "waiting"),
+    ("repeat", "repeating"),
+    ("unresolved", "unresolved"),
+    ("escalat", "unresolved"),
+    ("transfer", "transfers"),
+    ("csat", "satisfaction"),
+    ("satisf", "satisfaction"),
+    ("abandon", "abandoned"),
+    ("channel", "channel"),
+    ("contact", "volume"),
+    ("call", "volume"),
+)
+
+
+@dataclass
+class ChurnModel:
+    """Everything a scorer needs of a trained model; see the module."""
+
+    kind: str
+    booster: lgb.Booster
+    calibrator: Calibrator
+    feature_names: list[str]
+    categories: dict[str, list[str]]
+    base_rate: float
+    feature_settings: dict[str, Any] | None = None
+    table_schema: dict[str, Any] | None = None
+    families: dict[str, str] = field(default_factory=dict)
+    family_words: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    # Usual values of the numeric features over the training rows ({column: {median, p90}}),
+    # for reasons such as "3 times the usual"; see features.reasons.reference_statistics.
+    reference: dict[str, dict[str, float]] = field(default_factory=dict)
+    # The training rows' share in the bins of every feature, for drift checks (PSI) of the
+    # daily lists; see features.drift. Empty for models trained before it existed.
+    distribution: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # A logistic regression stacked in log-odds: raw = (1 - w) * booster's raw score
+    # + w * linear's (see Blend). None: the booster alone.
+    blend: Blend | None = None
+
+    # -- what the model was trained on -------------------------------------------------
+    @cached_property
+    def build_settings(self) -> FeatureSettings:
+        """The feature settings frozen at training, to build this model's features with
+        (the defaults for a model that carries none)."""
+        return FeatureSettings.from_dict(self.feature_settings or {})
+
+    def family_of(self, column: str) -> str:
+        """The family a feature's reasons are grouped in (see ``_TABLE_FAMILY_HINTS``)."""
+        if column in self.families:
+            return self.families[column]
+        lowered = column.lower()
+        for hint, family in _TABLE_FAMILY_HINTS:
+            if hint in lowered:
+                return family
+        return "profile"
+
+    @staticmethod
+    def reference_statistics(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
+        """The usual feature values of training rows, for ``reference`` (median and p90)."""
+        return reference_statistics(frame)
+
+    def features_from_tables(
+        self, customers: pd.DataFrame, interactions: pd.DataFrame, as_of: pd.Timestamp
+    ) -> pd.DataFrame:
+        """This model's features of the customers active on ``as_of``."""
+        if self.kind != KIND_INTERACTIONS:
+            raise ModelError(
+                "this model was trained on a customer table; score it with --table, "
+                "or pass a model trained on interaction logs"
+            )
+        return build_features(customers, interactions, as_of, self.build_settings)
+
+    def features_from_table(self, table: pd.DataFrame) -> pd.DataFrame:
+        """This model's features of every row of a customer table."""
+        if self.kind != KIND_TABLE or self.table_schema is None:
+            raise ModelError(
+                "this model was trained on interaction logs; score it with "
+                "--customers/--interactions, or pass a model trained on a customer table"
+            )
+        return table_features(table, self.table_schema)
+
+    # -- bands -------------------------------------------------------------------------
+    @property
+    def band_thresholds(self) -> dict[str, float]:
+        """high: at least twice the training churn rate; medium: at least the rate."""
+        return {"high": 2 * self.base_rate, "medium": self.base_rate}
+
+    def risk_band(self, probability: np.ndarray) -> np.ndarray:
+        """Each probability's band: "high", "medium" or "low" (``band_thresholds``)."""
+        thresholds = self.band_thresholds
+        return np.where(
+            probability >= thresholds["high"],
+            "high",
+            np.where(probability >= thresholds["medium"], "medium", "low"),
+        )
+
+    # -- files -------------------------------------------------------------------------
+    def save(self, folder: Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.booster.save_model(str(folder / BOOSTER_FILE))
+        spec = {
+            "kind": self.kind,
+            "calibrator": self.calibrator.to_dict(),
+            "feature_names": self.feature_names,
+            "categories": self.categories,
+            "base_rate": self.base_rate,
+            "feature_settings": self.feature_settings,
+            "table_schema": self.table_schema,
+            "families": self.families,
+            "family_words": self.family_words,
+            "metadata": {"contract_version": CONTRACT_VERSION, **self.metadata},
+            "reference": self.reference,
+            "distribution": self.distribution,
+            "blend": None if self.blend is None else self.blend.to_dict(),
+        }
+        (folder / SPEC_FILE).write_text(json.dumps(spec, indent=1, default=str))
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path | str) -> ChurnModel:
+        folder = Path(folder)
+        try:
+            spec = json.loads((folder / SPEC_FILE).read_text())
+            booster = lgb.Booster(model_file=str(folder / BOOSTER_FILE))
+        except (OSError, ValueError, lgb.basic.LightGBMError) as error:
+            raise ModelError(f"{folder}: not a churnml model ({error})") from None
+        contract = spec.get("metadata", {}).get("contract_version")
+        if contract != CONTRACT_VERSION:
+            raise ModelError(
+                f"{folder}: the model was trained for data contract v{contract}, this churnml "
+                f"reads v{CONTRACT_VERSION}; retrain it with `churnml train`"
+            )
+        return cls(
+            kind=spec["kind"],
+            booster=booster,
+            calibrator=Calibrator.from_dict(spec["calibrator"]),
+            feature_names=list(spec["feature_names"]),
+            categories={k: list(v) for k, v in spec["categories"].items()},
+            base_rate=float(spec["base_rate"]),
+            feature_settings=spec.get("feature_settings"),
+            table_schema=spec.get("table_schema"),
+            families=dict(spec.get("families") or {}),
+            family_words=dict(spec.get("family_words") or {}),
+            metadata=dict(spec.get("metadata") or {}),
+            reference={k: dict(v) for k, v in (spec.get("reference") or {}).items()},
+            distribution=dict(spec.get("distribution") or {}),
+            blend=Blend.from_dict(spec["blend"]) if spec.get("blend") else None,
+        )
+
+
+@dataclass(frozen=True)
+class Calibrator:
+    """Maps raw booster probabilities to calibrated ones; plain numbers, JSON-serialisable."""
+
+    method: str  # "isotonic" or "platt"
+    x: tuple[float, ...] = ()
+    y: tuple[float, ...] = ()
+    slope: float = 1.0
+    intercept: float = 0.0
+
+    def predict(self, raw: np.ndarray) -> np.ndarray:
+        raw = np.asarray(raw, dtype="float64")
+        if self.method == "isotonic":
+            calibrated = np.interp(raw, np.asarray(self.x), np.asarray(self.y))
+        else:
+            calibrated = 1.0 / (1.0 + np.exp(-(self.slope * logit(raw) + self.intercept)))
+        return np.clip(calibrated, EPS, 1 - EPS)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "x": list(self.x),
+            "y": list(self.y),
+            "slope": self.slope,
+            "intercept": self.intercept,
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Calibrator:
+        return cls(
+            method=values["method"],
+            x=tuple(values["x"]),
+            y=tuple(values["y"]),
+            slope=float(values["slope"]),
+            intercept=float(values["intercept"]),
+        )
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, EPS, 1 - EPS)
+    return np.log(p / (1 - p))
+
+
+def table_text(values: pd.Series) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+        return values.astype("float64").map(lambda v: None if pd.isna(v) else repr(float(v)))
+    text = values.astype("object").map(lambda v: None if pd.isna(v) else str(v).strip())
+    return text.where(text != "", None)
+
+
+def table_features(table: pd.DataFrame, schema: dict[str, Any]) -> pd.DataFrame:
+    """The feature frame of a table under ``schema``: floats and categoricals."""
+    missing = [c for c in [*schema["numeric"], *schema["categorical"]] if c not in table.columns]
+    if missing:
+        raise DataError(
+            f"the table lacks column {missing[0]!r} the model was trained with; "
+            "score a table with the training table's columns"
+        )
+    frame = pd.DataFrame(index=table.index)
+    for column in schema["numeric"]:
+        frame[column] = pd.to_numeric(table_text(table[column]), errors="coerce").astype("float64")
+    for column, categories in schema["categorical"].items():
+        frame[column] = pd.Categorical(table_text(table[column]), categories=categories)
+    return frame
