@@ -22,16 +22,32 @@ if TYPE_CHECKING:
 ORDER = "__churnml_order__"  # a scored customer's place in the customers table
 
 
+def place_in_table(features: pd.DataFrame, customers: pd.DataFrame) -> np.ndarray:
+    """Where each customer of ``features`` stands in the customers table (``Engine.map``
+    gives the partition's customers indexed so)."""
+    return customers.index.to_numpy()[pd.Index(customers[CUSTOMER_ID]).get_indexer(features.index)]
+
+
+def in_table_order(parts: list[pd.DataFrame], day: dt.date) -> pd.DataFrame:
+    """The partitions' frames (each with ``ORDER``) as one, in the customers table's order;
+    DataError when nobody is active on ``day``."""
+    parts = [part for part in parts if len(part)]
+    if not parts:
+        raise DataError(f"no customer is active on {day:%Y-%m-%d}; pick a later --as-of")
+    frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    order = np.argsort(frame[ORDER].to_numpy(), kind="stable")
+    return frame.take(order).drop(columns=[ORDER]).reset_index(drop=True)
+
+
 def score_partition(
     model: Any, features: pd.DataFrame, customers: pd.DataFrame, interactions: pd.DataFrame
 ) -> pd.DataFrame:
     """``ChurnModel.score_frame`` of one partition's features, with each customer's place
-    in the customers table (the customers' index) to put the partitions back in order."""
+    in the customers table."""
     if features.empty:  # a partition (or a day) with nobody active
         return pd.DataFrame()
     scores = model.score_frame(features, features.index)
-    place = customers.index.to_numpy()[pd.Index(customers[CUSTOMER_ID]).get_indexer(features.index)]
-    scores[ORDER] = place
+    scores[ORDER] = place_in_table(features, customers)
     return scores
 
 
@@ -39,11 +55,6 @@ def score_day(engine: Engine, model: Any, day: dt.date) -> pd.DataFrame:
     """``churnml score``'s frame of every customer active on ``day``, in the customers
     table's order: customer_id, churn_probability, risk_band, reasons, reason_codes, as_of
     (the caller adds the model's version). DataError when nobody is active on ``day``."""
-    parts = [part for part in engine.map(score_partition, model, day, what="scoring") if len(part)]
-    if not parts:
-        raise DataError(f"no customer is active on {day:%Y-%m-%d}; pick a later --as-of")
-    scores = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-    order = np.argsort(scores[ORDER].to_numpy(), kind="stable")
-    scores = scores.take(order).drop(columns=[ORDER]).reset_index(drop=True)
+    scores = in_table_order(engine.map(score_partition, model, day, what="scoring"), day)
     scores["as_of"] = f"{day:%Y-%m-%d}"
     return scores

@@ -5,9 +5,10 @@ The package is split by concern, in the order a table goes through it:
 * ``cluster``: the client (a scheduler, or a LocalCluster) and the one-line errors of a
   cluster that fails (``DaskEngineError``);
 * ``reading``: the plan of pieces each task reads (Parquet row groups, files of a folder);
-* ``checking``: every piece typed and checked with ``churnml.validation``, the rows split by
-  customer, the rules across rows checked per customer partition, and validation's policy
-  applied (stop, or set aside into the same quarantine files);
+* ``checking``: every piece typed and checked with ``churnml.validation``, the rows sent to
+  their customer's partition (``shuffle``), the rules across rows checked per customer
+  partition, and validation's policy applied (stop, or set aside into the same quarantine
+  files); ``tables`` holds what is kept on the cluster;
 * ``partitions``: the features of each customer partition and any per-partition work with
   a model (``map_with_model``);
 * ``train``: training on the cluster (snapshots on the workers, ``lightgbm.dask``);
@@ -23,10 +24,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from churnml import dask_engine
+import pandas as pd
+
+from churnml.engines.dask.checking import load_tables_dask
+from churnml.engines.dask.cluster import client
+from churnml.engines.dask.partitions import build_features_dask, latest_contact_day, map_with_model
+from churnml.engines.dask.tables import DaskTables
 
 if TYPE_CHECKING:
-    import pandas as pd
     from distributed import Client
 
     from churnml.settings import Settings
@@ -46,16 +51,22 @@ class DaskEngine:
     def __init__(
         self,
         client: Client,
-        settings: Settings,
+        settings: Settings | None,
         report: Callable[[str], None] | None = None,
         *,
         partitions: int | None = None,
+        tables: DaskTables | None = None,
     ) -> None:
         self.client = client
         self.settings = settings
         self.report = report
         self.partitions = partitions
-        self._tables: dask_engine.DaskTables | None = None
+        self._tables = tables
+
+    @classmethod
+    def on_tables(cls, tables: DaskTables) -> DaskEngine:
+        """An engine on tables already read and checked on their cluster."""
+        return cls(tables.client, None, tables=tables)
 
     @classmethod
     @contextmanager
@@ -64,12 +75,14 @@ class DaskEngine:
     ) -> Iterator[DaskEngine]:
         """An engine on ``settings.scheduler``, or on a LocalCluster of
         ``settings.dask_workers`` workers closed on exit."""
-        with dask_engine.client(settings.scheduler, settings.dask_workers) as connected:
+        with client(settings.scheduler, settings.dask_workers) as connected:
             yield cls(connected, settings, report)
 
-    def tables(self) -> dask_engine.DaskTables:
+    def tables(self) -> DaskTables:
         if self._tables is None:
-            self._tables = dask_engine.load_tables_dask(
+            if self.settings is None:
+                raise TypeError("DaskEngine.on_tables: the tables are given, not read")
+            self._tables = load_tables_dask(
                 self.settings.customers,
                 self.settings.interactions,
                 client=self.client,
@@ -81,10 +94,10 @@ class DaskEngine:
         return self._tables
 
     def latest_day(self) -> dt.date | None:
-        return dask_engine.latest_contact_day(self.tables())
+        return latest_contact_day(self.tables())
 
     def features(self, day: dt.date, settings: FeatureSettings | None = None) -> pd.DataFrame:
-        return dask_engine.build_features_dask(self.tables(), day, settings)
+        return build_features_dask(self.tables(), day, settings)
 
     def map(
         self,
@@ -94,11 +107,7 @@ class DaskEngine:
         *args: Any,
         what: str = "computing",
     ) -> list[Any]:
-        import pandas as pd
-
-        return dask_engine.map_with_model(
-            function, model, self.tables(), pd.Timestamp(day), *args, what=what
-        )
+        return map_with_model(function, model, self.tables(), pd.Timestamp(day), *args, what=what)
 
     def train(
         self,
@@ -107,6 +116,6 @@ class DaskEngine:
         as_of: dt.date | None,
         report: Callable[[str], None] | None,
     ) -> TrainResult:
-        from training.dask_train import train_dask
+        from churnml.engines.dask.train import train_dask
 
         return train_dask(self.tables(), settings, as_of=as_of, report=report)

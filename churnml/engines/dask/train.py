@@ -1,14 +1,14 @@
 """Training on a Dask cluster: ``churnml train --engine dask``.
 
 ``train_dask(tables, settings)`` trains on the validated tables that
-``churnml.dask_engine.load_tables_dask`` left on the cluster, and logs and registers the
+``churnml.engines.dask.checking.load_tables_dask`` left on the cluster, and logs and registers the
 model exactly as ``training.pipeline.train_from_tables`` does: the same snapshots, folds,
 calibrator, baselines, metrics, plots, champion comparison, promotion gate and MLflow run.
 Only where the snapshot rows live and how LightGBM fits differ:
 
 * **Snapshots on the workers.** Each customer partition runs the local engine's own
   ``build_snapshot_frame`` with its feature builder (``features.ContactHistory``), with the
-  categories pinned to the whole table's (``dask_engine.pinned_settings``). A customer's
+  categories pinned to the whole table's (``partitions.pinned_settings``). A customer's
   snapshot rows depend on its own rows only; what is decided on the whole table is decided
   on the whole table: whether a snapshot day is sampled (on the table's count of active
   customers that day, summed over the partitions first), float32 or float64 per column and
@@ -60,16 +60,10 @@ import numpy as np
 import pandas as pd
 
 from churnml.contract import CUSTOMER_ID
-from churnml.dask_engine import (
-    INTERACTION_COLUMNS,
-    ROW,
-    DaskEngineError,
-    DaskTables,
-    _cluster_errors,
-    build_features_dask,
-    pinned_settings,
-)
-from churnml.errors import DataError
+from churnml.engines.dask.cluster import cluster_errors
+from churnml.engines.dask.partitions import build_features_dask, pinned_settings
+from churnml.engines.dask.tables import INTERACTION_COLUMNS, ROW, DaskTables
+from churnml.errors import DaskEngineError, DataError
 from churnml.io import ContentHash, content_hash
 from training.settings import TrainingSettings
 from training.snapshots import (
@@ -163,7 +157,7 @@ def train_dask(
 
 def _contact_span(tables: DaskTables) -> tuple[pd.Timestamp, pd.Timestamp]:
     started = tables.interactions["started_at"]
-    with _cluster_errors("reading the contact days"):
+    with cluster_errors("reading the contact days"):
         low, high = tables.client.compute([started.min(), started.max()], sync=True)
     return pd.Timestamp(low), pd.Timestamp(high)
 
@@ -199,7 +193,7 @@ def build_snapshots_dask(
     client = tables.client
     days = sorted(pd.Timestamp(d) for d in days)
     pinned = pinned_settings(tables, feature_settings)
-    with _cluster_errors("building the training snapshots"):
+    with cluster_errors("building the training snapshots"):
         customers = client.compute(tables.customers.to_delayed())
         interactions = client.compute(tables.interactions.to_delayed())
         # Sampling is decided on the whole table's active customers per day.
@@ -575,7 +569,7 @@ class DaskSnapshots:
         client, seed = self.client, self.settings.seed
         dates = list(dates)
         wanted = None if columns is None else list(dict.fromkeys([*columns, SNAPSHOT_DATE, ROW]))
-        with _cluster_errors("collecting training rows"):
+        with cluster_errors("collecting training rows"):
             threshold = None
             if at_most is not None and total is not None and total > at_most:
                 smallest = client.gather(
@@ -618,7 +612,7 @@ class DaskSnapshots:
         groups: dict[int, list[Future]] = {}
         for j, part in enumerate(self.parts):
             groups.setdefault(j % len(workers), []).append(part)
-        with _cluster_errors("selecting the training rows"):
+        with cluster_errors("selecting the training rows"):
             placed = [
                 (
                     workers[r],
@@ -665,7 +659,7 @@ class DaskSnapshots:
     ) -> lgb.Booster:
         placed = self._training_parts(fold, weighted)
         if self._validation is None or self._validation[0] is not valid_x:
-            with _cluster_errors("sending the validation rows"):
+            with cluster_errors("sending the validation rows"):
                 shared = share_validation(self.client, valid_x, valid_y)
             self._validation = (valid_x, shared)
         return fit_on_cluster(
@@ -707,7 +701,7 @@ def fit_on_cluster(
     params["n_estimators"] = models.MAX_BOOST_ROUNDS
     workers = [worker for worker, _part in placed]
     threads = client.nthreads()
-    with _cluster_errors("training LightGBM on the cluster"):
+    with cluster_errors("training LightGBM on the cluster"):
         shared = shared or share_validation(client, valid_x, valid_y)
         parts = [
             client.submit(
