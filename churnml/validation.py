@@ -333,20 +333,7 @@ def typed_table(
     raw.columns = [str(name).strip() for name in raw.columns]
     columns = contract.TABLES[table]
     missing = [c.name for c in columns if c.required and c.name not in raw.columns]
-    breaches: list[Breach] = []
-    if missing:
-        present = ", ".join(map(str, raw.columns[:8])) or "none"
-        breaches.append(
-            Breach(
-                source,
-                table,
-                "required_columns",
-                f"lacks the required column{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
-                f"expected the {table} columns of contract v{contract.CONTRACT_VERSION} "
-                f"(found: {present})",
-                "stop",
-            )
-        )
+    breaches = [_missing_columns(raw, table, source, missing)] if missing else []
     id_column = ID_COLUMNS[table]
     ids = as_text(raw[id_column]) if id_column in raw.columns else None
     typed = pd.DataFrame(index=pd.RangeIndex(len(raw)))
@@ -357,39 +344,41 @@ def typed_table(
         values, bad, problem, expected = _parse(raw[column.name], column)
         typed[column.name] = values
         if bad.any():
+            rule = f"type:{column.name}"
+            breaches.append(
+                _breach(source, table, rule, problem, expected, bad, ids, raw[column.name])
+            )
+        present = values.notna().to_numpy()
+        if column.required and (~present & ~bad).any():
             breaches.append(
                 _breach(
                     source,
                     table,
-                    f"type:{column.name}",
-                    problem,
-                    expected,
-                    bad,
+                    f"required:{column.name}",
+                    f"an empty {column.name}",
+                    "expected a value in every row",
+                    ~present & ~bad,
                     ids,
-                    raw[column.name],
+                    None,
                 )
             )
-        present = values.notna().to_numpy()
-        if column.required:
-            empty = ~present & ~bad
-            if empty.any():
-                breaches.append(
-                    _breach(
-                        source,
-                        table,
-                        f"required:{column.name}",
-                        f"an empty {column.name}",
-                        "expected a value in every row",
-                        empty,
-                        ids,
-                        None,
-                    )
-                )
         breaches += _value_rules(values, column, source, table, ids, present)
     for name in raw.columns:
         if name not in typed.columns:
             typed[name] = profile_column(raw[name])
     return typed, breaches, not missing
+
+
+def _missing_columns(raw: pd.DataFrame, table: str, source: str, missing: list[str]) -> Breach:
+    present = ", ".join(map(str, raw.columns[:8])) or "none"
+    return Breach(
+        source,
+        table,
+        "required_columns",
+        f"lacks the required column{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
+        f"expected the {table} columns of contract v{contract.CONTRACT_VERSION} (found: {present})",
+        "stop",
+    )
 
 
 def _value_rules(values, column: Column, source, table, ids, present) -> list[Breach]:

@@ -68,7 +68,11 @@ def test_both_engines_give_the_same_scores(engines, model) -> None:
     day = local.latest_day()
     ours = score_day(on_dask, model, day)
     theirs = score_day(local, model, day)
-    pd.testing.assert_frame_equal(ours, theirs, check_exact=True)
+    # A probability may differ in its last bit: LightGBM's float sums depend on which rows
+    # share a batch (the local engine scores all customers at once, Dask by partition).
+    pd.testing.assert_frame_equal(ours, theirs, check_exact=False, rtol=0, atol=1e-12)
+    for column in ("customer_id", "risk_band", "reasons", "reason_codes", "as_of"):
+        assert ours[column].tolist() == theirs[column].tolist(), column
     assert list(theirs.columns) == [
         "customer_id",
         "churn_probability",

@@ -231,3 +231,6 @@ def latest_contact_day(tables: DaskTables) -> dt.date | None:
     None when no contact is kept."""
     if not tables.interaction_rows:
         return None
+    with cluster_errors("finding the latest contact"):
+        latest = tables.client.compute(tables.interactions["started_at"].max()).result()
+    return None if pd.isna(latest) else pd.Timestamp(latest).date()

@@ -118,22 +118,7 @@ def train_dask(
     source = build_snapshots_dask(tables, needed, settings, feature_settings)
     try:
         clock["features"] = time.perf_counter()
-        threads = tables.client.nthreads()
-        data = {
-            "engine": "dask",
-            "dask.scheduler": tables.client.scheduler.address,
-            "dask.workers": len(threads),
-            "dask.threads": sum(threads.values()),
-            "dask.partitions": tables.partitions,
-            "customers_rows": tables.customer_rows,
-            "interactions_rows": tables.interaction_rows,
-            # The tables are never in one process: no SHA-256 of their bytes; the content
-            # hashes are the local engine's for the same rows.
-            "customers_sha256": "(not on the dask engine: see customers_content_hash)",
-            "interactions_sha256": "(not on the dask engine: see interactions_content_hash)",
-            "customers_content_hash": source.content["customers"].text,
-            "interactions_content_hash": source.content["interactions"].text,
-        }
+        data = _data_params(tables, source)
         return train_on_snapshots(
             source,
             folds=folds,
@@ -153,6 +138,26 @@ def train_dask(
         )
     finally:
         source.release()
+
+
+def _data_params(tables: DaskTables, source: DaskSnapshots) -> dict[str, Any]:
+    """The run's parameters about the data and the cluster."""
+    threads = tables.client.nthreads()
+    return {
+        "engine": "dask",
+        "dask.scheduler": tables.client.scheduler.address,
+        "dask.workers": len(threads),
+        "dask.threads": sum(threads.values()),
+        "dask.partitions": tables.partitions,
+        "customers_rows": tables.customer_rows,
+        "interactions_rows": tables.interaction_rows,
+        # The tables are never in one process: no SHA-256 of their bytes; the content
+        # hashes are the local engine's for the same rows.
+        "customers_sha256": "(not on the dask engine: see customers_content_hash)",
+        "interactions_sha256": "(not on the dask engine: see interactions_content_hash)",
+        "customers_content_hash": source.content["customers"].text,
+        "interactions_content_hash": source.content["interactions"].text,
+    }
 
 
 def _contact_span(tables: DaskTables) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -231,18 +236,7 @@ def build_snapshots_dask(
         client.gather(client.map(len, parts))  # every part built, or the error here
     counts = pd.concat([s["counts"] for s in summaries]).groupby(level=[0, 1]).sum().sort_index()
     rates = pd.concat([s["rates"] for s in summaries]).groupby(level=0).first().sort_index()
-    cap = settings.max_snapshot_customers
-    sampling = SnapshotSampling(
-        cap=cap,
-        seed=settings.seed,
-        active_rows=int(active.sum()),
-        kept_rows=int(counts["rows"].sum()),
-        evaluated_rows=int(counts.xs(True, level=1)["rows"].sum())
-        if True in counts.index.get_level_values(1)
-        else 0,
-        sampled_snapshots=int((active > cap).sum()),
-        min_rate=min((float(cap / n) if n > cap else 1.0 for n in active), default=1.0),
-    )
+    sampling = _sampling(settings.max_snapshot_customers, settings.seed, active, counts)
     return DaskSnapshots(
         client=client,
         settings=settings,
@@ -252,6 +246,21 @@ def build_snapshots_dask(
         rates=rates,
         sampling=sampling,
         content=content,
+    )
+
+
+def _sampling(cap: int, seed: int, active: np.ndarray, counts: pd.DataFrame) -> SnapshotSampling:
+    """What the snapshot sampling kept, from the whole table's counts per day."""
+    return SnapshotSampling(
+        cap=cap,
+        seed=seed,
+        active_rows=int(active.sum()),
+        kept_rows=int(counts["rows"].sum()),
+        evaluated_rows=int(counts.xs(True, level=1)["rows"].sum())
+        if True in counts.index.get_level_values(1)
+        else 0,
+        sampled_snapshots=int((active > cap).sum()),
+        min_rate=min((float(cap / n) if n > cap else 1.0 for n in active), default=1.0),
     )
 
 
@@ -691,16 +700,11 @@ def fit_on_cluster(
     rows, so the rank order changed the model from run to run), and the eval set is the
     whole validation fold on every machine, not a share of it. Each machine runs
     ``lightgbm.dask._train_part``, the library's own (requirements.lock pins lightgbm)."""
-    from urllib.parse import urlparse
-
-    from lightgbm.dask import _assign_open_ports_to_workers, _train_part
-
     from training import models
 
     params = {k: v for k, v in params.items() if k != "num_threads"}
     params["n_estimators"] = models.MAX_BOOST_ROUNDS
     workers = [worker for worker, _part in placed]
-    threads = client.nthreads()
     with cluster_errors("training LightGBM on the cluster"):
         shared = shared or share_validation(client, valid_x, valid_y)
         parts = [
@@ -709,28 +713,7 @@ def fit_on_cluster(
             )
             for worker, part in placed
         ]
-        sockets, ports = _assign_open_ports_to_workers(client=client, workers=workers)
-        machines = ",".join(f"{urlparse(worker).hostname}:{ports[worker]}" for worker in workers)
-        futures = [
-            client.submit(
-                _train_part,
-                model_factory=_QuietClassifier,
-                params={**params, "num_threads": threads.get(worker, 1)},
-                list_of_parts=[part],
-                machines=machines,
-                local_listen_port=ports[worker],
-                num_machines=len(workers),
-                time_out=params.get("time_out", 120),
-                remote_socket=sockets[worker],
-                return_model=rank == 0,
-                eval_names=["validation"],
-                callbacks=[lgb.early_stopping(models.EARLY_STOPPING_ROUNDS, verbose=False)],
-                workers=[worker],
-                allow_other_workers=False,
-                pure=False,
-            )
-            for rank, (worker, part) in enumerate(zip(workers, parts, strict=True))
-        ]
+        futures = _submit_machines(client, workers, parts, params)
         try:
             model = client.gather(futures)[0]
         except lgb.basic.LightGBMError as error:
@@ -746,6 +729,42 @@ def fit_on_cluster(
             "training LightGBM on the cluster failed: no validation score came back"
         )
     return booster
+
+
+def _submit_machines(
+    client: Client, workers: list[str], parts: list[Future], params: dict[str, Any]
+) -> list[Future]:
+    """One ``lightgbm.dask._train_part`` per worker, ranked in ``workers``' order; the
+    model comes back from rank 0."""
+    from urllib.parse import urlparse
+
+    from lightgbm.dask import _assign_open_ports_to_workers, _train_part
+
+    from training import models
+
+    threads = client.nthreads()
+    sockets, ports = _assign_open_ports_to_workers(client=client, workers=workers)
+    machines = ",".join(f"{urlparse(worker).hostname}:{ports[worker]}" for worker in workers)
+    return [
+        client.submit(
+            _train_part,
+            model_factory=_QuietClassifier,
+            params={**params, "num_threads": threads.get(worker, 1)},
+            list_of_parts=[part],
+            machines=machines,
+            local_listen_port=ports[worker],
+            num_machines=len(workers),
+            time_out=params.get("time_out", 120),
+            remote_socket=sockets[worker],
+            return_model=rank == 0,
+            eval_names=["validation"],
+            callbacks=[lgb.early_stopping(models.EARLY_STOPPING_ROUNDS, verbose=False)],
+            workers=[worker],
+            allow_other_workers=False,
+            pure=False,
+        )
+        for rank, (worker, part) in enumerate(zip(workers, parts, strict=True))
+    ]
 
 
 def share_validation(client: Client, valid_x: pd.DataFrame, valid_y: np.ndarray) -> list[Future]:
