@@ -28,6 +28,15 @@ customer set aside                                 set their interactions aside
 the file. ``--strict`` turns every rule into "stop". Row numbers count data rows
 from 1 (row 1 is the line after a CSV header; in a folder of Parquet files rows
 are counted through the files in name order).
+
+Each rule and each step of the policy is a public function, so that the Dask engine can
+apply them piece by piece and partition by partition, and the service check a request by
+the same predicates: ``typed_table`` (types and cell rules), ``check_unique``,
+``check_customer_timeline`` and ``check_relations`` (rules across rows, over the array
+predicates ``first_copies``, ``churned_before_signup``, ``contact_before_signup``,
+``contact_after_churn``), then ``stop_if_needed`` (the stop decision), ``row_reasons`` and
+``give_reason`` (the first reason wins), ``set_orphans_aside`` (a customer set aside takes
+its interactions with it) and ``set_aside`` (the quarantine file and its report line).
 """
 
 from __future__ import annotations

@@ -222,6 +222,27 @@ class WholeTables:
         return [function(model, features, self.customers, self.interactions, *args)]
 
 
+@dataclass(frozen=True)
+class ScoringStage:
+    """``score_customers`` of one partition, as ``Engine.map`` calls it; ``say`` (only
+    where the partition runs in this process) hears when the features are built."""
+
+    as_of: dt.date
+    watch: frozenset[str]
+    say: Callable[[str], None] | None = None
+
+    def __call__(
+        self,
+        model: ChurnModel,
+        features: pd.DataFrame,
+        customers: pd.DataFrame,
+        interactions: pd.DataFrame,
+    ) -> ListScores:
+        if self.say is not None:
+            self.say(f"scoring {len(features):,} customers")
+        return score_customers(model, features, customers, interactions, self.as_of, self.watch)
+
+
 def make_risk_list(
     customers: pd.DataFrame,
     interactions: pd.DataFrame,
@@ -252,17 +273,13 @@ def make_risk_list_on(
     (``finish_list``) run on them. Nothing is stored before every partition's part is in
     hand; a failed cluster is a DaskEngineError and no write."""
     run = ListOptions(**options)
+    # Where the partition runs in this process, it says when its features are built.
+    here = run.say if engine.name == "local" else None
 
     def score(previous: PreviousList) -> ListScores:
-        run.say(f"building features as of {as_of:%Y-%m-%d} and scoring ({engine.name} engine)")
-        parts = engine.map(
-            score_customers,
-            served.model,
-            as_of,
-            as_of,
-            previous.watch,
-            what="making the risk list",
-        )
+        run.say(f"building features as of {as_of:%Y-%m-%d}" + (" on the cluster" * (not here)))
+        stage = ScoringStage(as_of, previous.watch, here)
+        parts = engine.map(stage, served.model, as_of, what="making the risk list")
         return ListScores.merge(parts)
 
     return finish_list(score, as_of, served, store, settings, run)
