@@ -12,7 +12,7 @@
 2. For scoring, a champion trained on the committed sample world (``--home DIR``, or one
    trained once under the cache).
 3. For each worker count, a fresh process starts a local cluster of that many worker
-   processes (1 thread each) and runs ``churnml.dask_engine``: read and check the tables
+   processes (1 thread each) and runs ``churnml.engines.dask``: read and check the tables
    (``load_tables_dask``), build the features of the as-of day (``build_features_dask``,
    collected to pandas), then score them (``score_dask``, with reasons, collected). It
    prints one table: the wall time of each stage and the peak RSS of each worker process
@@ -134,7 +134,9 @@ def _run_local(args: argparse.Namespace) -> dict:
 
 def _run(args: argparse.Namespace) -> dict:
     """One worker count, in this process: the stages' times and the peaks."""
-    from churnml import dask_engine
+    from churnml.engines.dask import cluster
+    from churnml.engines.dask.checking import load_tables_dask
+    from churnml.engines.dask.partitions import build_features_dask, score_dask
 
     world, workers = args.world, args.run
     result: dict = {"workers": workers, "seconds": {}, "worker_peaks": {}}
@@ -150,10 +152,10 @@ def _run(args: argparse.Namespace) -> dict:
 
     with (
         tempfile.TemporaryDirectory(prefix="churnml-dask-bench-") as scratch,
-        dask_engine.client(None, workers, memory_limit=args.memory_limit) as client,
+        cluster.client(None, workers, memory_limit=args.memory_limit) as client,
     ):
         mark("start cluster")
-        tables = dask_engine.load_tables_dask(
+        tables = load_tables_dask(
             _table_path(world, "customers"),
             _table_path(world, "interactions"),
             client=client,
@@ -162,7 +164,7 @@ def _run(args: argparse.Namespace) -> dict:
         )
         mark("read + check")
         worker_peaks("read + check")
-        features = dask_engine.build_features_dask(tables, args.as_of)
+        features = build_features_dask(tables, args.as_of)
         mark("features")
         worker_peaks("features")
         result.update(
@@ -177,12 +179,12 @@ def _run(args: argparse.Namespace) -> dict:
             served = _served(args)
             model = served.model
             marks[-1] = time.perf_counter()  # loading the model is not the engine's work
-            scores = dask_engine.score_dask(model, tables, args.as_of)
+            scores = score_dask(model, tables, args.as_of)
             mark("features + score")
             worker_peaks("features + score")
             result["scored"] = len(scores)
             del scores
-            from serving.risklist import make_risk_list_dask
+            from churnml.engines.dask.lists import make_risk_list_dask
 
             store, settings, day = _list_parts(args, Path(scratch))
             marks[-1] = time.perf_counter()

@@ -12,6 +12,8 @@ names the file, row or field and the fix, and maps to an exit code::
     ├── DataError                   exit 1  the data is readable and valid but cannot serve
     │                                       the request (no customer active on the date, ...)
     ├── ModelError                  exit 1  no model, or a model that does not fit this churnml
+    ├── DaskEngineError             exit 1  the Dask cluster could not finish a computation
+    │                                       (workers kept dying, the scheduler was lost)
     └── NotAvailableYet             exit 2  a command of the contract that is not built yet
 
 Code that catches ``ChurnmlError`` prints ``str(error)`` and exits with
@@ -56,6 +58,12 @@ class DataError(ChurnmlError):
 
 class ModelError(ChurnmlError):
     """No model where one is needed, or one this churnml cannot use."""
+
+    exit_code = 1
+
+
+class DaskEngineError(ChurnmlError):
+    """The Dask cluster could not finish a computation (workers died, scheduler lost)."""
 
     exit_code = 1
 

@@ -62,7 +62,7 @@ def _read_csv(path: Path, table: str) -> pd.DataFrame:
         raise InputError(
             f"{path}: the file is empty; expected a header line with the {table} columns"
         )
-    header = _csv_header(path)
+    header = csv_header(path)
     names = [name.strip() for name in header]
     if len(set(names)) != len(names):
         repeated = sorted({name for name in names if names.count(name) > 1})
@@ -85,10 +85,11 @@ def _read_csv(path: Path, table: str) -> pd.DataFrame:
                 f"{path}: the file is not UTF-8 text; re-export it as UTF-8 CSV"
             ) from None
         raise InputError(f"{path}: not a readable CSV file ({reason})") from None
-    return arrow_table.to_pandas(types_mapper=_string_mapper)
+    return arrow_table.to_pandas(types_mapper=string_mapper)
 
 
-def _csv_header(path: Path) -> list[str]:
+def csv_header(path: Path) -> list[str]:
+    """The column names of a CSV file's header line; InputError when it is not one."""
     with open(path, "rb") as handle:
         first = handle.readline()
     if b"\x00" in first:
@@ -111,7 +112,8 @@ def _csv_header(path: Path) -> list[str]:
     return next(csv.reader([text]))
 
 
-def _string_mapper(arrow_type: pa.DataType) -> pd.api.extensions.ExtensionDtype | None:
+def string_mapper(arrow_type: pa.DataType) -> pd.api.extensions.ExtensionDtype | None:
+    """Arrow's text types as ``TEXT`` (``to_pandas(types_mapper=...)``), as files are read."""
     if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
         return TEXT
     return None
@@ -121,7 +123,7 @@ def _read_parquet_file(path: Path, table: str) -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise InputError(f"{path}: the file is empty; expected a Parquet file of {table}")
     try:
-        return pq.read_table(path).to_pandas(types_mapper=_string_mapper)
+        return pq.read_table(path).to_pandas(types_mapper=string_mapper)
     except (pa.ArrowException, OSError) as error:
         reason = str(error).splitlines()[0]
         raise InputError(f"{path}: not a readable Parquet file ({reason})") from None

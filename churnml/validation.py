@@ -28,12 +28,21 @@ customer set aside                                 set their interactions aside
 the file. ``--strict`` turns every rule into "stop". Row numbers count data rows
 from 1 (row 1 is the line after a CSV header; in a folder of Parquet files rows
 are counted through the files in name order).
+
+Each rule and each step of the policy is a public function, so that the Dask engine can
+apply them piece by piece and partition by partition, and the service check a request by
+the same predicates: ``typed_table`` (types and cell rules), ``check_unique``,
+``check_customer_timeline`` and ``check_relations`` (rules across rows, over the array
+predicates ``first_copies``, ``churned_before_signup``, ``contact_before_signup``,
+``contact_after_churn``), then ``stop_if_needed`` (the stop decision), ``row_reasons`` and
+``give_reason`` (the first reason wins), ``set_orphans_aside`` (a customer set aside takes
+its interactions with it) and ``set_aside`` (the quarantine file and its report line).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -71,6 +80,11 @@ class Breach:
     @property
     def count(self) -> int:
         return int(len(self.rows))
+
+    @property
+    def reason(self) -> str:
+        """What a row set aside for this breach is told in its quarantine file."""
+        return f"{self.problem}; {self.expected}"
 
     def message(self) -> str:
         if self.count == 0:
@@ -149,68 +163,130 @@ def apply_policy(
     report: Callable[[str], None] | None = None,
 ) -> Tables:
     """Stop on a breach whose policy is stop (any breach when strict); set the others aside."""
-    stopping = [b for b in result.breaches if strict or b.policy == "stop"]
-    if stopping:
-        others = len(result.breaches) - 1
-        suffix = f" (and {others} more broken rules: run churnml validate)" if others else ""
-        raise ContractError(stopping[0].message() + suffix)
-
+    stop_if_needed(result.breaches, strict=strict)
     customers, interactions = result.customers, result.interactions
-    bad_customers = _reasons_by_row(result.breaches, "customers", len(customers))
-    bad_interactions = _reasons_by_row(result.breaches, "interactions", len(interactions))
-    # Interactions of a customer set aside go with it: features would misread them.
-    if bad_customers:
-        dropped_ids = set(customers[contract.CUSTOMER_ID].iloc[list(bad_customers)].dropna())
-        orphaned = np.flatnonzero(interactions[contract.CUSTOMER_ID].isin(dropped_ids).to_numpy())
-        for row in orphaned:
-            bad_interactions.setdefault(int(row), "its customer was set aside")
-
+    customer_reasons = row_reasons(result.breaches, "customers", len(customers))
+    interaction_reasons = row_reasons(result.breaches, "interactions", len(interactions))
+    interaction_reasons = set_orphans_aside(
+        customers[contract.CUSTOMER_ID],
+        customer_reasons,
+        interactions[contract.CUSTOMER_ID],
+        interaction_reasons,
+    )
     files: list[Path] = []
-    counts = {"customers": len(bad_customers), "interactions": len(bad_interactions)}
-    for table, frame, bad in (
-        ("customers", customers, bad_customers),
-        ("interactions", interactions, bad_interactions),
+    counts: dict[str, int] = {}
+    kept: dict[str, pd.DataFrame] = {}
+    for table, frame, reasons in (
+        ("customers", customers, customer_reasons),
+        ("interactions", interactions, interaction_reasons),
     ):
-        if not bad:
+        bad = np.flatnonzero(~pd.isna(reasons)) if reasons is not None else np.empty(0, int)
+        counts[table] = len(bad)
+        kept[table] = frame.reset_index(drop=True)
+        if not len(bad):
             continue
-        if quarantine_dir is None:
-            raise ContractError(
-                f"{table}: {len(bad)} rows break the contract and there is no quarantine folder "
-                "to set them aside; run churnml validate"
-            )
-        path = _write_quarantine(frame, bad, table, quarantine_dir)
-        files.append(path)
-        if report is not None:
-            report(f"set aside {len(bad)} {table} rows that break the contract: see {path}")
-
-    keep_customers = np.ones(len(customers), dtype=bool)
-    keep_customers[list(bad_customers)] = False
-    keep_interactions = np.ones(len(interactions), dtype=bool)
-    keep_interactions[list(bad_interactions)] = False
+        files.append(set_aside(table, frame.iloc[bad], bad, reasons[bad], quarantine_dir, report))
+        keep = np.ones(len(frame), dtype=bool)
+        keep[bad] = False
+        kept[table] = frame[keep].reset_index(drop=True)
     return Tables(
-        customers=customers[keep_customers].reset_index(drop=True),
-        interactions=interactions[keep_interactions].reset_index(drop=True),
+        customers=kept["customers"],
+        interactions=kept["interactions"],
         set_aside=counts,
         quarantine_files=tuple(files),
     )
 
 
-def _reasons_by_row(breaches: list[Breach], table: str, n_rows: int) -> dict[int, str]:
-    reasons: dict[int, str] = {}
-    for breach in breaches:
-        if breach.table != table:
-            continue
-        for row in breach.rows:
-            reasons.setdefault(int(row), f"{breach.problem}; {breach.expected}")
+# --- the policy, in parts (the Dask engine applies it piece by piece) ------------------------
+
+ORPHAN_REASON = "its customer was set aside"
+
+
+def stop_if_needed(breaches: Sequence[Breach], *, strict: bool = False) -> None:
+    """The stop decision: ContractError with the first breach whose policy is stop (any
+    breach when strict) and how many more rules are broken; nothing when none stops."""
+    stopping = [b for b in breaches if strict or b.policy == "stop"]
+    if stopping:
+        others = len(breaches) - 1
+        suffix = f" (and {others} more broken rules: run churnml validate)" if others else ""
+        raise ContractError(stopping[0].message() + suffix)
+
+
+def row_reasons(breaches: Sequence[Breach], table: str, n_rows: int) -> np.ndarray | None:
+    """Why each of ``n_rows`` rows of ``table`` is set aside (None when kept): the first
+    breach that names a row gives its reason. None instead of the array when no breach
+    names a row of ``table`` (the usual case, for nothing)."""
+    named = [b for b in breaches if b.table == table and b.count]
+    if not named:
+        return None
+    reasons = np.full(n_rows, None, dtype=object)
+    for breach in named:
+        give_reason(reasons, breach.rows, breach.reason)
     return reasons
 
 
-def _write_quarantine(frame: pd.DataFrame, bad: dict[int, str], table: str, folder: Path) -> Path:
+def give_reason(reasons: np.ndarray, rows: np.ndarray, reason: str) -> None:
+    """Set ``reason`` on those of ``rows`` that have none yet: the first reason wins."""
+    rows = np.asarray(rows, dtype=np.int64)
+    free = rows[pd.isna(reasons[rows])]
+    reasons[free] = reason
+
+
+def set_orphans_aside(
+    customer_ids: pd.Series,
+    customer_reasons: np.ndarray | None,
+    interaction_customer_ids: pd.Series,
+    interaction_reasons: np.ndarray | None,
+) -> np.ndarray | None:
+    """The orphan rule: the interactions of a customer set aside go with it (features
+    would misread them), with ``ORPHAN_REASON`` unless they have a reason of their own.
+    Returns the interactions' reasons (a new array when they had none and some go)."""
+    set_aside = ~pd.isna(customer_reasons) if customer_reasons is not None else None
+    if set_aside is None or not set_aside.any():
+        return interaction_reasons
+    dropped = pd.unique(customer_ids[set_aside].dropna())
+    orphans = np.flatnonzero(interaction_customer_ids.isin(dropped).to_numpy())
+    if not len(orphans):
+        return interaction_reasons
+    if interaction_reasons is None:
+        interaction_reasons = np.full(len(interaction_customer_ids), None, dtype=object)
+    give_reason(interaction_reasons, orphans, ORPHAN_REASON)
+    return interaction_reasons
+
+
+def set_aside(
+    table: str,
+    rows: pd.DataFrame,
+    source_rows: np.ndarray,
+    reasons: Sequence[str],
+    quarantine_dir: Path | None,
+    report: Callable[[str], None] | None = None,
+) -> Path:
+    """Write the rows of ``table`` set aside (``source_rows``: their 0-based numbers in the
+    table, ascending) to a quarantine file and say so; ContractError without a folder."""
+    if quarantine_dir is None:
+        raise ContractError(
+            f"{table}: {len(rows)} rows break the contract and there is no quarantine folder "
+            "to set them aside; run churnml validate"
+        )
+    path = write_quarantine(rows, source_rows, reasons, table, quarantine_dir)
+    if report is not None:
+        report(f"set aside {len(rows)} {table} rows that break the contract: see {path}")
+    return path
+
+
+def write_quarantine(
+    rows: pd.DataFrame,
+    source_rows: np.ndarray,
+    reasons: Sequence[str],
+    table: str,
+    folder: Path,
+) -> Path:
+    """The quarantine file: source_row (counted from 1), quarantine_reason, then the row."""
     folder.mkdir(parents=True, exist_ok=True)
-    rows = np.array(sorted(bad), dtype=np.int64)
-    out = frame.iloc[rows].copy()
-    out.insert(0, "quarantine_reason", [bad[int(r)] for r in rows])
-    out.insert(0, "source_row", rows + 1)
+    out = rows.reset_index(drop=True)
+    out.insert(0, "quarantine_reason", np.asarray(reasons, dtype=object))
+    out.insert(0, "source_row", np.asarray(source_rows, dtype=np.int64) + 1)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     return write_table(out, folder / f"{table}-{stamp}.csv")
 
@@ -227,10 +303,10 @@ def check_tables(
 ) -> CheckResult:
     """Check raw tables (as read, or as sent to the service) against every rule."""
     breaches: list[Breach] = []
-    customers, customer_breaches, customers_complete = _typed_table(
+    customers, customer_breaches, customers_complete = typed_table(
         customers_raw, "customers", customers_source
     )
-    interactions, interaction_breaches, interactions_complete = _typed_table(
+    interactions, interaction_breaches, interactions_complete = typed_table(
         interactions_raw, "interactions", interactions_source
     )
     breaches += customer_breaches + interaction_breaches
@@ -247,16 +323,18 @@ def check_tables(
                     "stop",
                 )
             )
-        breaches += _unique(customers, "customers", customers_source, policy="stop")
-        breaches += _customer_timeline(customers, customers_source)
+        breaches += check_unique(customers, "customers", customers_source, policy="stop")
+        breaches += check_customer_timeline(customers, customers_source)
     if interactions_complete:
-        breaches += _unique(interactions, "interactions", interactions_source, policy="set_aside")
+        breaches += check_unique(
+            interactions, "interactions", interactions_source, policy="set_aside"
+        )
     if customers_complete and interactions_complete:
-        breaches += _relations(customers, interactions, interactions_source, customers_source)
+        breaches += check_relations(customers, interactions, interactions_source, customers_source)
     return CheckResult(customers=customers, interactions=interactions, breaches=breaches)
 
 
-def _typed_table(
+def typed_table(
     raw: pd.DataFrame, table: str, source: str
 ) -> tuple[pd.DataFrame, list[Breach], bool]:
     """Parse every contract column to its dtype; report values that do not parse."""
@@ -264,22 +342,9 @@ def _typed_table(
     raw.columns = [str(name).strip() for name in raw.columns]
     columns = contract.TABLES[table]
     missing = [c.name for c in columns if c.required and c.name not in raw.columns]
-    breaches: list[Breach] = []
-    if missing:
-        present = ", ".join(map(str, raw.columns[:8])) or "none"
-        breaches.append(
-            Breach(
-                source,
-                table,
-                "required_columns",
-                f"lacks the required column{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
-                f"expected the {table} columns of contract v{contract.CONTRACT_VERSION} "
-                f"(found: {present})",
-                "stop",
-            )
-        )
+    breaches = [_missing_columns(raw, table, source, missing)] if missing else []
     id_column = ID_COLUMNS[table]
-    ids = _as_text(raw[id_column]) if id_column in raw.columns else None
+    ids = as_text(raw[id_column]) if id_column in raw.columns else None
     typed = pd.DataFrame(index=pd.RangeIndex(len(raw)))
     for column in columns:
         if column.name not in raw.columns:
@@ -288,39 +353,41 @@ def _typed_table(
         values, bad, problem, expected = _parse(raw[column.name], column)
         typed[column.name] = values
         if bad.any():
+            rule = f"type:{column.name}"
+            breaches.append(
+                _breach(source, table, rule, problem, expected, bad, ids, raw[column.name])
+            )
+        present = values.notna().to_numpy()
+        if column.required and (~present & ~bad).any():
             breaches.append(
                 _breach(
                     source,
                     table,
-                    f"type:{column.name}",
-                    problem,
-                    expected,
-                    bad,
+                    f"required:{column.name}",
+                    f"an empty {column.name}",
+                    "expected a value in every row",
+                    ~present & ~bad,
                     ids,
-                    raw[column.name],
+                    None,
                 )
             )
-        present = values.notna().to_numpy()
-        if column.required:
-            empty = ~present & ~bad
-            if empty.any():
-                breaches.append(
-                    _breach(
-                        source,
-                        table,
-                        f"required:{column.name}",
-                        f"an empty {column.name}",
-                        "expected a value in every row",
-                        empty,
-                        ids,
-                        None,
-                    )
-                )
         breaches += _value_rules(values, column, source, table, ids, present)
     for name in raw.columns:
         if name not in typed.columns:
-            typed[name] = _profile_column(raw[name])
+            typed[name] = profile_column(raw[name])
     return typed, breaches, not missing
+
+
+def _missing_columns(raw: pd.DataFrame, table: str, source: str, missing: list[str]) -> Breach:
+    present = ", ".join(map(str, raw.columns[:8])) or "none"
+    return Breach(
+        source,
+        table,
+        "required_columns",
+        f"lacks the required column{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
+        f"expected the {table} columns of contract v{contract.CONTRACT_VERSION} (found: {present})",
+        "stop",
+    )
 
 
 def _value_rules(values, column: Column, source, table, ids, present) -> list[Breach]:
@@ -380,7 +447,7 @@ def _parse(raw: pd.Series, column: Column) -> tuple[pd.Series, np.ndarray, str, 
     kind = column.kind
     name = column.name
     if kind == "string":
-        values = _as_text(raw)
+        values = as_text(raw)
         return values, np.zeros(len(raw), dtype=bool), "", ""
     if kind in ("date", "timestamp"):
         values = _parse_time(raw, date_only=kind == "date")
@@ -399,7 +466,7 @@ def _parse(raw: pd.Series, column: Column) -> tuple[pd.Series, np.ndarray, str, 
             numbers = pd.to_numeric(raw, errors="coerce").astype("float64")
             bad = numbers.notna().to_numpy() & ~numbers.isin([0.0, 1.0]).to_numpy()
         else:
-            text = _as_text(raw)
+            text = as_text(raw)
             numbers = text.map(contract.BOOLEAN_WORDS, na_action="ignore").astype("float64")
             bad = text.notna().to_numpy() & numbers.isna().to_numpy()
         values = numbers.where(~bad)
@@ -415,7 +482,7 @@ def _parse(raw: pd.Series, column: Column) -> tuple[pd.Series, np.ndarray, str, 
         bad = _given(raw)
     else:
         numbers = pd.to_numeric(
-            _as_text(raw) if not pd.api.types.is_numeric_dtype(raw.dtype) else raw, errors="coerce"
+            as_text(raw) if not pd.api.types.is_numeric_dtype(raw.dtype) else raw, errors="coerce"
         ).astype("float64")
         bad = _given(raw) & ~np.isfinite(numbers.to_numpy())
     if kind == "integer":
@@ -436,7 +503,7 @@ def _parse_time(raw: pd.Series, *, date_only: bool) -> pd.Series:
     elif raw.dtype == object and pd.api.types.infer_dtype(raw, skipna=True) in ("date", "empty"):
         values = pd.to_datetime(raw, errors="coerce")
     else:
-        text = _as_text(raw)
+        text = as_text(raw)
         values = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
         values = values.dt.tz_localize(None)
     values = values.astype("datetime64[ns]")
@@ -446,7 +513,7 @@ def _parse_time(raw: pd.Series, *, date_only: bool) -> pd.Series:
 def _given(raw: pd.Series) -> np.ndarray:
     if pd.api.types.is_numeric_dtype(raw.dtype) or pd.api.types.is_datetime64_any_dtype(raw.dtype):
         return raw.notna().to_numpy(dtype=bool)
-    return _as_text(raw).notna().to_numpy(dtype=bool)
+    return as_text(raw).notna().to_numpy(dtype=bool)
 
 
 def _arrow_text(values: pd.Series) -> pa.ChunkedArray:
@@ -458,13 +525,57 @@ def _arrow_text(values: pd.Series) -> pa.ChunkedArray:
     return array.cast(pa.large_string())
 
 
-def _all_distinct(values: pd.Series) -> bool:
-    """True when no value repeats (missing values apart), by a hash pass in Arrow."""
+def all_distinct(values: pd.Series | Sequence[str | None]) -> bool:
+    """The unique-id rule holds: no value repeats (missing values apart). A column by one
+    hash pass in Arrow; a request's few ids (a sequence) by a set, quicker for them."""
+    if not isinstance(values, pd.Series):
+        distinct = set(values)
+        missing = None in distinct
+        return len(distinct) - missing == len(values) - (values.count(None) if missing else 0)
     try:
         array = _arrow_text(values).drop_null()
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return False  # let pandas decide
+        return False  # let first_copies decide
     return len(pc.unique(array)) == len(array)
+
+
+def first_copies(values: pd.Series | Sequence[str | None]) -> np.ndarray:
+    """The unique-id rule, row by row: the position of the first row with each row's value
+    (the row itself when it is the first), -1 when missing. A row is a later copy, which
+    breaks the rule, where this is neither -1 nor its own position."""
+    codes, _uniques = pd.factorize(
+        values if isinstance(values, pd.Series) else np.asarray(values, dtype=object)
+    )
+    # factorize numbers the values in order of first appearance: a new code is a first copy.
+    seen = np.maximum.accumulate(np.concatenate([[-1], codes[:-1]])) if len(codes) else codes
+    firsts = np.flatnonzero(codes > seen)
+    return np.where(codes >= 0, firsts[np.maximum(codes, 0)] if len(firsts) else -1, -1)
+
+
+def later_copies(values: pd.Series | Sequence[str | None]) -> np.ndarray:
+    """The rows that break the unique-id rule: every copy of a value after its first."""
+    first = first_copies(values)
+    return (first >= 0) & (first != np.arange(len(first)))
+
+
+# The timeline rules, on datetime64[ns] arrays (NaT: not given, breaks nothing). The
+# service checks a request with the same predicates (serving.scoring.check_rows).
+ONE_DAY = np.timedelta64(1, "D")
+
+
+def churned_before_signup(churned_at: np.ndarray, signup_date: np.ndarray) -> np.ndarray:
+    """Customers who left before they signed up: churned_at before signup_date."""
+    return churned_at < signup_date
+
+
+def contact_before_signup(started_at: np.ndarray, signup_date: np.ndarray) -> np.ndarray:
+    """Contacts before their customer's signup_date (the day's midnight)."""
+    return started_at < signup_date
+
+
+def contact_after_churn(started_at: np.ndarray, churned_at: np.ndarray) -> np.ndarray:
+    """Contacts after their customer's churned_at day (on the day itself is kept)."""
+    return ~np.isnat(churned_at) & (started_at >= churned_at + ONE_DAY)
 
 
 def positions_in(keys: pd.Series, values: pd.Series) -> np.ndarray:
@@ -477,7 +588,7 @@ def positions_in(keys: pd.Series, values: pd.Series) -> np.ndarray:
     return found.fill_null(-1).to_numpy().astype(np.int64)
 
 
-def _as_text(raw: pd.Series) -> pd.Series:
+def as_text(raw: pd.Series) -> pd.Series:
     """Text values with missing as NA; numeric ids from Parquet become their decimal text."""
     if raw.dtype == TEXT:
         text = raw
@@ -496,15 +607,15 @@ def _empty(column: Column, n: int) -> pd.Series:
     return pd.Series(np.nan, index=range(n), dtype="float64")
 
 
-def _profile_column(raw: pd.Series) -> pd.Series:
+def profile_column(raw: pd.Series) -> pd.Series:
     """An extra column: numeric when every given value is a number, else text."""
     if pd.api.types.is_bool_dtype(raw.dtype):
         return raw.astype("float64")
     if pd.api.types.is_numeric_dtype(raw.dtype):
         return raw.astype("float64")
     if pd.api.types.is_datetime64_any_dtype(raw.dtype):
-        return _as_text(raw.astype(str))
-    text = _as_text(raw)
+        return as_text(raw.astype(str))
+    text = as_text(raw)
     given = text.dropna()
     # A look at the distinct values first: a text column is told in a moment.
     distinct = given.drop_duplicates().head(1000)
@@ -540,12 +651,13 @@ def _show(value) -> str:
     return str(value)
 
 
-def _unique(frame: pd.DataFrame, table: str, source: str, *, policy: Policy) -> list[Breach]:
+def check_unique(frame: pd.DataFrame, table: str, source: str, *, policy: Policy) -> list[Breach]:
+    """The unique-id rule of ``table``'s id column: later copies break it."""
     id_column = ID_COLUMNS[table]
     ids = frame[id_column]
-    if _all_distinct(ids):  # the usual case, found by one hash pass in Arrow
+    if all_distinct(ids):  # the usual case, found by one hash pass in Arrow
         return []
-    duplicated = (ids.duplicated(keep="first") & ids.notna()).to_numpy()
+    duplicated = later_copies(ids)
     if not duplicated.any():
         return []
     breach = _breach(
@@ -569,8 +681,11 @@ def _unique(frame: pd.DataFrame, table: str, source: str, *, policy: Policy) -> 
     return [breach]
 
 
-def _customer_timeline(customers: pd.DataFrame, source: str) -> list[Breach]:
-    before = (customers["churned_at"] < customers["signup_date"]).to_numpy()
+def check_customer_timeline(customers: pd.DataFrame, source: str) -> list[Breach]:
+    """The customers' timeline rule: churned_at not before signup_date."""
+    before = churned_before_signup(
+        customers["churned_at"].to_numpy(), customers["signup_date"].to_numpy()
+    )
     if not before.any():
         return []
     return [
@@ -587,9 +702,11 @@ def _customer_timeline(customers: pd.DataFrame, source: str) -> list[Breach]:
     ]
 
 
-def _relations(
+def check_relations(
     customers: pd.DataFrame, interactions: pd.DataFrame, source: str, customers_source: str
 ) -> list[Breach]:
+    """The rules between the tables: every interaction's customer exists, and no contact
+    before its customer's signup or after the churned_at day."""
     breaches: list[Breach] = []
     ids = interactions[contract.INTERACTION_ID]
     # The first row of a duplicated customer id stands for it, as in every later step.
@@ -616,9 +733,8 @@ def _relations(
     signup[known] = lookup["signup_date"].to_numpy()[position[known]]
     churned[known] = lookup["churned_at"].to_numpy()[position[known]]
     started = interactions["started_at"].to_numpy()
-    with np.errstate(invalid="ignore"):
-        early = known & (started < signup)
-        late = known & ~np.isnat(churned) & (started >= churned + np.timedelta64(1, "D"))
+    early = known & contact_before_signup(started, signup)
+    late = known & contact_after_churn(started, churned)
     if early.any():
         breaches.append(
             _breach(

@@ -1,17 +1,18 @@
 """The daily risk list: whom the retention team should call on a day, why, and what changed.
 
-``make_risk_list`` scores every customer active on the day with the champion (the same
-``build_features`` and model as the service), ranks them, marks the first ``capacity``
-customers who may be called as "on the list", compares with the previous list, checks
-drift, and stores it all in one transaction (``serving.store``). ``churnml risk-list``
-calls it; the service's ``/risk-list`` endpoints, ``/score_ids`` and the page read it.
+``make_risk_list_on(engine, ...)`` scores every customer active on the day with the
+champion (the same ``build_features`` and model as the service) on the engine's partitions,
+ranks them, marks the first ``capacity`` customers who may be called as "on the list",
+compares with the previous list, checks drift, and stores it all in one transaction
+(``serving.store``). ``churnml risk-list`` calls it with the local or the Dask engine
+(``churnml.engines``); ``make_risk_list`` is the same of tables in this process. The
+service's ``/risk-list`` endpoints, ``/score_ids`` and the page read the stored list.
 
-Two stages. Scoring (``score_customers``) turns the customers' features into what the list
-needs: probability, drivers, band, profile, drift bin counts, the churn days of the
-previous list's customers, content hashes. The rest (rank, suppression, changes, drift,
-header, store) works from that alone. ``make_risk_list_dask`` runs the scoring stage on
-each partition of tables on a Dask cluster and the rest on the client, so both engines
-store the same list (docs/serving.md, "Risk lists on Dask").
+Two stages. Scoring (``score_customers``, on every partition) turns the customers' features
+into what the list needs: probability, drivers, band, profile, drift bin counts, the churn
+days of the previous list's customers, content hashes. The rest (``finish_list``: rank,
+suppression, changes, drift, header, store) works from that alone, in this process, so
+both engines store the same list (docs/serving.md, "Risk lists on Dask").
 
 Choices (documented in the README):
 
@@ -37,7 +38,7 @@ import datetime as dt
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -52,9 +53,6 @@ from model.artifact import ChurnModel
 from model.predictor import Predictor
 from serving.loading import ServedModel
 from serving.store import ROW_COLUMNS, RiskListStore, encode_reasons, today_iso
-
-if TYPE_CHECKING:
-    from churnml.dask_engine import DaskTables
 
 RANK_BY = ("revenue", "probability")
 BANDS = ("high", "medium", "low")
@@ -199,6 +197,53 @@ def score_customers(
     )
 
 
+class Partitions(Protocol):
+    """What the risk list needs of an engine (``churnml.engines.Engine`` has it): a
+    function run on every partition of the tables with a model's features of a day."""
+
+    name: str
+
+    def map(
+        self, function: Callable[..., Any], model: Any, day: dt.date, *args: Any, what: str = ...
+    ) -> list[Any]: ...
+
+
+@dataclass(frozen=True)
+class WholeTables:
+    """Validated tables in this process as one partition (``LocalEngine.map``'s work)."""
+
+    customers: pd.DataFrame
+    interactions: pd.DataFrame
+    name: str = "local"
+
+    def map(
+        self, function: Callable[..., Any], model: Any, day: dt.date, *args: Any, what: str = ""
+    ) -> list[Any]:
+        features = model.features_from_tables(self.customers, self.interactions, pd.Timestamp(day))
+        return [function(model, features, self.customers, self.interactions, *args)]
+
+
+@dataclass(frozen=True)
+class ScoringStage:
+    """``score_customers`` of one partition, as ``Engine.map`` calls it; ``say`` (only
+    where the partition runs in this process) hears when the features are built."""
+
+    as_of: dt.date
+    watch: frozenset[str]
+    say: Callable[[str], None] | None = None
+
+    def __call__(
+        self,
+        model: ChurnModel,
+        features: pd.DataFrame,
+        customers: pd.DataFrame,
+        interactions: pd.DataFrame,
+    ) -> ListScores:
+        if self.say is not None:
+            self.say(f"scoring {len(features):,} customers")
+        return score_customers(model, features, customers, interactions, self.as_of, self.watch)
+
+
 def make_risk_list(
     customers: pd.DataFrame,
     interactions: pd.DataFrame,
@@ -206,63 +251,43 @@ def make_risk_list(
     served: ServedModel,
     store: RiskListStore,
     settings: RiskListSettings,
-    *,
-    suppression: pd.DataFrame | None = None,
-    suppression_name: str = "suppression table",
-    report: Callable[[str], None] | None = None,
-    after_chunk: Callable[[int], None] | None = None,
+    **options: Any,
 ) -> RiskListResult:
-    """Score, rank, compare, check and store the list of ``as_of`` (see the module)."""
-    run = _Run(suppression, suppression_name, report, after_chunk)
-    predictor = served.predictor
-
-    def score(previous: PreviousList) -> ListScores:
-        run.say(f"building features as of {as_of:%Y-%m-%d}")
-        features = predictor.model.features_from_tables(
-            customers, interactions, pd.Timestamp(as_of)
-        )
-        run.say(f"scoring {len(features):,} customers")
-        return score_customers(predictor, features, customers, interactions, as_of, previous.watch)
-
-    return _make(score, as_of, served, store, settings, run)
+    """Score, rank, compare, check and store the list of ``as_of`` (see the module) of
+    validated tables in this process; ``options`` are ``ListOptions``' fields."""
+    return make_risk_list_on(
+        WholeTables(customers, interactions), as_of, served, store, settings, **options
+    )
 
 
-def make_risk_list_dask(
-    tables: DaskTables,
+def make_risk_list_on(
+    engine: Partitions,
     as_of: dt.date,
     served: ServedModel,
     store: RiskListStore,
     settings: RiskListSettings,
     **options: Any,
 ) -> RiskListResult:
-    """``make_risk_list`` of tables on a Dask cluster (``churnml.dask_engine``), with its
-    keyword ``options``: the same stored list. Each partition builds its features and runs
-    ``score_customers`` on its worker; only the customers' list columns, the drift counts,
-    the watched customers' churn days and the content hashes come back. Nothing is stored
-    before every partition's part is in hand; a failed cluster is a DaskEngineError and no
-    write."""
-    from churnml import dask_engine
-
-    run = _Run(**options)
+    """The list of ``as_of`` of an engine's tables: each partition builds its features and
+    runs ``score_customers``; only the customers' list columns, the drift counts, the
+    watched customers' churn days and the content hashes come back, and the shared steps
+    (``finish_list``) run on them. Nothing is stored before every partition's part is in
+    hand; a failed cluster is a DaskEngineError and no write."""
+    run = ListOptions(**options)
+    # Where the partition runs in this process, it says when its features are built.
+    here = run.say if engine.name == "local" else None
 
     def score(previous: PreviousList) -> ListScores:
-        run.say(f"building features and scoring on {tables.partitions} partitions")
-        parts = dask_engine.map_with_model(
-            score_customers,
-            served.model,
-            tables,
-            pd.Timestamp(as_of),
-            as_of,
-            previous.watch,
-            what="making the risk list",
-        )
+        run.say(f"building features as of {as_of:%Y-%m-%d}" + (" on the cluster" * (not here)))
+        stage = ScoringStage(as_of, previous.watch, here)
+        parts = engine.map(stage, served.model, as_of, what="making the risk list")
         return ListScores.merge(parts)
 
-    return _make(score, as_of, served, store, settings, run)
+    return finish_list(score, as_of, served, store, settings, run)
 
 
 @dataclass(frozen=True)
-class _Run:
+class ListOptions:
     """``make_risk_list``'s keyword arguments, for the steps after scoring."""
 
     suppression: pd.DataFrame | None = None
@@ -288,16 +313,16 @@ class PreviousList:
         return frozenset(c for c, (_rank, _p, on) in self.rows.items() if on)
 
 
-def _make(
+def finish_list(
     score: Callable[[PreviousList], ListScores],
     as_of: dt.date,
     served: ServedModel,
     store: RiskListStore,
     settings: RiskListSettings,
-    run: _Run,
+    run: ListOptions,
 ) -> RiskListResult:
-    """Score with either engine's ``score``, then rank, suppress, compare, check drift and
-    store: the same steps for both engines."""
+    """Score with ``score`` (given the previous list), then rank, suppress, compare, check
+    drift and store: the steps after scoring, the same for every engine."""
     day = f"{as_of:%Y-%m-%d}"
     model = served.model
     notes: list[str] = []
@@ -309,28 +334,12 @@ def _make(
             f"no customer is active on {day} (signed up on or before it and not yet left); "
             "choose another --as-of"
         )
-
-    frame = scores.frame[[CUSTOMER_ID, "segment", "plan", "monthly_revenue"]].copy()
-    frame["churn_probability"] = scores.frame["churn_probability"].to_numpy()
-    bands = scores.frame["risk_band"].to_numpy()
-    frame["risk_band"] = bands
-    frame["revenue_at_risk"] = (
-        frame["churn_probability"] * frame["monthly_revenue"] * settings.revenue_months
-    )
-    drivers = scores.frame["reasons"].tolist()
-    frame["reasons"] = drivers
-    frame["action"] = [
-        next_step([d["family"] for d in row], str(band))
-        for row, band in zip(drivers, bands, strict=True)
-    ]
-    frame = _rank(frame, settings, notes)
-    frame = _suppress(frame, run.suppression, as_of, settings, run.suppression_name, notes)
-    frame["on_list"] = _on_list(frame["suppressed"].to_numpy(), settings.capacity)
-
+    frame = rank_scores(scores, as_of, settings, run, notes)
     run.say("comparing with the previous list and checking drift")
     departures = _compare(frame, previous, scores.churned, as_of, settings)
     recent = store.recent_headers(day, settings.band_history)
     thresholds = model.band_thresholds
+    bands = scores.frame["risk_band"].to_numpy()
     shares = {b: float(np.mean(bands == b)) for b in BANDS}
     drift_result = _drift(model, scores.bins, shares, recent, settings)
 
@@ -340,20 +349,7 @@ def _make(
         "model_name": served.name,
         "model_version": served.version,
         "model_uri": served.uri,
-        "fingerprint": {
-            "customers_rows": scores.customers.rows,
-            "customers_content": scores.customers.text,
-            "interactions_rows": scores.interactions.rows,
-            "interactions_content": scores.interactions.text,
-            **(
-                {
-                    "suppression_rows": len(run.suppression),
-                    "suppression_sha256": fingerprint(run.suppression),
-                }
-                if run.suppression is not None
-                else {}
-            ),
-        },
+        "fingerprint": _fingerprint(scores, run.suppression),
         "scored": len(frame),
         "on_list": int(frame["on_list"].sum()),
         "capacity": settings.capacity,
@@ -373,6 +369,52 @@ def _make(
         after_chunk=run.after_chunk,
     )
     return RiskListResult(day, list_id, header, frame, departures, notes)
+
+
+def rank_scores(
+    scores: ListScores,
+    as_of: dt.date,
+    settings: RiskListSettings,
+    run: ListOptions,
+    notes: list[str],
+) -> pd.DataFrame:
+    """The list's rows from the scores: revenue at risk, action, rank, suppression, and
+    who is on the list (the first ``capacity`` customers who may be called)."""
+    frame = scores.frame[[CUSTOMER_ID, "segment", "plan", "monthly_revenue"]].copy()
+    frame["churn_probability"] = scores.frame["churn_probability"].to_numpy()
+    bands = scores.frame["risk_band"].to_numpy()
+    frame["risk_band"] = bands
+    frame["revenue_at_risk"] = (
+        frame["churn_probability"] * frame["monthly_revenue"] * settings.revenue_months
+    )
+    drivers = scores.frame["reasons"].tolist()
+    frame["reasons"] = drivers
+    frame["action"] = [
+        next_step([d["family"] for d in row], str(band))
+        for row, band in zip(drivers, bands, strict=True)
+    ]
+    frame = _rank(frame, settings, notes)
+    frame = _suppress(frame, run.suppression, as_of, settings, run.suppression_name, notes)
+    frame["on_list"] = _on_list(frame["suppressed"].to_numpy(), settings.capacity)
+    return frame
+
+
+def _fingerprint(scores: ListScores, suppression: pd.DataFrame | None) -> dict[str, Any]:
+    """What the list was made from: the tables' content hashes, the suppression table's."""
+    return {
+        "customers_rows": scores.customers.rows,
+        "customers_content": scores.customers.text,
+        "interactions_rows": scores.interactions.rows,
+        "interactions_content": scores.interactions.text,
+        **(
+            {
+                "suppression_rows": len(suppression),
+                "suppression_sha256": fingerprint(suppression),
+            }
+            if suppression is not None
+            else {}
+        ),
+    }
 
 
 def export_frame(result: RiskListResult) -> pd.DataFrame:

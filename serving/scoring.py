@@ -34,15 +34,23 @@ import pandas as pd
 import pyarrow as pa
 
 from churnml.io import TEXT
+from churnml.validation import (
+    ONE_DAY,
+    all_distinct,
+    churned_before_signup,
+    contact_after_churn,
+    contact_before_signup,
+    first_copies,
+)
 from features.build import FeatureArrays, build_feature_arrays
 from features.reasons import REASONS_PER_CUSTOMER, next_step
 from model.predictor import Prediction, Predictor
 from serving.schemas import Customer, Interaction, as_utc
 
 MAX_PROBLEMS = 20
-DAY_NS = 86_400 * 10**9
 _EPOCH = dt.date(1970, 1, 1)
-_NAT = np.iinfo(np.int64).min
+_NAT = np.iinfo(np.int64).min  # numpy's NaT: the int64 times viewed as _NS
+_NS = "datetime64[ns]"
 
 # The request's own fields, in its order: a customer's, and a contact's.
 _CUSTOMER_FIELDS = tuple(Customer.model_fields)
@@ -120,22 +128,24 @@ class RequestColumns:
     def breaks_rules(self, as_of: dt.date) -> bool:
         """Whether ``check_rows`` finds a problem, from whole arrays (a few numpy calls)."""
         ids, contact_ids = self.customer["customer_id"], self.contact["interaction_id"]
-        if len(set(ids)) != len(ids) or len(set(contact_ids)) != len(contact_ids):
+        if not (all_distinct(ids) and all_distinct(contact_ids)):
             return True
-        day = (as_of - _EPOCH).days * DAY_NS
-        signup, churn = self.signup_ns, self.churn_ns
-        has_churn = churn != _NAT
-        if (signup > day).any() or (has_churn & ((churn < signup) | (churn <= day))).any():
+        day = np.datetime64((as_of - _EPOCH).days * 86_400 * 10**9, "ns")  # 5x np.datetime64(as_of)
+        signup, churn = self.signup_ns.view(_NS), self.churn_ns.view(_NS)  # _NAT is NaT
+        if (
+            (signup > day).any()
+            or (churn <= day).any()
+            or churned_before_signup(churn, signup).any()
+        ):
             return True
         if not len(self.started_ns):
             return False
         owners = self.owners()
-        started = self.started_ns
-        churn_end = np.where(has_churn, churn + DAY_NS, np.iinfo(np.int64).max)
+        started = self.started_ns.view(_NS)
         return bool(
-            (started >= day + DAY_NS).any()
-            or (started < signup[owners]).any()
-            or (started >= churn_end[owners]).any()
+            (started >= day + ONE_DAY).any()
+            or contact_before_signup(started, signup[owners]).any()
+            or contact_after_churn(started, churn[owners]).any()
         )
 
 
@@ -160,116 +170,161 @@ def check_rows(
     customers: Sequence[Customer], as_of: dt.date, columns: RequestColumns | None = None
 ) -> list[Problem]:
     """The contract's rules across rows (``churnml.validation``'s unique ids and timeline
-    rules) plus the service's own: every customer active on as_of, no contact after it.
+    rules, by its own predicates) plus the service's own: every customer active on as_of,
+    no contact after it.
 
     Checked on whole arrays first (``columns``, read from ``customers`` when not given);
     only a request that breaks a rule is walked row by row to name each problem."""
     columns = columns or RequestColumns.read(customers)
     if not columns.breaks_rules(as_of):
         return []
-    return _problems(customers, as_of)
+    return _problems(customers, as_of, columns)
 
 
-def _problems(customers: Sequence[Customer], as_of: dt.date) -> list[Problem]:
+@dataclass(frozen=True)
+class _Broken:
+    """Where a request breaks the contract's rules across rows, by validation's predicates:
+    per customer and per contact (contacts flat, in request order)."""
+
+    first_customer: np.ndarray  # position of the first customer with the id
+    churned_early: np.ndarray
+    first_contact: np.ndarray  # flat position of the first contact with the id
+    before_signup: np.ndarray
+    after_churn: np.ndarray
+    owners: np.ndarray
+    starts: np.ndarray  # flat position of each customer's first contact
+
+    @classmethod
+    def find(cls, columns: RequestColumns) -> _Broken:
+        signup, churn = columns.signup_ns.view(_NS), columns.churn_ns.view(_NS)
+        owners = columns.owners()
+        started = columns.started_ns.view(_NS)
+        return cls(
+            first_copies(columns.customer["customer_id"]),
+            churned_before_signup(churn, signup),
+            first_copies(columns.contact["interaction_id"]),
+            contact_before_signup(started, signup[owners]),
+            contact_after_churn(started, churn[owners]),
+            owners,
+            np.cumsum(columns.sizes) - columns.sizes,
+        )
+
+
+def _problems(
+    customers: Sequence[Customer], as_of: dt.date, columns: RequestColumns | None = None
+) -> list[Problem]:
     """Every problem of the rules across rows with its field path, in request order."""
     problems: list[Problem] = []
-    seen_customers: dict[str, int] = {}
-    seen_contacts: dict[str, tuple[int, int]] = {}
+    columns = columns or RequestColumns.read(customers)
+    broken = _Broken.find(columns)
     end_of_day = dt.datetime.combine(as_of, dt.time()) + dt.timedelta(days=1)
-    for i, customer in enumerate(customers):
+    for i, customer in enumerate(columns.customers):
         here = ("customers", i)
-        if customer.customer_id in seen_customers:
-            problems.append(
-                Problem(
-                    (*here, "customer_id"),
-                    f"customer_id {customer.customer_id!r} repeats "
-                    f"customers[{seen_customers[customer.customer_id]}]; "
-                    "expected each customer_id once",
-                    "duplicate",
-                )
-            )
-        else:
-            seen_customers[customer.customer_id] = i
-        signup, churned = customer.signup_date, customer.churned_at
-        if churned is not None and churned < signup:
-            problems.append(
-                Problem(
-                    (*here, "churned_at"),
-                    f"churned_at {churned} is before signup_date {signup}; expected "
-                    "churned_at on or after signup_date",
-                    "timeline",
-                )
-            )
-        if signup > as_of:
-            problems.append(
-                Problem(
-                    (*here, "signup_date"),
-                    f"signup_date {signup} is after as_of {as_of}; the customer is "
-                    "not a customer yet on as_of",
-                    "not_active",
-                )
-            )
-        if churned is not None and churned <= as_of:
-            problems.append(
-                Problem(
-                    (*here, "churned_at"),
-                    f"the customer left on {churned}, on or before as_of {as_of}; "
-                    "score only current customers",
-                    "not_active",
-                )
-            )
-        signup_start = dt.datetime.combine(signup, dt.time())
-        churn_end = (
-            None
-            if churned is None
-            else dt.datetime.combine(churned, dt.time()) + dt.timedelta(days=1)
-        )
+        problems += _customer_problems(customer, here, broken, as_of)
         for j, contact in enumerate(customer.interactions):
             at = (*here, "interactions", j)
-            contact_id = contact["interaction_id"]
-            if contact_id in seen_contacts:
-                first = seen_contacts[contact_id]
-                problems.append(
-                    Problem(
-                        (*at, "interaction_id"),
-                        f"interaction_id {contact_id!r} repeats "
-                        f"customers[{first[0]}].interactions[{first[1]}]; "
-                        "expected each interaction_id once",
-                        "duplicate",
-                    )
-                )
-            else:
-                seen_contacts[contact_id] = (i, j)
-            started = as_utc(contact["started_at"])
-            if started >= end_of_day:
-                problems.append(
-                    Problem(
-                        (*at, "started_at"),
-                        f"started_at {started.isoformat()} is after as_of {as_of}; "
-                        "send contacts up to the end of the as_of day only",
-                        "after_as_of",
-                    )
-                )
-            if started < signup_start:
-                problems.append(
-                    Problem(
-                        (*at, "started_at"),
-                        f"started_at {started.isoformat()} is before the customer's "
-                        f"signup_date {signup}; expected started_at on or after it",
-                        "timeline",
-                    )
-                )
-            elif churn_end is not None and started >= churn_end:
-                problems.append(
-                    Problem(
-                        (*at, "started_at"),
-                        f"started_at {started.isoformat()} is after the customer's "
-                        f"churned_at day {churned}",
-                        "timeline",
-                    )
-                )
+            problems += _contact_problems(contact, at, broken, customer, end_of_day, as_of)
             if len(problems) >= MAX_PROBLEMS:
                 return problems
+    return problems
+
+
+def _customer_problems(
+    customer: Customer, here: tuple[str, int], broken: _Broken, as_of: dt.date
+) -> list[Problem]:
+    problems: list[Problem] = []
+    i = here[1]
+    first = int(broken.first_customer[i])
+    if first != i:
+        problems.append(
+            Problem(
+                (*here, "customer_id"),
+                f"customer_id {customer.customer_id!r} repeats customers[{first}]; "
+                "expected each customer_id once",
+                "duplicate",
+            )
+        )
+    signup, churned = customer.signup_date, customer.churned_at
+    if broken.churned_early[i]:
+        problems.append(
+            Problem(
+                (*here, "churned_at"),
+                f"churned_at {churned} is before signup_date {signup}; expected "
+                "churned_at on or after signup_date",
+                "timeline",
+            )
+        )
+    if signup > as_of:
+        problems.append(
+            Problem(
+                (*here, "signup_date"),
+                f"signup_date {signup} is after as_of {as_of}; the customer is "
+                "not a customer yet on as_of",
+                "not_active",
+            )
+        )
+    if churned is not None and churned <= as_of:
+        problems.append(
+            Problem(
+                (*here, "churned_at"),
+                f"the customer left on {churned}, on or before as_of {as_of}; "
+                "score only current customers",
+                "not_active",
+            )
+        )
+    return problems
+
+
+def _contact_problems(
+    contact: Interaction,
+    at: tuple[str | int, ...],
+    broken: _Broken,
+    customer: Customer,
+    end_of_day: dt.datetime,
+    as_of: dt.date,
+) -> list[Problem]:
+    problems: list[Problem] = []
+    k = int(broken.starts[at[1]]) + int(at[3])  # the contact's flat position
+    first = int(broken.first_contact[k])
+    if first != k:
+        owner = int(broken.owners[first])
+        problems.append(
+            Problem(
+                (*at, "interaction_id"),
+                f"interaction_id {contact['interaction_id']!r} repeats "
+                f"customers[{owner}].interactions[{first - int(broken.starts[owner])}]; "
+                "expected each interaction_id once",
+                "duplicate",
+            )
+        )
+    started = as_utc(contact["started_at"])
+    if started >= end_of_day:
+        problems.append(
+            Problem(
+                (*at, "started_at"),
+                f"started_at {started.isoformat()} is after as_of {as_of}; "
+                "send contacts up to the end of the as_of day only",
+                "after_as_of",
+            )
+        )
+    if broken.before_signup[k]:
+        problems.append(
+            Problem(
+                (*at, "started_at"),
+                f"started_at {started.isoformat()} is before the customer's "
+                f"signup_date {customer.signup_date}; expected started_at on or after it",
+                "timeline",
+            )
+        )
+    elif broken.after_churn[k]:
+        problems.append(
+            Problem(
+                (*at, "started_at"),
+                f"started_at {started.isoformat()} is after the customer's "
+                f"churned_at day {customer.churned_at}",
+                "timeline",
+            )
+        )
     return problems
 
 

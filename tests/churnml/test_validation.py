@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from churnml.errors import ContractError, InputError
-from churnml.validation import apply_policy, check_tables, load_tables, read_and_check
+from churnml.io import TEXT
+from churnml.validation import (
+    ORPHAN_REASON,
+    Breach,
+    all_distinct,
+    apply_policy,
+    as_text,
+    check_tables,
+    churned_before_signup,
+    contact_after_churn,
+    contact_before_signup,
+    first_copies,
+    give_reason,
+    later_copies,
+    load_tables,
+    profile_column,
+    read_and_check,
+    row_reasons,
+    set_aside,
+    set_orphans_aside,
+    stop_if_needed,
+    typed_table,
+)
 
 CUSTOMERS = """customer_id,signup_date,churned_at,segment,plan,monthly_revenue,region
 C1,2025-01-01,,consumer,basic,10.5,north
@@ -393,3 +416,119 @@ def test_check_tables_works_on_frames_as_a_caller_sends_them():
     )
     result = check_tables(customers, interactions)
     assert [b.rule for b in result.breaches] == ["negative:wait_seconds"]
+
+
+# --- the policy and the rules as public functions (the Dask engine and the service use them)
+
+
+NAT = np.datetime64("NaT", "ns")
+
+
+def _ns(*values: str | None) -> np.ndarray:
+    return np.array([NAT if v is None else np.datetime64(v, "ns") for v in values])
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (["a", "b", "a", None, "b", "a"], [0, 1, 0, -1, 1, 0]),
+        (("x", "y"), [0, 1]),
+        ([None, None], [-1, -1]),
+        ([], []),
+    ],
+)
+def test_first_copies_name_the_first_row_of_each_value(values, expected):
+    series = pd.Series(values, dtype=TEXT) if isinstance(values, list) else values
+    assert first_copies(series).tolist() == expected
+
+
+def test_later_copies_break_the_unique_rule_but_missing_values_do_not():
+    ids = pd.Series(["a", "b", "a", None, None, "b"], dtype=TEXT)
+    assert later_copies(ids).tolist() == [False, False, True, False, False, True]
+    assert not all_distinct(ids) and all_distinct(pd.Series(["a", None, None], dtype=TEXT))
+    assert all_distinct(("a", "b", None, None)) and not all_distinct(("a", "b", "a"))
+
+
+def test_timeline_predicates_keep_missing_dates():
+    signup = _ns("2025-01-10", "2025-01-10", None, "2025-01-10")
+    churned = _ns("2025-01-09", None, "2025-01-01", "2025-01-10")
+    assert churned_before_signup(churned, signup).tolist() == [True, False, False, False]
+    started = _ns("2025-01-09T23:59:59", "2025-01-10", "2025-01-11", "2025-01-11")
+    assert contact_before_signup(started, signup).tolist() == [True, False, False, False]
+    # A contact on the churned_at day is kept; one on the next day is not.
+    late = contact_after_churn(
+        _ns("2025-01-10T23:59", "2025-01-11", "2025-01-11"), churned[[3, 3, 1]]
+    )
+    assert late.tolist() == [False, True, False]
+
+
+def _breach(table: str, rows: list[int], policy: str = "set_aside", problem: str = "p") -> Breach:
+    return Breach("f.csv", table, "rule", problem, "e", policy, rows=np.array(rows))
+
+
+def test_stop_if_needed_stops_on_the_first_stopping_rule_and_counts_the_others():
+    set_aside_only = [_breach("customers", [1])]
+    stop_if_needed(set_aside_only)  # nothing stops
+    with pytest.raises(ContractError, match=r"^f.csv: 1 row has p \(first: row 2\); e$"):
+        stop_if_needed(set_aside_only, strict=True)
+    both = [_breach("customers", [1]), _breach("customers", [], policy="stop", problem="q")]
+    with pytest.raises(ContractError) as error:
+        stop_if_needed(both)
+    assert str(error.value) == "f.csv: q; e (and 1 more broken rules: run churnml validate)"
+
+
+def test_row_reasons_give_each_row_the_first_breach_that_names_it():
+    breaches = [
+        _breach("customers", [2], problem="first"),
+        _breach("interactions", [0]),
+        _breach("customers", [0, 2], problem="second"),
+    ]
+    assert row_reasons(breaches, "customers", 3).tolist() == ["second; e", None, "first; e"]
+    assert row_reasons([_breach("interactions", [0])], "customers", 3) is None
+    reasons = np.array([None, "own"], dtype=object)
+    give_reason(reasons, np.array([0, 1]), "new")
+    assert reasons.tolist() == ["new", "own"]
+
+
+def test_a_customer_set_aside_takes_its_interactions_with_it():
+    customer_ids = pd.Series(["C1", "C2", None], dtype=TEXT)
+    owners = pd.Series(["C2", "C1", "C2", "C3"], dtype=TEXT)
+    customers = np.array([None, "bad", "bad"], dtype=object)
+    own = np.array([None, None, "own reason", None], dtype=object)
+    found = set_orphans_aside(customer_ids, customers, owners, own)
+    assert found.tolist() == [ORPHAN_REASON, None, "own reason", None]
+    created = set_orphans_aside(customer_ids, customers, owners, None)
+    assert created.tolist() == [ORPHAN_REASON, None, ORPHAN_REASON, None]
+    assert set_orphans_aside(customer_ids, None, owners, None) is None
+
+
+def test_set_aside_writes_the_quarantine_file_and_says_so(tmp_path):
+    rows = pd.DataFrame({"customer_id": ["C7", "C9"], "plan": ["basic", None]})
+    heard: list[str] = []
+    path = set_aside(
+        "customers", rows, np.array([6, 8]), ["why; fix", "how"], tmp_path, heard.append
+    )
+    written = pd.read_csv(path)
+    assert written.columns.tolist() == ["source_row", "quarantine_reason", "customer_id", "plan"]
+    assert written["source_row"].tolist() == [7, 9]
+    assert written["quarantine_reason"].tolist() == ["why; fix", "how"]
+    assert heard == [f"set aside 2 customers rows that break the contract: see {path}"]
+    with pytest.raises(ContractError, match="no quarantine folder"):
+        set_aside("customers", rows, np.array([6, 8]), ["a", "b"], None)
+
+
+def test_typed_table_types_one_piece_and_names_its_breaches():
+    raw = pd.DataFrame(
+        {
+            "customer_id": ["C1", "C2"],
+            "signup_date": ["2025-01-01", "soon"],
+            "churned_at": ["", ""],
+            "loyalty": ["3", "4"],
+        }
+    )
+    typed, breaches, complete = typed_table(raw, "customers", "c.csv")
+    assert complete and typed["signup_date"].dtype == "datetime64[ns]"
+    assert [(b.rule, b.rows.tolist()) for b in breaches] == [("type:signup_date", [1])]
+    assert typed["loyalty"].dtype == "float64"  # an extra column of numbers
+    assert profile_column(pd.Series(["3", "x"])).tolist() == ["3", "x"]
+    assert as_text(pd.Series(["a", " ", None])).isna().tolist() == [False, True, True]

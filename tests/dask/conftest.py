@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from churnml import dask_engine
+from churnml.engines.dask import cluster
 
 
 @pytest.fixture(scope="module")
@@ -14,5 +14,5 @@ def dask_client() -> Iterator[object]:
     # A nanny may give up restarting a worker that keeps dying; the scheduler then fails
     # the waiting tasks after this many seconds without a worker (the tests that kill
     # every worker end either way, with one line).
-    with dask_engine.client(None, workers=2, no_workers_timeout=20) as client:
+    with cluster.client(None, workers=2, no_workers_timeout=20) as client:
         yield client

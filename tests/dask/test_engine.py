@@ -3,13 +3,17 @@ aside, the same features (index, columns, dtypes, values, order) and the same sc
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from churnml import dask_engine
+from churnml.engines.dask import DaskEngine, cluster
+from churnml.engines.dask.checking import load_tables_dask
+from churnml.engines.dask.partitions import build_features_dask, score_dask
+from churnml.engines.scoring import score_day
 from churnml.errors import ContractError
 from churnml.validation import load_tables
 from features import build_features
@@ -23,7 +27,7 @@ def local_sample():
 
 @pytest.fixture(scope="module")
 def dask_sample(dask_client):
-    return dask_engine.load_tables_dask(
+    return load_tables_dask(
         SAMPLE / "customers.csv", SAMPLE / "interactions.csv", client=dask_client, partitions=5
     )
 
@@ -46,7 +50,7 @@ def test_features_equal_the_local_engine_on_the_sample(dask_sample, local_sample
         len(local_sample.interactions),
     )
     expected = build_features(local_sample.customers, local_sample.interactions, AS_OF)
-    features = dask_engine.build_features_dask(dask_sample, AS_OF)
+    features = build_features_dask(dask_sample, AS_OF)
     pd.testing.assert_frame_equal(features, expected, check_exact=True)
     assert features.shape == (2950, 89)
     # Every partition held customers: the hash spreads them.
@@ -65,7 +69,7 @@ def test_broken_rows_are_set_aside_as_the_local_engine_does(
     local_messages: list[str] = []
     local = load_tables(*paths, quarantine_dir=tmp_path / "local", report=local_messages.append)
     messages: list[str] = []
-    tables = dask_engine.load_tables_dask(
+    tables = load_tables_dask(
         *paths,
         client=dask_client,
         partitions=4,
@@ -88,9 +92,7 @@ def test_broken_rows_are_set_aside_as_the_local_engine_does(
     assert local.customers["score"].dtype == np.float64
     for day in ("2025-09-30", AS_OF):
         expected = build_features(local.customers, local.interactions, day)
-        pd.testing.assert_frame_equal(
-            dask_engine.build_features_dask(tables, day), expected, check_exact=True
-        )
+        pd.testing.assert_frame_equal(build_features_dask(tables, day), expected, check_exact=True)
 
 
 @pytest.mark.parametrize("strict", [False, True])
@@ -105,7 +107,7 @@ def test_a_stop_gives_the_local_engines_message(dask_client, tmp_path, strict) -
     with pytest.raises(ContractError) as local:
         load_tables(*paths, quarantine_dir=tmp_path / "q", strict=strict)
     with pytest.raises(ContractError) as ours:
-        dask_engine.load_tables_dask(
+        load_tables_dask(
             *paths,
             client=dask_client,
             piece_rows=1000,
@@ -119,7 +121,7 @@ def test_a_stop_gives_the_local_engines_message(dask_client, tmp_path, strict) -
 
 def test_without_a_quarantine_folder_broken_rows_stop(dask_client, broken_world) -> None:
     with pytest.raises(ContractError, match="no quarantine folder"):
-        dask_engine.load_tables_dask(
+        load_tables_dask(
             broken_world / "customers", broken_world / "interactions", client=dask_client
         )
 
@@ -139,7 +141,7 @@ def test_scores_equal_the_local_engine(dask_sample, local_sample) -> None:
     )
     local = predictor.explain(predictor.prepare(features))
     probability, reasons = local.probability, local.reasons
-    scores = dask_engine.score_dask(predictor, dask_sample, AS_OF)
+    scores = score_dask(predictor, dask_sample, AS_OF)
     assert list(scores.columns) == ["customer_id", "churn_probability", "risk_band", "reasons"]
     assert scores["customer_id"].tolist() == features.index.astype(str).tolist()
     np.testing.assert_allclose(scores["churn_probability"], probability, rtol=0, atol=1e-9)
@@ -153,8 +155,11 @@ def test_scores_equal_the_local_engine(dask_sample, local_sample) -> None:
         np.testing.assert_allclose(
             [r["contribution"] for r in ours], [r["contribution"] for r in theirs], atol=1e-12
         )
-    # As `churnml score` writes them (Predictor.score_tables' columns).
-    exported = dask_engine.score_file_frame(scores, AS_OF)
+    # As `churnml score` writes them (Predictor.score_tables' columns), by the scoring
+    # path both engines share (churnml.engines.scoring.score_day over Engine.map).
+    exported = score_day(
+        DaskEngine.on_tables(dask_sample), predictor, dt.date.fromisoformat(AS_OF)
+    )
     written = predictor.score_tables(local_sample.customers, local_sample.interactions, AS_OF)
     assert list(exported.columns) == list(written.columns)
     np.testing.assert_allclose(
@@ -175,20 +180,18 @@ def test_unreadable_inputs_give_the_local_engines_errors(dask_client, tmp_path) 
     with pytest.raises(InputError) as local:
         load_tables(missing, SAMPLE / "interactions.csv")
     with pytest.raises(InputError) as ours:
-        dask_engine.load_tables_dask(missing, SAMPLE / "interactions.csv", client=dask_client)
+        load_tables_dask(missing, SAMPLE / "interactions.csv", client=dask_client)
     assert str(ours.value) == str(local.value)
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="holds no .parquet files"):
-        dask_engine.load_tables_dask(
-            SAMPLE / "customers.csv", tmp_path / "empty", client=dask_client
-        )
+        load_tables_dask(SAMPLE / "customers.csv", tmp_path / "empty", client=dask_client)
 
 
 def test_the_client_connects_to_a_running_scheduler(dask_client) -> None:
     from churnml.errors import ConfigError
 
-    with dask_engine.client(dask_client.scheduler.address) as other:
+    with cluster.client(dask_client.scheduler.address) as other:
         assert len(other.nthreads()) == 2
     with pytest.raises(ConfigError, match="cannot connect"):
-        with dask_engine.client("tcp://127.0.0.1:9", timeout=1):
+        with cluster.client("tcp://127.0.0.1:9", timeout=1):
             pass

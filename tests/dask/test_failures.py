@@ -12,7 +12,10 @@ import pandas as pd
 import pytest
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from churnml import dask_engine
+from churnml.engines.dask import cluster, partitions
+from churnml.engines.dask.checking import load_tables_dask
+from churnml.engines.dask.partitions import build_features_dask
+from churnml.errors import DaskEngineError
 from churnml.validation import load_tables
 from features import build_features
 from tests.dask.helpers import AS_OF, SAMPLE
@@ -23,9 +26,9 @@ PLUGIN = "churnml-test-crash"
 
 
 def _patch(marker: str | None) -> None:
-    """On a worker: make dask_engine's build_features kill the worker process, once (the
+    """On a worker: make the Dask partitions' build_features kill the worker process, once (the
     first call to create ``marker``) or always (``marker`` None)."""
-    original = getattr(dask_engine.build_features, "original", dask_engine.build_features)
+    original = getattr(partitions.build_features, "original", partitions.build_features)
 
     def crashing(*args, **kwargs):
         if marker is None:
@@ -37,12 +40,12 @@ def _patch(marker: str | None) -> None:
         os._exit(1)  # the first call anywhere: the worker dies in the middle of its task
 
     crashing.original = original
-    dask_engine.build_features = crashing
+    partitions.build_features = crashing
 
 
 def _restore() -> None:
-    dask_engine.build_features = getattr(
-        dask_engine.build_features, "original", dask_engine.build_features
+    partitions.build_features = getattr(
+        partitions.build_features, "original", partitions.build_features
     )
 
 
@@ -60,7 +63,7 @@ class CrashEveryWorker(WorkerPlugin):
 
 @pytest.fixture(scope="module")
 def tables(dask_client):
-    return dask_engine.load_tables_dask(
+    return load_tables_dask(
         SAMPLE / "customers.csv", SAMPLE / "interactions.csv", client=dask_client, partitions=6
     )
 
@@ -78,7 +81,7 @@ def test_a_worker_killed_while_building_features_changes_nothing(
     pids = set(dask_client.run(os.getpid).values())
     dask_client.run(_patch, str(marker))
     try:
-        features = dask_engine.build_features_dask(tables, AS_OF)
+        features = build_features_dask(tables, AS_OF)
     finally:
         dask_client.run(_restore)
     assert marker.exists(), "no worker died: the test proved nothing"
@@ -91,8 +94,8 @@ def test_a_task_that_kills_every_worker_ends_in_one_clear_line(
 ) -> None:
     dask_client.register_plugin(CrashEveryWorker())
     try:
-        with pytest.raises(dask_engine.DaskEngineError) as error:
-            dask_engine.build_features_dask(tables, AS_OF)
+        with pytest.raises(DaskEngineError) as error:
+            build_features_dask(tables, AS_OF)
     finally:
         dask_client.unregister_worker_plugin(PLUGIN)
     message = str(error.value)
@@ -106,19 +109,17 @@ def test_a_task_that_kills_every_worker_ends_in_one_clear_line(
     assert "no partial result" in message
     # The tables' partitions died with the workers; on fresh workers it all works again.
     dask_client.restart()
-    again = dask_engine.load_tables_dask(
+    again = load_tables_dask(
         SAMPLE / "customers.csv", SAMPLE / "interactions.csv", client=dask_client, partitions=6
     )
-    pd.testing.assert_frame_equal(
-        dask_engine.build_features_dask(again, AS_OF), expected, check_exact=True
-    )
+    pd.testing.assert_frame_equal(build_features_dask(again, AS_OF), expected, check_exact=True)
 
 
 def test_a_cluster_left_without_workers_ends_in_one_clear_line() -> None:
     """No worker alive (all gone, none restarted): the scheduler's no-workers timeout fails
     the waiting tasks, and the computation ends in one line instead of waiting for ever."""
-    with dask_engine.client(None, workers=1, no_workers_timeout=3) as client:
-        tables = dask_engine.load_tables_dask(
+    with cluster.client(None, workers=1, no_workers_timeout=3) as client:
+        tables = load_tables_dask(
             SAMPLE / "customers.csv", SAMPLE / "interactions.csv", client=client, partitions=2
         )
         client.cluster.scale(0)  # the nanny and its worker go: no restart
@@ -126,8 +127,8 @@ def test_a_cluster_left_without_workers_ends_in_one_clear_line() -> None:
         while client.scheduler_info()["workers"] and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not client.scheduler_info()["workers"]
-        with pytest.raises(dask_engine.DaskEngineError) as error:
-            dask_engine.build_features_dask(tables, AS_OF)
+        with pytest.raises(DaskEngineError) as error:
+            build_features_dask(tables, AS_OF)
     message = str(error.value)
     assert "\n" not in message
     assert message.startswith("building features failed: no Dask worker was alive for 3 s")

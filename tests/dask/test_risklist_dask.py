@@ -17,12 +17,14 @@ import pandas as pd
 import pytest
 from distributed.comm.core import CommClosedError
 
-from churnml import dask_engine
 from churnml.cli import main
+from churnml.engines.dask.checking import load_tables_dask
+from churnml.engines.dask.lists import make_risk_list_dask
+from churnml.errors import DaskEngineError
 from churnml.io import ContentHash, content_hash
 from churnml.validation import load_tables
 from serving.loading import load_served_model
-from serving.risklist import RiskListSettings, make_risk_list, make_risk_list_dask
+from serving.risklist import RiskListSettings, make_risk_list
 from serving.store import RiskListStore
 from tests.dask.helpers import SAMPLE
 from tests.dask.test_failures import PLUGIN, CrashEveryWorker, _patch, _restore
@@ -47,7 +49,7 @@ def served():
 
 @pytest.fixture(scope="module")
 def tables(dask_client):
-    return dask_engine.load_tables_dask(
+    return load_tables_dask(
         SAMPLE / "customers.csv", SAMPLE / "interactions.csv", client=dask_client, partitions=6
     )
 
@@ -172,7 +174,7 @@ def test_every_worker_dying_is_one_line_and_leaves_the_store_as_it_was(
     before = stored(store, DAY1)
     dask_client.register_plugin(CrashEveryWorker())
     try:
-        with pytest.raises(dask_engine.DaskEngineError) as error:
+        with pytest.raises(DaskEngineError) as error:
             make_risk_list_dask(tables, DAY2, served, store, SETTINGS)
     finally:
         # The scheduler forgets the plugin first, then tells the workers; one that is just

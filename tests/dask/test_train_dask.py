@@ -17,14 +17,15 @@ import mlflow
 import pandas as pd
 import pytest
 
-from churnml import dask_engine
 from churnml.cli import main
-from churnml.errors import ChurnmlError, DataError
+from churnml.engines.dask import cluster
+from churnml.engines.dask.checking import load_tables_dask
+from churnml.engines.dask.train import build_snapshots_dask, train_dask
+from churnml.errors import ChurnmlError, DaskEngineError, DataError
 from churnml.validation import load_tables
 from tests.dask.helpers import AS_OF, SAMPLE, sample_text
 from tests.serving.helpers import trained_home
 from training import TrainingSettings, train_from_tables
-from training.dask_train import build_snapshots_dask, train_dask
 from training.snapshots import build_snapshot_frame, default_as_of, default_builder, snapshot_plan
 
 pytestmark = pytest.mark.slow
@@ -39,7 +40,7 @@ def local_tables():
 
 @pytest.fixture(scope="module")
 def tables(dask_client):
-    return dask_engine.load_tables_dask(
+    return load_tables_dask(
         SAMPLE / "customers.csv", SAMPLE / "interactions.csv", client=dask_client
     )
 
@@ -205,7 +206,7 @@ def test_a_fold_without_churners_fails_as_on_the_local_engine(dask_client, tmp_p
     local = _error(
         lambda: train_from_tables(local_tables.customers, local_tables.interactions, settings)
     )
-    tables = dask_engine.load_tables_dask(*paths, client=dask_client)
+    tables = load_tables_dask(*paths, client=dask_client)
     dask = _error(lambda: train_dask(tables, settings))
     assert type(dask) is type(local) is DataError
     assert str(dask) == str(local) and "\n" not in str(dask)
@@ -225,7 +226,7 @@ def test_a_customer_table_with_engine_dask_is_refused_in_one_line(capsys, tmp_pa
 def _die_after_three_rounds() -> None:
     """On a worker: its next LightGBM fit kills the worker process after 3 rounds, once
     every machine is connected."""
-    from training import dask_train
+    from churnml.engines.dask import train as dask_train
 
     original = dask_train._QuietClassifier.fit
 
@@ -242,13 +243,13 @@ def _die_after_three_rounds() -> None:
 
 def test_a_worker_dying_during_the_fit_is_one_line_and_registers_nothing(tmp_path) -> None:
     settings = TrainingSettings(home=tmp_path / "home", backtest_folds=1)
-    with dask_engine.client(None, workers=2) as client:
-        tables = dask_engine.load_tables_dask(
+    with cluster.client(None, workers=2) as client:
+        tables = load_tables_dask(
             SAMPLE / "customers.csv", SAMPLE / "interactions.csv", client=client
         )
         client.run(_die_after_three_rounds, workers=[sorted(client.nthreads())[1]])
         error = _error(lambda: train_dask(tables, settings))
-    assert isinstance(error, dask_engine.DaskEngineError) and "\n" not in str(error)
+    assert isinstance(error, DaskEngineError) and "\n" not in str(error)
     assert str(error).startswith("training LightGBM on the cluster failed")
     client = mlflow.MlflowClient(settings.resolved_tracking_uri())
     assert not client.search_model_versions("name = 'churn-risk'")

@@ -1,14 +1,14 @@
 """Training on a Dask cluster: ``churnml train --engine dask``.
 
 ``train_dask(tables, settings)`` trains on the validated tables that
-``churnml.dask_engine.load_tables_dask`` left on the cluster, and logs and registers the
+``churnml.engines.dask.checking.load_tables_dask`` left on the cluster, and logs and registers the
 model exactly as ``training.pipeline.train_from_tables`` does: the same snapshots, folds,
 calibrator, baselines, metrics, plots, champion comparison, promotion gate and MLflow run.
 Only where the snapshot rows live and how LightGBM fits differ:
 
 * **Snapshots on the workers.** Each customer partition runs the local engine's own
   ``build_snapshot_frame`` with its feature builder (``features.ContactHistory``), with the
-  categories pinned to the whole table's (``dask_engine.pinned_settings``). A customer's
+  categories pinned to the whole table's (``partitions.pinned_settings``). A customer's
   snapshot rows depend on its own rows only; what is decided on the whole table is decided
   on the whole table: whether a snapshot day is sampled (on the table's count of active
   customers that day, summed over the partitions first), float32 or float64 per column and
@@ -60,16 +60,10 @@ import numpy as np
 import pandas as pd
 
 from churnml.contract import CUSTOMER_ID
-from churnml.dask_engine import (
-    INTERACTION_COLUMNS,
-    ROW,
-    DaskEngineError,
-    DaskTables,
-    _cluster_errors,
-    build_features_dask,
-    pinned_settings,
-)
-from churnml.errors import DataError
+from churnml.engines.dask.cluster import cluster_errors
+from churnml.engines.dask.partitions import build_features_dask, pinned_settings
+from churnml.engines.dask.tables import INTERACTION_COLUMNS, ROW, DaskTables
+from churnml.errors import DaskEngineError, DataError
 from churnml.io import ContentHash, content_hash
 from training.settings import TrainingSettings
 from training.snapshots import (
@@ -124,22 +118,7 @@ def train_dask(
     source = build_snapshots_dask(tables, needed, settings, feature_settings)
     try:
         clock["features"] = time.perf_counter()
-        threads = tables.client.nthreads()
-        data = {
-            "engine": "dask",
-            "dask.scheduler": tables.client.scheduler.address,
-            "dask.workers": len(threads),
-            "dask.threads": sum(threads.values()),
-            "dask.partitions": tables.partitions,
-            "customers_rows": tables.customer_rows,
-            "interactions_rows": tables.interaction_rows,
-            # The tables are never in one process: no SHA-256 of their bytes; the content
-            # hashes are the local engine's for the same rows.
-            "customers_sha256": "(not on the dask engine: see customers_content_hash)",
-            "interactions_sha256": "(not on the dask engine: see interactions_content_hash)",
-            "customers_content_hash": source.content["customers"].text,
-            "interactions_content_hash": source.content["interactions"].text,
-        }
+        data = _data_params(tables, source)
         return train_on_snapshots(
             source,
             folds=folds,
@@ -161,9 +140,29 @@ def train_dask(
         source.release()
 
 
+def _data_params(tables: DaskTables, source: DaskSnapshots) -> dict[str, Any]:
+    """The run's parameters about the data and the cluster."""
+    threads = tables.client.nthreads()
+    return {
+        "engine": "dask",
+        "dask.scheduler": tables.client.scheduler.address,
+        "dask.workers": len(threads),
+        "dask.threads": sum(threads.values()),
+        "dask.partitions": tables.partitions,
+        "customers_rows": tables.customer_rows,
+        "interactions_rows": tables.interaction_rows,
+        # The tables are never in one process: no SHA-256 of their bytes; the content
+        # hashes are the local engine's for the same rows.
+        "customers_sha256": "(not on the dask engine: see customers_content_hash)",
+        "interactions_sha256": "(not on the dask engine: see interactions_content_hash)",
+        "customers_content_hash": source.content["customers"].text,
+        "interactions_content_hash": source.content["interactions"].text,
+    }
+
+
 def _contact_span(tables: DaskTables) -> tuple[pd.Timestamp, pd.Timestamp]:
     started = tables.interactions["started_at"]
-    with _cluster_errors("reading the contact days"):
+    with cluster_errors("reading the contact days"):
         low, high = tables.client.compute([started.min(), started.max()], sync=True)
     return pd.Timestamp(low), pd.Timestamp(high)
 
@@ -199,7 +198,7 @@ def build_snapshots_dask(
     client = tables.client
     days = sorted(pd.Timestamp(d) for d in days)
     pinned = pinned_settings(tables, feature_settings)
-    with _cluster_errors("building the training snapshots"):
+    with cluster_errors("building the training snapshots"):
         customers = client.compute(tables.customers.to_delayed())
         interactions = client.compute(tables.interactions.to_delayed())
         # Sampling is decided on the whole table's active customers per day.
@@ -237,18 +236,7 @@ def build_snapshots_dask(
         client.gather(client.map(len, parts))  # every part built, or the error here
     counts = pd.concat([s["counts"] for s in summaries]).groupby(level=[0, 1]).sum().sort_index()
     rates = pd.concat([s["rates"] for s in summaries]).groupby(level=0).first().sort_index()
-    cap = settings.max_snapshot_customers
-    sampling = SnapshotSampling(
-        cap=cap,
-        seed=settings.seed,
-        active_rows=int(active.sum()),
-        kept_rows=int(counts["rows"].sum()),
-        evaluated_rows=int(counts.xs(True, level=1)["rows"].sum())
-        if True in counts.index.get_level_values(1)
-        else 0,
-        sampled_snapshots=int((active > cap).sum()),
-        min_rate=min((float(cap / n) if n > cap else 1.0 for n in active), default=1.0),
-    )
+    sampling = _sampling(settings.max_snapshot_customers, settings.seed, active, counts)
     return DaskSnapshots(
         client=client,
         settings=settings,
@@ -258,6 +246,21 @@ def build_snapshots_dask(
         rates=rates,
         sampling=sampling,
         content=content,
+    )
+
+
+def _sampling(cap: int, seed: int, active: np.ndarray, counts: pd.DataFrame) -> SnapshotSampling:
+    """What the snapshot sampling kept, from the whole table's counts per day."""
+    return SnapshotSampling(
+        cap=cap,
+        seed=seed,
+        active_rows=int(active.sum()),
+        kept_rows=int(counts["rows"].sum()),
+        evaluated_rows=int(counts.xs(True, level=1)["rows"].sum())
+        if True in counts.index.get_level_values(1)
+        else 0,
+        sampled_snapshots=int((active > cap).sum()),
+        min_rate=min((float(cap / n) if n > cap else 1.0 for n in active), default=1.0),
     )
 
 
@@ -575,7 +578,7 @@ class DaskSnapshots:
         client, seed = self.client, self.settings.seed
         dates = list(dates)
         wanted = None if columns is None else list(dict.fromkeys([*columns, SNAPSHOT_DATE, ROW]))
-        with _cluster_errors("collecting training rows"):
+        with cluster_errors("collecting training rows"):
             threshold = None
             if at_most is not None and total is not None and total > at_most:
                 smallest = client.gather(
@@ -618,7 +621,7 @@ class DaskSnapshots:
         groups: dict[int, list[Future]] = {}
         for j, part in enumerate(self.parts):
             groups.setdefault(j % len(workers), []).append(part)
-        with _cluster_errors("selecting the training rows"):
+        with cluster_errors("selecting the training rows"):
             placed = [
                 (
                     workers[r],
@@ -665,7 +668,7 @@ class DaskSnapshots:
     ) -> lgb.Booster:
         placed = self._training_parts(fold, weighted)
         if self._validation is None or self._validation[0] is not valid_x:
-            with _cluster_errors("sending the validation rows"):
+            with cluster_errors("sending the validation rows"):
                 shared = share_validation(self.client, valid_x, valid_y)
             self._validation = (valid_x, shared)
         return fit_on_cluster(
@@ -697,17 +700,12 @@ def fit_on_cluster(
     rows, so the rank order changed the model from run to run), and the eval set is the
     whole validation fold on every machine, not a share of it. Each machine runs
     ``lightgbm.dask._train_part``, the library's own (requirements.lock pins lightgbm)."""
-    from urllib.parse import urlparse
-
-    from lightgbm.dask import _assign_open_ports_to_workers, _train_part
-
     from training import models
 
     params = {k: v for k, v in params.items() if k != "num_threads"}
     params["n_estimators"] = models.MAX_BOOST_ROUNDS
     workers = [worker for worker, _part in placed]
-    threads = client.nthreads()
-    with _cluster_errors("training LightGBM on the cluster"):
+    with cluster_errors("training LightGBM on the cluster"):
         shared = shared or share_validation(client, valid_x, valid_y)
         parts = [
             client.submit(
@@ -715,28 +713,7 @@ def fit_on_cluster(
             )
             for worker, part in placed
         ]
-        sockets, ports = _assign_open_ports_to_workers(client=client, workers=workers)
-        machines = ",".join(f"{urlparse(worker).hostname}:{ports[worker]}" for worker in workers)
-        futures = [
-            client.submit(
-                _train_part,
-                model_factory=_QuietClassifier,
-                params={**params, "num_threads": threads.get(worker, 1)},
-                list_of_parts=[part],
-                machines=machines,
-                local_listen_port=ports[worker],
-                num_machines=len(workers),
-                time_out=params.get("time_out", 120),
-                remote_socket=sockets[worker],
-                return_model=rank == 0,
-                eval_names=["validation"],
-                callbacks=[lgb.early_stopping(models.EARLY_STOPPING_ROUNDS, verbose=False)],
-                workers=[worker],
-                allow_other_workers=False,
-                pure=False,
-            )
-            for rank, (worker, part) in enumerate(zip(workers, parts, strict=True))
-        ]
+        futures = _submit_machines(client, workers, parts, params)
         try:
             model = client.gather(futures)[0]
         except lgb.basic.LightGBMError as error:
@@ -752,6 +729,42 @@ def fit_on_cluster(
             "training LightGBM on the cluster failed: no validation score came back"
         )
     return booster
+
+
+def _submit_machines(
+    client: Client, workers: list[str], parts: list[Future], params: dict[str, Any]
+) -> list[Future]:
+    """One ``lightgbm.dask._train_part`` per worker, ranked in ``workers``' order; the
+    model comes back from rank 0."""
+    from urllib.parse import urlparse
+
+    from lightgbm.dask import _assign_open_ports_to_workers, _train_part
+
+    from training import models
+
+    threads = client.nthreads()
+    sockets, ports = _assign_open_ports_to_workers(client=client, workers=workers)
+    machines = ",".join(f"{urlparse(worker).hostname}:{ports[worker]}" for worker in workers)
+    return [
+        client.submit(
+            _train_part,
+            model_factory=_QuietClassifier,
+            params={**params, "num_threads": threads.get(worker, 1)},
+            list_of_parts=[part],
+            machines=machines,
+            local_listen_port=ports[worker],
+            num_machines=len(workers),
+            time_out=params.get("time_out", 120),
+            remote_socket=sockets[worker],
+            return_model=rank == 0,
+            eval_names=["validation"],
+            callbacks=[lgb.early_stopping(models.EARLY_STOPPING_ROUNDS, verbose=False)],
+            workers=[worker],
+            allow_other_workers=False,
+            pure=False,
+        )
+        for rank, (worker, part) in enumerate(zip(workers, parts, strict=True))
+    ]
 
 
 def share_validation(client: Client, valid_x: pd.DataFrame, valid_y: np.ndarray) -> list[Future]:

@@ -1,0 +1,31 @@
+"""The day's risk list of tables on a Dask cluster."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from churnml.engines.dask.tables import DaskTables
+
+if TYPE_CHECKING:
+    from serving.loading import ServedModel
+    from serving.risklist import RiskListResult, RiskListSettings
+    from serving.store import RiskListStore
+
+
+def make_risk_list_dask(
+    tables: DaskTables,
+    as_of: dt.date,
+    served: ServedModel,
+    store: RiskListStore,
+    settings: RiskListSettings,
+    **options: Any,
+) -> RiskListResult:
+    """``serving.risklist.make_risk_list`` of tables on a Dask cluster, with its keyword
+    ``options``: the same stored list, by the same ``make_risk_list_on`` over the engine.
+    Each partition builds its features and runs ``score_customers`` on its worker."""
+    from churnml.engines.dask import DaskEngine
+    from serving.risklist import make_risk_list_on
+
+    engine = DaskEngine.on_tables(tables)
+    return make_risk_list_on(engine, as_of, served, store, settings, **options)
