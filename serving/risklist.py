@@ -204,7 +204,12 @@ class Partitions(Protocol):
     name: str
 
     def map(
-        self, function: Callable[..., Any], model: Any, day: dt.date, *args: Any, what: str = ...
+        self,
+        function: Callable[..., Any],
+        predictor: Predictor,
+        day: dt.date,
+        *args: Any,
+        what: str = ...,
     ) -> list[Any]: ...
 
 
@@ -217,10 +222,17 @@ class WholeTables:
     name: str = "local"
 
     def map(
-        self, function: Callable[..., Any], model: Any, day: dt.date, *args: Any, what: str = ""
+        self,
+        function: Callable[..., Any],
+        predictor: Predictor,
+        day: dt.date,
+        *args: Any,
+        what: str = "",
     ) -> list[Any]:
-        features = model.features_from_tables(self.customers, self.interactions, pd.Timestamp(day))
-        return [function(model, features, self.customers, self.interactions, *args)]
+        features = predictor.model.features_from_tables(
+            self.customers, self.interactions, pd.Timestamp(day)
+        )
+        return [function(predictor, features, self.customers, self.interactions, *args)]
 
 
 @dataclass(frozen=True)
@@ -234,14 +246,14 @@ class ScoringStage:
 
     def __call__(
         self,
-        model: ChurnModel,
+        predictor: Predictor,
         features: pd.DataFrame,
         customers: pd.DataFrame,
         interactions: pd.DataFrame,
     ) -> ListScores:
         if self.say is not None:
             self.say(f"scoring {len(features):,} customers")
-        return score_customers(model, features, customers, interactions, self.as_of, self.watch)
+        return score_customers(predictor, features, customers, interactions, self.as_of, self.watch)
 
 
 def make_risk_list(
@@ -280,7 +292,7 @@ def make_risk_list_on(
     def score(previous: PreviousList) -> ListScores:
         run.say(f"building features as of {as_of:%Y-%m-%d}" + (" on the cluster" * (not here)))
         stage = ScoringStage(as_of, previous.watch, here)
-        parts = engine.map(stage, served.model, as_of, what="making the risk list")
+        parts = engine.map(stage, served.predictor, as_of, what="making the risk list")
         return ListScores.merge(parts)
 
     return finish_list(score, as_of, served, store, settings, run)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from churnml.settings import Settings
     from features.settings import FeatureSettings
+    from model.predictor import Predictor
     from training.pipeline import TrainResult
     from training.settings import TrainingSettings
 
@@ -45,12 +46,18 @@ class Engine(Protocol):
         ...
 
     def map(
-        self, function: Callable[..., Any], model: Any, day: dt.date, *args: Any, what: str = ...
+        self,
+        function: Callable[..., Any],
+        predictor: Predictor,
+        day: dt.date,
+        *args: Any,
+        what: str = ...,
     ) -> list[Any]:
-        """``function(model, features, customers, interactions, *args)`` on every partition,
-        with the model's features of ``day``: one result per partition, in partition order
-        (local: one). ``customers``' index orders its rows as the customers table does,
-        across partitions too (the local engine's is the table's RangeIndex)."""
+        """``function(predictor, features, customers, interactions, *args)`` on every
+        partition, with the features of ``day`` that the predictor's model reads: one result
+        per partition, in partition order (local: one). ``customers``' index orders its rows
+        as the customers table does, across partitions too (the local engine's is the
+        table's RangeIndex)."""
         ...
 
     def train(

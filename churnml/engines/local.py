@@ -13,6 +13,7 @@ from churnml.validation import Tables, load_tables
 if TYPE_CHECKING:
     from churnml.settings import Settings
     from features.settings import FeatureSettings
+    from model.predictor import Predictor
     from training.pipeline import TrainResult
     from training.settings import TrainingSettings
 
@@ -60,17 +61,17 @@ class LocalEngine:
     def map(
         self,
         function: Callable[..., Any],
-        model: Any,
+        predictor: Predictor,
         day: dt.date,
         *args: Any,
         what: str = "computing",
     ) -> list[Any]:
         """One partition: the whole tables, with the model's features of ``day``."""
         tables = self.tables()
-        features = model.features_from_tables(
+        features = predictor.model.features_from_tables(
             tables.customers, tables.interactions, pd.Timestamp(day)
         )
-        return [function(model, features, tables.customers, tables.interactions, *args)]
+        return [function(predictor, features, tables.customers, tables.interactions, *args)]
 
     def train(
         self,

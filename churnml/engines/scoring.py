@@ -8,7 +8,7 @@ list is written the same way, in ``serving.risklist.make_risk_list_on``.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,7 @@ from churnml.errors import DataError
 
 if TYPE_CHECKING:
     from churnml.engines import Engine
+    from model.predictor import Predictor
 
 ORDER = "__churnml_order__"  # a scored customer's place in the customers table
 
@@ -40,21 +41,24 @@ def in_table_order(parts: list[pd.DataFrame], day: dt.date) -> pd.DataFrame:
 
 
 def score_partition(
-    model: Any, features: pd.DataFrame, customers: pd.DataFrame, interactions: pd.DataFrame
+    predictor: Predictor,
+    features: pd.DataFrame,
+    customers: pd.DataFrame,
+    interactions: pd.DataFrame,
 ) -> pd.DataFrame:
-    """``ChurnModel.score_frame`` of one partition's features, with each customer's place
+    """``Predictor.score_frame`` of one partition's features, with each customer's place
     in the customers table."""
     if features.empty:  # a partition (or a day) with nobody active
         return pd.DataFrame()
-    scores = model.score_frame(features, features.index)
+    scores = predictor.score_frame(features, features.index)
     scores[ORDER] = place_in_table(features, customers)
     return scores
 
 
-def score_day(engine: Engine, model: Any, day: dt.date) -> pd.DataFrame:
+def score_day(engine: Engine, predictor: Predictor, day: dt.date) -> pd.DataFrame:
     """``churnml score``'s frame of every customer active on ``day``, in the customers
     table's order: customer_id, churn_probability, risk_band, reasons, reason_codes, as_of
     (the caller adds the model's version). DataError when nobody is active on ``day``."""
-    scores = in_table_order(engine.map(score_partition, model, day, what="scoring"), day)
+    scores = in_table_order(engine.map(score_partition, predictor, day, what="scoring"), day)
     scores["as_of"] = f"{day:%Y-%m-%d}"
     return scores

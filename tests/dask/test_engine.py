@@ -157,9 +157,7 @@ def test_scores_equal_the_local_engine(dask_sample, local_sample) -> None:
         )
     # As `churnml score` writes them (Predictor.score_tables' columns), by the scoring
     # path both engines share (churnml.engines.scoring.score_day over Engine.map).
-    exported = score_day(
-        DaskEngine.on_tables(dask_sample), predictor, dt.date.fromisoformat(AS_OF)
-    )
+    exported = score_day(DaskEngine.on_tables(dask_sample), predictor, dt.date.fromisoformat(AS_OF))
     written = predictor.score_tables(local_sample.customers, local_sample.interactions, AS_OF)
     assert list(exported.columns) == list(written.columns)
     np.testing.assert_allclose(

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from churnml.settings import Settings
     from features.settings import FeatureSettings
+    from model.predictor import Predictor
     from training.pipeline import TrainResult
     from training.settings import TrainingSettings
 
@@ -102,12 +103,14 @@ class DaskEngine:
     def map(
         self,
         function: Callable[..., Any],
-        model: Any,
+        predictor: Predictor,
         day: dt.date,
         *args: Any,
         what: str = "computing",
     ) -> list[Any]:
-        return map_with_model(function, model, self.tables(), pd.Timestamp(day), *args, what=what)
+        return map_with_model(
+            function, predictor, self.tables(), pd.Timestamp(day), *args, what=what
+        )
 
     def train(
         self,

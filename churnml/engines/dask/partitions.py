@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     import dask.dataframe as dd
     from distributed import Client
 
-    from features.model import ChurnModel
+    from model.artifact import ChurnModel
+    from model.predictor import Predictor
 
 
 def pinned_settings(tables: DaskTables, settings: FeatureSettings | None) -> FeatureSettings:
@@ -116,38 +117,38 @@ def build_features_dask(
 
 
 class _Model:
-    """Holds the model as one value of the task graph: sent once to each worker."""
+    """Holds the predictor as one value of the task graph: sent once to each worker, where
+    it builds its tree attributions once for every partition it scores."""
 
-    def __init__(self, model: ChurnModel) -> None:
-        self.model = model
+    def __init__(self, predictor: Predictor) -> None:
+        self.predictor = predictor
 
 
 def explained_partition(
-    model: ChurnModel, features: pd.DataFrame, customers: pd.DataFrame, _interactions: Any
+    predictor: Predictor, features: pd.DataFrame, customers: pd.DataFrame, _interactions: Any
 ) -> pd.DataFrame:
-    """Probabilities, bands and reasons (dicts) of one partition by ``explained_scores``,
+    """Probabilities, bands and reasons (dicts) of one partition by ``Predictor.explain``,
     with each customer's place in the customers table."""
-    x = model.prepare(features)
-    probability, reasons = model.explained_scores(x) if len(x) else (np.empty(0), [])
+    prediction = predictor.explain(predictor.prepare(features))
     return pd.DataFrame(
         {
             CUSTOMER_ID: features.index.astype(str).to_numpy(dtype=object),
-            "churn_probability": probability,
-            "risk_band": model.risk_band(probability),
-            "reasons": pd.Series(reasons, dtype=object).to_numpy(),
+            "churn_probability": prediction.probability,
+            "risk_band": prediction.band,
+            "reasons": pd.Series(prediction.reasons, dtype=object).to_numpy(),
             ORDER: place_in_table(features, customers),
         }
     )
 
 
 def score_dask(
-    model: ChurnModel, tables: DaskTables, as_of: dt.date | str | pd.Timestamp
+    predictor: Predictor, tables: DaskTables, as_of: dt.date | str | pd.Timestamp
 ) -> pd.DataFrame:
     """Scores of every customer active on ``as_of``, computed on the cluster: columns
     customer_id, churn_probability, risk_band and reasons (the model's drivers, a list of
     dicts per customer, as the risk list keeps them), in the customers table's order."""
     day = parse_as_of(as_of)
-    parts = map_with_model(explained_partition, model, tables, day, what="scoring")
+    parts = map_with_model(explained_partition, predictor, tables, day, what="scoring")
     return in_table_order(parts, day)
 
 
@@ -156,41 +157,37 @@ def model_features_dask(
 ) -> dd.DataFrame:
     """``features_dask`` with the model's feature settings (``ChurnModel.features_from_tables``
     on the cluster); ModelError for a model trained on a customer table."""
-    from features.model import KIND_INTERACTIONS
+    from model.artifact import KIND_INTERACTIONS
 
     if model.kind != KIND_INTERACTIONS:
         raise ModelError(
             "this model was trained on a customer table; score it with --table, "
             "or pass a model trained on interaction logs"
         )
-    settings = (
-        FeatureSettings.from_dict(model.feature_settings)
-        if model.feature_settings is not None
-        else None
-    )
-    return features_dask(tables, as_of, settings)
+    return features_dask(tables, as_of, model.build_settings)
 
 
 def map_with_model(
     function: Callable[..., Any],
-    model: ChurnModel,
+    predictor: Predictor,
     tables: DaskTables,
     as_of: dt.date | str | pd.Timestamp,
     *args: Any,
     what: str = "computing",
 ) -> list[Any]:
-    """``function(model, features, customers, interactions, *args)`` on every partition,
-    with the model's features of ``as_of``: one result per partition, in partition order,
-    all of them or DaskEngineError. The frames are those the local engine holds for the
-    partition's customers (no ROW column), so the function can be the local engine's own;
+    """``function(predictor, features, customers, interactions, *args)`` on every partition,
+    with the features of ``as_of`` the predictor's model reads: one result per partition, in
+    partition order, all of them or DaskEngineError. The frames are those the local engine
+    holds for the partition's customers (no ROW column), so the function can be the local
+    engine's own;
     the customers' index is their row number in the table (orders them across partitions).
 
     For work whose result is not a frame (counts, sums, a few values per customer):
     ``dd.map_partitions`` wants frames, so each partition is one delayed call on the
     partitions of the features and of both tables; the model goes once to each worker."""
-    features = model_features_dask(model, tables, as_of)
+    features = model_features_dask(predictor.model, tables, as_of)
     with dask.config.set(LOCAL_CONFIG):
-        holder = dask.delayed(_Model(model), pure=False)
+        holder = dask.delayed(_Model(predictor), pure=False)
         tasks = [
             dask.delayed(_call_with_model, pure=True)(function, holder, *parts, *args)
             for parts in zip(
@@ -218,7 +215,7 @@ def _call_with_model(
     # The customers' index is their row in the table: it orders results across partitions.
     order = pd.Index(customers[ROW].to_numpy(), dtype=np.int64)
     return function(
-        holder.model,
+        holder.predictor,
         features.drop(columns=[ROW]),
         customers.drop(columns=[ROW]).set_axis(order),
         interactions.drop(columns=[ROW]).reset_index(drop=True),

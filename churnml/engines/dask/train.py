@@ -23,7 +23,7 @@ Only where the snapshot rows live and how LightGBM fits differ:
   own share of the validation rows, stop at its own round, and the others would wait for
   it (LightGBM issues #3712, #6351). Here every worker gets the whole validation fold as
   its eval set: the workers hold the same trees, evaluate them on the same rows and stop at
-  the same round, by the local rule (``models.EARLY_STOPPING_ROUNDS`` rounds without a
+  the same round, by the local rule (``learners.EARLY_STOPPING_ROUNDS`` rounds without a
   lower validation log loss). The booster that comes back is an ordinary ``lgb.Booster``.
 
 What comes to the client, and why:
@@ -32,7 +32,7 @@ What comes to the client, and why:
   ``max_snapshot_customers`` per day): the calibrator, the metrics, the plots and the
   champion comparison work on them, as locally.
 * Per fold, the training rows for the logistic baseline: all of them up to
-  ``models.LOGISTIC_MAX_ROWS`` (then it is the local engine's fit), else a seeded sample of
+  ``learners.LOGISTIC_MAX_ROWS`` (then it is the local engine's fit), else a seeded sample of
   that many (``_row_draws``: a hash of customer and day, whatever the partitioning).
 * For fold 1, the uniform training rows for the model's reference statistics and drift bins:
   all of them up to ``features.drift.MAX_ROWS`` (the local values), else a seeded sample
@@ -82,8 +82,9 @@ from training.snapshots import (
 if TYPE_CHECKING:
     from distributed import Client, Future
 
-    from features.model import ChurnModel
-    from training.pipeline import FoldData, TrainResult
+    from model.artifact import ChurnModel
+    from training.folds import FoldData
+    from training.pipeline import TrainResult
 
 
 # --------------------------------------------------------------------------- entry point
@@ -100,7 +101,8 @@ def train_dask(
     """``train_from_tables`` on the cluster of ``tables``: snapshots built on the workers,
     LightGBM fitted with ``lightgbm.dask`` on every training row, one MLflow run, the
     model registered as the local engine registers it."""
-    from training.pipeline import snapshot_plan, train_on_snapshots
+    from training.pipeline import train_on_snapshots
+    from training.snapshots import snapshot_plan
 
     say = report or (lambda message: None)
     clock = {"start": time.perf_counter()}
@@ -169,16 +171,11 @@ def _contact_span(tables: DaskTables) -> tuple[pd.Timestamp, pd.Timestamp]:
 
 def _champion_features(tables: DaskTables, champion: ChurnModel, day: pd.Timestamp) -> pd.DataFrame:
     """``champion.features_from_tables`` of the tables on the cluster."""
-    from features import FeatureSettings
-
-    settings = None
-    if champion.feature_settings is not None:
-        settings = FeatureSettings.from_dict(champion.feature_settings)
-    return build_features_dask(tables, day, settings)
+    return build_features_dask(tables, day, champion.build_settings)
 
 
 def _logistic_rows() -> int:
-    from training.models import LOGISTIC_MAX_ROWS
+    from training.learners import LOGISTIC_MAX_ROWS
 
     return LOGISTIC_MAX_ROWS
 
@@ -419,7 +416,7 @@ def _merged(*parts: dict[str, Any]) -> dict[str, Any]:
 
 
 class DaskSnapshots:
-    """The snapshot frame on the cluster: ``training.pipeline.SnapshotSource`` for
+    """The snapshot frame on the cluster: ``training.folds.SnapshotSource`` for
     ``train_on_snapshots``. Each part carries the customers-table row (``ROW``) of its
     rows; collected rows are put in the local order (snapshot day, then table order)."""
 
@@ -435,7 +432,7 @@ class DaskSnapshots:
         sampling: SnapshotSampling,
         content: dict[str, ContentHash] | None = None,
     ) -> None:
-        from training.pipeline import NOT_FEATURES
+        from training.folds import NOT_FEATURES
 
         self.client = client
         self.settings = settings
@@ -465,8 +462,9 @@ class DaskSnapshots:
         )
 
     def fold(self, fold: Fold) -> FoldData:
-        from training import models
-        from training.pipeline import BoosterFit, FoldData, _capacity_on_sample
+        from training import learners
+        from training.fit import BoosterFit
+        from training.folds import FoldData, capacity_on_sample
 
         self._training = self._validation = None  # the previous fold's are released
         names = self.feature_names
@@ -481,10 +479,10 @@ class DaskSnapshots:
             fold.train,
             evaluated_only=False,
             columns=[*names, LABEL, SNAPSHOT_DATE, SAMPLE_RATE, EVALUATED, CUSTOMER_ID],
-            at_most=models.LOGISTIC_MAX_ROWS,
+            at_most=learners.LOGISTIC_MAX_ROWS,
             total=rows,
         )
-        if fold.number == 1:
+        if fold.produces_model:
             self._main = {"fold": fold, "test": test, "train": sample, "train_rows": rows}
         return FoldData(
             parts={"train": sample[names], "validation": validation[names], "test": test[names]},
@@ -496,7 +494,7 @@ class DaskSnapshots:
             train_weight=training_weights(sample, np.arange(len(sample))),
             validation_groups=validation[CUSTOMER_ID].to_numpy(),
             test=test,
-            capacity=_capacity_on_sample(self.settings.capacity, test, np.arange(len(test))),
+            capacity=capacity_on_sample(self.settings.capacity, test, np.arange(len(test))),
             train_rows=f"{rows} of {rows}" + (", weighted" if weighted else ""),
             booster_fit=BoosterFit(
                 fit=functools.partial(self._fit, fold, weighted),
@@ -513,11 +511,10 @@ class DaskSnapshots:
     def feature_frame(self) -> pd.DataFrame:
         return self.meta[self.feature_names]
 
-    def main_profile(self) -> tuple[float, dict[str, Any], dict[str, Any]]:
+    def profile(self, fold: Fold) -> tuple[float, dict[str, Any], dict[str, Any]]:
         from features import drift
-        from training.pipeline import _training_profile
+        from training.folds import training_profile
 
-        fold: Fold = self._main["fold"]
         churners, rows, weight = 0, 0, 0.0
         for (day, _evaluated), count in self.counts.iterrows():
             if day in fold.train:
@@ -539,12 +536,12 @@ class DaskSnapshots:
                 total=uniform_rows,
             )
         self._main["train"] = None
-        reference, distribution = _training_profile(
+        reference, distribution = training_profile(
             sample[self.feature_names], np.arange(len(sample))
         )
         return float(base_rate), reference, distribution
 
-    def main_test(self) -> pd.DataFrame:
+    def test_frame(self, fold: Fold) -> pd.DataFrame:
         return self._main["test"]
 
     # -- the rest ----------------------------------------------------------------------
@@ -688,7 +685,7 @@ def fit_on_cluster(
     *,
     shared: list[Future] | None = None,
 ) -> lgb.Booster:
-    """``models.fit_booster`` with ``lightgbm.dask``: one LightGBM machine per ``(worker,
+    """``learners.fit_booster`` with ``lightgbm.dask``: one LightGBM machine per ``(worker,
     part)`` of ``placed``, ranked in that order, each part a dict of "data", "label" and
     maybe "weight" (``_training_rows``); early stopping on the validation rows, which every
     machine gets whole (see the module); ``shared``: ``share_validation``'s futures of
@@ -700,10 +697,10 @@ def fit_on_cluster(
     rows, so the rank order changed the model from run to run), and the eval set is the
     whole validation fold on every machine, not a share of it. Each machine runs
     ``lightgbm.dask._train_part``, the library's own (requirements.lock pins lightgbm)."""
-    from training import models
+    from training import learners
 
     params = {k: v for k, v in params.items() if k != "num_threads"}
-    params["n_estimators"] = models.MAX_BOOST_ROUNDS
+    params["n_estimators"] = learners.MAX_BOOST_ROUNDS
     workers = [worker for worker, _part in placed]
     with cluster_errors("training LightGBM on the cluster"):
         shared = shared or share_validation(client, valid_x, valid_y)
@@ -740,7 +737,7 @@ def _submit_machines(
 
     from lightgbm.dask import _assign_open_ports_to_workers, _train_part
 
-    from training import models
+    from training import learners
 
     threads = client.nthreads()
     sockets, ports = _assign_open_ports_to_workers(client=client, workers=workers)
@@ -758,7 +755,7 @@ def _submit_machines(
             remote_socket=sockets[worker],
             return_model=rank == 0,
             eval_names=["validation"],
-            callbacks=[lgb.early_stopping(models.EARLY_STOPPING_ROUNDS, verbose=False)],
+            callbacks=[lgb.early_stopping(learners.EARLY_STOPPING_ROUNDS, verbose=False)],
             workers=[worker],
             allow_other_workers=False,
             pure=False,
