@@ -123,9 +123,7 @@ def _training_settings(settings: Settings, **overrides: object):
     """training.TrainingSettings sharing the core settings' state folder and tracking URI."""
     import training
 
-    return training.TrainingSettings.from_env(
-        home=settings.home, tracking_uri=settings.tracking_uri, **overrides
-    )
+    return training.TrainingSettings.from_settings(settings, **overrides)
 
 
 @app.command()
@@ -577,12 +575,12 @@ def _risk_list(
     from churnml.io import check_output_path, read_table, write_table
     from serving.loading import load_served_model
     from serving.risklist import (
-        RiskListSettings,
         export_frame,
         make_risk_list,
         make_risk_list_dask,
         read_suppression,
     )
+    from serving.settings import DEFAULT_MODEL_URI, RiskListSettings
     from serving.store import RiskListStore, store_url
 
     list_settings = RiskListSettings.from_env(**overrides)
@@ -592,10 +590,10 @@ def _risk_list(
     suppression = None
     if suppress is not None:  # checked before any work
         suppression = read_suppression(read_table(suppress, "suppression"), str(suppress))
-    uri = model or os.environ.get("CHURNML_MODEL_URI") or "models:/churn-risk@champion"
+    uri = model or settings.model_uri or DEFAULT_MODEL_URI
     with reporter.step(f"loading {uri}"):
         served = load_served_model(uri, settings.effective_tracking_uri)
-    target = RiskListStore(store_url(settings.home, store))
+    target = RiskListStore(store_url(settings.home, store or settings.risk_store))
     on_dask = tables is None and settings.engine == "dask"  # given tables are local ones
     with contextlib.ExitStack() as cluster:
         if on_dask:
@@ -655,14 +653,11 @@ def serve(
     import os
     import subprocess
 
-    from serving.config import ServingSettings
     from serving.loading import check_registered
+    from serving.settings import ServingSettings
 
-    env = dict(os.environ)
-    if model:
-        env["CHURNML_MODEL_URI"] = model
-    env["CHURNML_SERVE_WORKERS"] = str(workers)
-    settings = ServingSettings.from_env(env)
+    settings = ServingSettings.from_env(model_uri=model, workers=workers)
+    env = settings.process_environment(os.environ)
     version = check_registered(settings.model_uri, settings.tracking_uri)
     root = Path(__file__).resolve().parent.parent
     bentoml_cli = Path(sys.executable).with_name("bentoml")
