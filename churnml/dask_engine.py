@@ -921,7 +921,8 @@ def map_with_model(
     """``function(model, features, customers, interactions, *args)`` on every partition,
     with the model's features of ``as_of``: one result per partition, in partition order,
     all of them or DaskEngineError. The frames are those the local engine holds for the
-    partition's customers (no ROW column), so the function can be the local engine's own.
+    partition's customers (no ROW column), so the function can be the local engine's own;
+    the customers' index is their row number in the table (orders them across partitions).
 
     For work whose result is not a frame (counts, sums, a few values per customer):
     ``dd.map_partitions`` wants frames, so each partition is one delayed call on the
@@ -953,10 +954,12 @@ def _call_with_model(
     interactions: pd.DataFrame,
     *args: Any,
 ) -> Any:
+    # The customers' index is their row in the table: it orders results across partitions.
+    order = pd.Index(customers[ROW].to_numpy(), dtype=np.int64)
     return function(
         holder.model,
         features.drop(columns=[ROW]),
-        customers.drop(columns=[ROW]).reset_index(drop=True),
+        customers.drop(columns=[ROW]).set_axis(order),
         interactions.drop(columns=[ROW]).reset_index(drop=True),
         *args,
     )

@@ -1,17 +1,18 @@
 """The daily risk list: whom the retention team should call on a day, why, and what changed.
 
-``make_risk_list`` scores every customer active on the day with the champion (the same
-``build_features`` and model as the service), ranks them, marks the first ``capacity``
-customers who may be called as "on the list", compares with the previous list, checks
-drift, and stores it all in one transaction (``serving.store``). ``churnml risk-list``
-calls it; the service's ``/risk-list`` endpoints, ``/score_ids`` and the page read it.
+``make_risk_list_on(engine, ...)`` scores every customer active on the day with the
+champion (the same ``build_features`` and model as the service) on the engine's partitions,
+ranks them, marks the first ``capacity`` customers who may be called as "on the list",
+compares with the previous list, checks drift, and stores it all in one transaction
+(``serving.store``). ``churnml risk-list`` calls it with the local or the Dask engine
+(``churnml.engines``); ``make_risk_list`` is the same of tables in this process. The
+service's ``/risk-list`` endpoints, ``/score_ids`` and the page read the stored list.
 
-Two stages. Scoring (``score_customers``) turns the customers' features into what the list
-needs: probability, drivers, band, profile, drift bin counts, the churn days of the
-previous list's customers, content hashes. The rest (rank, suppression, changes, drift,
-header, store) works from that alone. ``make_risk_list_dask`` runs the scoring stage on
-each partition of tables on a Dask cluster and the rest on the client, so both engines
-store the same list (docs/serving.md, "Risk lists on Dask").
+Two stages. Scoring (``score_customers``, on every partition) turns the customers' features
+into what the list needs: probability, drivers, band, profile, drift bin counts, the churn
+days of the previous list's customers, content hashes. The rest (``finish_list``: rank,
+suppression, changes, drift, header, store) works from that alone, in this process, so
+both engines store the same list (docs/serving.md, "Risk lists on Dask").
 
 Choices (documented in the README):
 
@@ -36,7 +37,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -51,9 +52,6 @@ from features.reasons import next_step
 from serving.loading import ServedModel
 from serving.settings import RiskListSettings
 from serving.store import ROW_COLUMNS, RiskListStore, encode_reasons, today_iso
-
-if TYPE_CHECKING:
-    from churnml.dask_engine import DaskTables
 
 BANDS = ("high", "medium", "low")
 CHANGES = ("new", "risen", "fallen", "steady")
@@ -149,6 +147,32 @@ def score_customers(
     )
 
 
+class Partitions(Protocol):
+    """What the risk list needs of an engine (``churnml.engines.Engine`` has it): a
+    function run on every partition of the tables with a model's features of a day."""
+
+    name: str
+
+    def map(
+        self, function: Callable[..., Any], model: Any, day: dt.date, *args: Any, what: str = ...
+    ) -> list[Any]: ...
+
+
+@dataclass(frozen=True)
+class WholeTables:
+    """Validated tables in this process as one partition (``LocalEngine.map``'s work)."""
+
+    customers: pd.DataFrame
+    interactions: pd.DataFrame
+    name: str = "local"
+
+    def map(
+        self, function: Callable[..., Any], model: Any, day: dt.date, *args: Any, what: str = ""
+    ) -> list[Any]:
+        features = model.features_from_tables(self.customers, self.interactions, pd.Timestamp(day))
+        return [function(model, features, self.customers, self.interactions, *args)]
+
+
 def make_risk_list(
     customers: pd.DataFrame,
     interactions: pd.DataFrame,
@@ -156,61 +180,47 @@ def make_risk_list(
     served: ServedModel,
     store: RiskListStore,
     settings: RiskListSettings,
-    *,
-    suppression: pd.DataFrame | None = None,
-    suppression_name: str = "suppression table",
-    report: Callable[[str], None] | None = None,
-    after_chunk: Callable[[int], None] | None = None,
+    **options: Any,
 ) -> RiskListResult:
-    """Score, rank, compare, check and store the list of ``as_of`` (see the module)."""
-    run = _Run(suppression, suppression_name, report, after_chunk)
-    model = served.model
-
-    def score(previous: PreviousList) -> ListScores:
-        run.say(f"building features as of {as_of:%Y-%m-%d}")
-        features = model.features_from_tables(customers, interactions, pd.Timestamp(as_of))
-        run.say(f"scoring {len(features):,} customers")
-        return score_customers(model, features, customers, interactions, as_of, previous.watch)
-
-    return _make(score, as_of, served, store, settings, run)
+    """Score, rank, compare, check and store the list of ``as_of`` (see the module) of
+    validated tables in this process; ``options`` are ``ListOptions``' fields."""
+    return make_risk_list_on(
+        WholeTables(customers, interactions), as_of, served, store, settings, **options
+    )
 
 
-def make_risk_list_dask(
-    tables: DaskTables,
+def make_risk_list_on(
+    engine: Partitions,
     as_of: dt.date,
     served: ServedModel,
     store: RiskListStore,
     settings: RiskListSettings,
     **options: Any,
 ) -> RiskListResult:
-    """``make_risk_list`` of tables on a Dask cluster (``churnml.dask_engine``), with its
-    keyword ``options``: the same stored list. Each partition builds its features and runs
-    ``score_customers`` on its worker; only the customers' list columns, the drift counts,
-    the watched customers' churn days and the content hashes come back. Nothing is stored
-    before every partition's part is in hand; a failed cluster is a DaskEngineError and no
-    write."""
-    from churnml import dask_engine
-
-    run = _Run(**options)
+    """The list of ``as_of`` of an engine's tables: each partition builds its features and
+    runs ``score_customers``; only the customers' list columns, the drift counts, the
+    watched customers' churn days and the content hashes come back, and the shared steps
+    (``finish_list``) run on them. Nothing is stored before every partition's part is in
+    hand; a failed cluster is a DaskEngineError and no write."""
+    run = ListOptions(**options)
 
     def score(previous: PreviousList) -> ListScores:
-        run.say(f"building features and scoring on {tables.partitions} partitions")
-        parts = dask_engine.map_with_model(
+        run.say(f"building features as of {as_of:%Y-%m-%d} and scoring ({engine.name} engine)")
+        parts = engine.map(
             score_customers,
             served.model,
-            tables,
-            pd.Timestamp(as_of),
+            as_of,
             as_of,
             previous.watch,
             what="making the risk list",
         )
         return ListScores.merge(parts)
 
-    return _make(score, as_of, served, store, settings, run)
+    return finish_list(score, as_of, served, store, settings, run)
 
 
 @dataclass(frozen=True)
-class _Run:
+class ListOptions:
     """``make_risk_list``'s keyword arguments, for the steps after scoring."""
 
     suppression: pd.DataFrame | None = None
@@ -236,16 +246,16 @@ class PreviousList:
         return frozenset(c for c, (_rank, _p, on) in self.rows.items() if on)
 
 
-def _make(
+def finish_list(
     score: Callable[[PreviousList], ListScores],
     as_of: dt.date,
     served: ServedModel,
     store: RiskListStore,
     settings: RiskListSettings,
-    run: _Run,
+    run: ListOptions,
 ) -> RiskListResult:
-    """Score with either engine's ``score``, then rank, suppress, compare, check drift and
-    store: the same steps for both engines."""
+    """Score with ``score`` (given the previous list), then rank, suppress, compare, check
+    drift and store: the steps after scoring, the same for every engine."""
     day = f"{as_of:%Y-%m-%d}"
     model = served.model
     notes: list[str] = []
