@@ -27,6 +27,7 @@ A bad value is one ``ConfigError`` line that names the variable (``read_env``).
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -95,6 +96,20 @@ class Settings:
     def effective_tracking_uri(self) -> str:
         """The MLflow tracking URI: the configured one, or SQLite under home."""
         return tracking_uri_for(self.home, self.tracking_uri)
+
+
+@dataclass(frozen=True)
+class WorldSettings:
+    """``churnml generate``'s world: customers at the start, days, seed, folder, first day,
+    the horizon of the oracle's probabilities and labels, and the tables' file format."""
+
+    customers: int = 3000
+    days: int = 540
+    seed: int = 42
+    out: Path = Path("world")
+    start_date: dt.date = dt.date(2025, 1, 1)
+    horizon_days: int = 30
+    file_format: str = "csv"
 
 
 def tracking_uri_for(home: Path, tracking_uri: str | None) -> str:

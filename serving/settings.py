@@ -14,6 +14,7 @@ The service (``ServingSettings``):
 | auth | ``CHURNML_AUTH`` (``on`` / ``off``) | ``on``: with no key the service will not start |
 | max_body_bytes | ``CHURNML_MAX_BODY_BYTES`` | 33554432 (32 MiB) |
 | workers | ``CHURNML_SERVE_WORKERS`` (``churnml serve --workers``) | 1 |
+| host, port | ``churnml serve --host``, ``--port`` | 127.0.0.1, 3000 |
 | tracking URI | ``MLFLOW_TRACKING_URI`` | SQLite under ``CHURNML_HOME`` (``churnml.settings``) |
 | risk_store | ``CHURNML_RISK_STORE`` | SQLite ``CHURNML_HOME/risk-lists.db`` (``serving.store``) |
 
@@ -55,11 +56,13 @@ class ServingSettings:
     auth: bool = True
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     workers: int = 1
+    host: str = "127.0.0.1"  # churnml serve --host: the address BentoML binds
+    port: int = 3000  # churnml serve --port
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> ServingSettings:
         """The service's settings from the environment, then ``overrides`` (``churnml serve``'s
-        ``model_uri`` and ``workers``; None is ignored)."""
+        ``model_uri``, ``workers``, ``host`` and ``port``; None is ignored)."""
         env = os.environ if env is None else env
         return cls.from_settings(Settings.from_env(env), env, **overrides)
 
