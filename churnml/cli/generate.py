@@ -14,49 +14,63 @@ from churnml.settings import WorldSettings
 
 FileFormat = enum.StrEnum("FileFormat", {name: name for name in ("csv", "parquet")})
 DEFAULT_FORMAT = FileFormat(WorldSettings.file_format)
+DEFAULT_START = WorldSettings.start_date.isoformat()
+
+
+Customers = Annotated[
+    int,
+    typer.Option(
+        "--customers",
+        min=1,
+        help="Customers at the start of the simulation (more sign up as it runs).",
+    ),
+]
+
+Days = Annotated[int, typer.Option("--days", min=1, help="Days to simulate.")]
+
+Seed = Annotated[
+    int, typer.Option("--seed", help="Random seed; the same seed gives the same files.")
+]
+
+WorldFolder = Annotated[
+    Path, typer.Option("--out", help="Folder for customers, interactions and oracle tables.")
+]
+
+StartDate = Annotated[str, typer.Option("--start-date", help="First simulated day, YYYY-MM-DD.")]
+
+OracleDays = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--oracle-as-of",
+        help="Day(s) for the oracle's true probabilities (repeatable). "
+        "Default: the last day minus the horizon.",
+    ),
+]
+
+NoOracle = Annotated[
+    bool, typer.Option("--no-oracle", help="Write no oracle table (faster for big worlds).")
+]
+
+Horizon = Annotated[
+    int,
+    typer.Option(
+        "--horizon", min=1, help="Horizon in days of the oracle's probabilities and labels."
+    ),
+]
+
+Format = Annotated[FileFormat, typer.Option("--format", help="File format of the tables.")]
 
 
 def generate(
-    customers: Annotated[
-        int,
-        typer.Option(
-            "--customers",
-            min=1,
-            help="Customers at the start of the simulation (more sign up as it runs).",
-        ),
-    ] = WorldSettings.customers,
-    days: Annotated[int, typer.Option("--days", min=1, help="Days to simulate.")] = (
-        WorldSettings.days
-    ),
-    seed: Annotated[
-        int, typer.Option("--seed", help="Random seed; the same seed gives the same files.")
-    ] = WorldSettings.seed,
-    out: Annotated[
-        Path, typer.Option("--out", help="Folder for customers, interactions and oracle tables.")
-    ] = WorldSettings.out,
-    start_date: Annotated[
-        str, typer.Option("--start-date", help="First simulated day, YYYY-MM-DD.")
-    ] = WorldSettings.start_date.isoformat(),
-    oracle_as_of: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--oracle-as-of",
-            help="Day(s) for the oracle's true probabilities (repeatable). "
-            "Default: the last day minus the horizon.",
-        ),
-    ] = None,
-    no_oracle: Annotated[
-        bool, typer.Option("--no-oracle", help="Write no oracle table (faster for big worlds).")
-    ] = False,
-    horizon: Annotated[
-        int,
-        typer.Option(
-            "--horizon", min=1, help="Horizon in days of the oracle's probabilities and labels."
-        ),
-    ] = WorldSettings.horizon_days,
-    file_format: Annotated[
-        FileFormat, typer.Option("--format", help="File format of the tables.")
-    ] = DEFAULT_FORMAT,
+    customers: Customers = WorldSettings.customers,
+    days: Days = WorldSettings.days,
+    seed: Seed = WorldSettings.seed,
+    out: WorldFolder = WorldSettings.out,
+    start_date: StartDate = DEFAULT_START,
+    oracle_as_of: OracleDays = None,
+    no_oracle: NoOracle = False,
+    horizon: Horizon = WorldSettings.horizon_days,
+    file_format: Format = DEFAULT_FORMAT,
     quiet: QuietFlag = False,
 ) -> None:
     """Simulate a world of customers, their service contacts and their churn."""

@@ -46,71 +46,88 @@ if TYPE_CHECKING:
 RankBy = enum.StrEnum("RankBy", {name: name for name in RANK_BY})
 
 
+AsOf = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        help="Score the customers active on D (YYYY-MM-DD). Default: the latest contact "
+        "day in the data.",
+    ),
+]
+
+ExportFile = Annotated[
+    Path | None, typer.Option("--out", help="Also export the list (.csv or .parquet).")
+]
+
+Capacity = Annotated[
+    int | None,
+    typer.Option(
+        "--capacity",
+        min=1,
+        help="Customers the team can call a day "
+        f"(default: {RiskListSettings.capacity}; CHURNML_CAPACITY).",
+    ),
+]
+
+RankByFlag = Annotated[
+    RankBy | None,
+    typer.Option(
+        "--rank-by",
+        help="revenue (expected revenue at risk) or probability "
+        f"(default: {RiskListSettings.rank_by}; CHURNML_RANK_BY).",
+    ),
+]
+
+Months = Annotated[
+    float | None,
+    typer.Option(
+        "--months",
+        min=0.01,
+        help="Months of revenue at risk: probability x monthly revenue x months "
+        f"(default: {RiskListSettings.revenue_months}; CHURNML_REVENUE_MONTHS).",
+    ),
+]
+
+SuppressFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--suppress",
+        help="Contacts made by the retention team: a table with customer_id and "
+        "contacted_at. Customers contacted in the last --suppress-days days are marked.",
+    ),
+]
+
+SuppressDays = Annotated[
+    int | None,
+    typer.Option(
+        "--suppress-days",
+        min=0,
+        help="Days a contact suppresses a customer "
+        f"(default: {RiskListSettings.suppress_days}; CHURNML_SUPPRESS_DAYS).",
+    ),
+]
+
+StoreUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help="SQLAlchemy URL of the list store (CHURNML_RISK_STORE; default SQLite "
+        "CHURNML_HOME/risk-lists.db).",
+    ),
+]
+
+
 def risk_list(
-    as_of: Annotated[
-        str | None,
-        typer.Option(
-            "--as-of",
-            help="Score the customers active on D (YYYY-MM-DD). Default: the latest contact "
-            "day in the data.",
-        ),
-    ] = None,
+    as_of: AsOf = None,
     customers: CustomersFile = None,
     interactions: InteractionsFile = None,
-    out: Annotated[
-        Path | None, typer.Option("--out", help="Also export the list (.csv or .parquet).")
-    ] = None,
-    capacity: Annotated[
-        int | None,
-        typer.Option(
-            "--capacity",
-            min=1,
-            help="Customers the team can call a day "
-            f"(default: {RiskListSettings.capacity}; CHURNML_CAPACITY).",
-        ),
-    ] = None,
-    rank_by: Annotated[
-        RankBy | None,
-        typer.Option(
-            "--rank-by",
-            help="revenue (expected revenue at risk) or probability "
-            f"(default: {RiskListSettings.rank_by}; CHURNML_RANK_BY).",
-        ),
-    ] = None,
-    months: Annotated[
-        float | None,
-        typer.Option(
-            "--months",
-            min=0.01,
-            help="Months of revenue at risk: probability x monthly revenue x months "
-            f"(default: {RiskListSettings.revenue_months}; CHURNML_REVENUE_MONTHS).",
-        ),
-    ] = None,
-    suppress: Annotated[
-        Path | None,
-        typer.Option(
-            "--suppress",
-            help="Contacts made by the retention team: a table with customer_id and "
-            "contacted_at. Customers contacted in the last --suppress-days days are marked.",
-        ),
-    ] = None,
-    suppress_days: Annotated[
-        int | None,
-        typer.Option(
-            "--suppress-days",
-            min=0,
-            help="Days a contact suppresses a customer "
-            f"(default: {RiskListSettings.suppress_days}; CHURNML_SUPPRESS_DAYS).",
-        ),
-    ] = None,
-    store: Annotated[
-        str | None,
-        typer.Option(
-            "--store",
-            help="SQLAlchemy URL of the list store (CHURNML_RISK_STORE; default SQLite "
-            "CHURNML_HOME/risk-lists.db).",
-        ),
-    ] = None,
+    out: ExportFile = None,
+    capacity: Capacity = None,
+    rank_by: RankByFlag = None,
+    months: Months = None,
+    suppress: SuppressFile = None,
+    suppress_days: SuppressDays = None,
+    store: StoreUrl = None,
     model: ModelUri = None,
     engine: EngineFlag = None,
     scheduler: SchedulerFlag = None,

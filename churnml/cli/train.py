@@ -29,56 +29,67 @@ if TYPE_CHECKING:
     from training.pipeline import TrainResult
 
 
+AsOf = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        help="Train on snapshots whose labels are complete by D (YYYY-MM-DD). "
+        "Default: the latest contact day.",
+    ),
+]
+
+Horizon = Annotated[
+    int,
+    typer.Option("--horizon", min=1, help="Label horizon H in days (see docs/training.md)."),
+]
+
+Backtest = Annotated[int, typer.Option("--backtest", min=1, help="Rolling backtest folds K.")]
+
+Capacity = Annotated[
+    int,
+    typer.Option("--capacity", min=1, help="Daily retention capacity K for precision/recall at K."),
+]
+
+TuningBudget = Annotated[
+    float,
+    typer.Option(
+        "--tuning-budget",
+        min=0,
+        help="Seconds for the optional parameter search (0: no search).",
+    ),
+]
+
+Blend = Annotated[
+    str,
+    typer.Option(
+        "--blend",
+        help="stack: the logistic regression joins the trees in log-odds with a weight "
+        "chosen on validation; none: the trees alone.",
+    ),
+]
+
+LabelledTable = Annotated[
+    Path | None,
+    typer.Option(
+        "--table",
+        help="A labelled customer table (one row per customer) instead of interaction logs.",
+    ),
+]
+
+LabelColumn = Annotated[str | None, typer.Option("--label", help="The label column of --table.")]
+
+
 def train(
     customers: CustomersFile = None,
     interactions: InteractionsFile = None,
-    as_of: Annotated[
-        str | None,
-        typer.Option(
-            "--as-of",
-            help="Train on snapshots whose labels are complete by D (YYYY-MM-DD). "
-            "Default: the latest contact day.",
-        ),
-    ] = None,
-    horizon: Annotated[
-        int,
-        typer.Option("--horizon", min=1, help="Label horizon H in days (see docs/training.md)."),
-    ] = TrainingSettings.horizon_days,
-    backtest: Annotated[
-        int, typer.Option("--backtest", min=1, help="Rolling backtest folds K.")
-    ] = TrainingSettings.backtest_folds,
-    capacity: Annotated[
-        int,
-        typer.Option(
-            "--capacity", min=1, help="Daily retention capacity K for precision/recall at K."
-        ),
-    ] = TrainingSettings.capacity,
-    tuning_budget: Annotated[
-        float,
-        typer.Option(
-            "--tuning-budget",
-            min=0,
-            help="Seconds for the optional parameter search (0: no search).",
-        ),
-    ] = TrainingSettings.tuning_budget_seconds,
-    blend: Annotated[
-        str,
-        typer.Option(
-            "--blend",
-            help="stack: the logistic regression joins the trees in log-odds with a weight "
-            "chosen on validation; none: the trees alone.",
-        ),
-    ] = TrainingSettings.blend,
-    table: Annotated[
-        Path | None,
-        typer.Option(
-            "--table",
-            help="A labelled customer table (one row per customer) instead of interaction logs.",
-        ),
-    ] = None,
-    label: Annotated[
-        str | None, typer.Option("--label", help="The label column of --table.")
-    ] = None,
+    as_of: AsOf = None,
+    horizon: Horizon = TrainingSettings.horizon_days,
+    backtest: Backtest = TrainingSettings.backtest_folds,
+    capacity: Capacity = TrainingSettings.capacity,
+    tuning_budget: TuningBudget = TrainingSettings.tuning_budget_seconds,
+    blend: Blend = TrainingSettings.blend,
+    table: LabelledTable = None,
+    label: LabelColumn = None,
     id_column: IdColumn = None,
     engine: EngineFlag = None,
     scheduler: SchedulerFlag = None,
