@@ -268,27 +268,12 @@ def finish_list(
             "choose another --as-of"
         )
 
-    frame = scores.frame[[CUSTOMER_ID, "segment", "plan", "monthly_revenue"]].copy()
-    frame["churn_probability"] = scores.frame["churn_probability"].to_numpy()
-    bands = scores.frame["risk_band"].to_numpy()
-    frame["risk_band"] = bands
-    frame["revenue_at_risk"] = (
-        frame["churn_probability"] * frame["monthly_revenue"] * settings.revenue_months
-    )
-    drivers = scores.frame["reasons"].tolist()
-    frame["reasons"] = drivers
-    frame["action"] = [
-        next_step([d["family"] for d in row], str(band))
-        for row, band in zip(drivers, bands, strict=True)
-    ]
-    frame = _rank(frame, settings, notes)
-    frame = _suppress(frame, run.suppression, as_of, settings, run.suppression_name, notes)
-    frame["on_list"] = _on_list(frame["suppressed"].to_numpy(), settings.capacity)
-
+    frame = _list_frame(scores, as_of, settings, run, notes)
     run.say("comparing with the previous list and checking drift")
     departures = _compare(frame, previous, scores.churned, as_of, settings)
     recent = store.recent_headers(day, settings.band_history)
     thresholds = {"high": 2 * model.base_rate, "medium": model.base_rate}
+    bands = scores.frame["risk_band"].to_numpy()
     shares = {b: float(np.mean(bands == b)) for b in BANDS}
     drift_result = _drift(model, scores.bins, shares, recent, settings)
 
@@ -298,20 +283,7 @@ def finish_list(
         "model_name": served.name,
         "model_version": served.version,
         "model_uri": served.uri,
-        "fingerprint": {
-            "customers_rows": scores.customers.rows,
-            "customers_content": scores.customers.text,
-            "interactions_rows": scores.interactions.rows,
-            "interactions_content": scores.interactions.text,
-            **(
-                {
-                    "suppression_rows": len(run.suppression),
-                    "suppression_sha256": fingerprint(run.suppression),
-                }
-                if run.suppression is not None
-                else {}
-            ),
-        },
+        "fingerprint": _fingerprint(scores, run.suppression),
         "scored": len(frame),
         "on_list": int(frame["on_list"].sum()),
         "capacity": settings.capacity,
@@ -331,6 +303,49 @@ def finish_list(
         after_chunk=run.after_chunk,
     )
     return RiskListResult(day, list_id, header, frame, departures, notes)
+
+
+def _list_frame(
+    scores: ListScores,
+    as_of: dt.date,
+    settings: RiskListSettings,
+    run: ListOptions,
+    notes: list[str],
+) -> pd.DataFrame:
+    """The scored customers as the list shows them: profile, probability, band, revenue at
+    risk, reasons and next step; ranked, suppression marked, cut at capacity."""
+    frame = scores.frame[[CUSTOMER_ID, "segment", "plan", "monthly_revenue"]].copy()
+    frame["churn_probability"] = scores.frame["churn_probability"].to_numpy()
+    bands = scores.frame["risk_band"].to_numpy()
+    frame["risk_band"] = bands
+    frame["revenue_at_risk"] = (
+        frame["churn_probability"] * frame["monthly_revenue"] * settings.revenue_months
+    )
+    drivers = scores.frame["reasons"].tolist()
+    frame["reasons"] = drivers
+    frame["action"] = [
+        next_step([d["family"] for d in row], str(band))
+        for row, band in zip(drivers, bands, strict=True)
+    ]
+    frame = _rank(frame, settings, notes)
+    frame = _suppress(frame, run.suppression, as_of, settings, run.suppression_name, notes)
+    frame["on_list"] = _on_list(frame["suppressed"].to_numpy(), settings.capacity)
+    return frame
+
+
+def _fingerprint(scores: ListScores, suppression: pd.DataFrame | None) -> dict[str, Any]:
+    """What the list was made from: the tables' rows and content hashes (and the
+    suppression table's), for the header."""
+    found = {
+        "customers_rows": scores.customers.rows,
+        "customers_content": scores.customers.text,
+        "interactions_rows": scores.interactions.rows,
+        "interactions_content": scores.interactions.text,
+    }
+    if suppression is not None:
+        found["suppression_rows"] = len(suppression)
+        found["suppression_sha256"] = fingerprint(suppression)
+    return found
 
 
 def export_frame(result: RiskListResult) -> pd.DataFrame:
