@@ -71,7 +71,7 @@ def _served(args: argparse.Namespace):
 
 def _list_parts(args: argparse.Namespace, scratch: Path) -> tuple:
     """A fresh SQLite store in ``scratch``, default list settings and the day."""
-    from serving.risklist import RiskListSettings
+    from serving.settings import RiskListSettings
     from serving.store import RiskListStore
 
     store = RiskListStore(f"sqlite:///{scratch / 'risk-lists.db'}")

@@ -10,7 +10,7 @@
 2. A champion trained on the committed sample world (same columns as the simulator's
    worlds), in a CHURNML_HOME under the cache, reused.
 3. Each repeat runs the list of the world's last contact day in a fresh process with a
-   fresh SQLite store, as ``churnml risk-list`` does (``churnml.cli._risk_list``: read and
+   fresh SQLite store, as ``churnml risk-list`` does (``churnml.cli.risk_list.ListJob``: read and
    check the tables, load the model, features, score, reasons, changes, drift, store in one
    transaction), and prints one table: the time of each stage, the total, and the peak
    RSS of that process. Targets (issue 5): under 2 minutes and 8 GiB.
@@ -91,19 +91,26 @@ def _worker(world: Path, home: Path, store: str) -> None:
         marks.append((message, time.perf_counter(), time.process_time()))
 
     start = time.perf_counter()
-    from churnml.cli import _risk_list
-    from churnml.settings import Settings
+    from churnml.cli.common import command_settings
+    from churnml.cli.risk_list import ListJob
+    from churnml.engines.local import LocalEngine
+    from churnml.progress import Reporter
     from churnml.validation import load_tables
 
-    settings = Settings.from_env(
+    settings = command_settings(
         home=home,
         customers=world / "customers.parquet",
         interactions=world / "interactions.parquet",
+        risk_store=store,
+        lists={},
     )
     mark("reading")
-    tables = load_tables(settings.customers, settings.interactions, quarantine_dir=None)
+    core = settings.core
+    tables = load_tables(core.customers, core.interactions, quarantine_dir=None)
     mark("loading")
-    result = _risk_list(settings, None, store=store, tables=tables, quiet=True, report=mark)
+    reporter = Reporter(quiet=True)
+    job = ListJob.prepare(settings, reporter)
+    result = job.make(LocalEngine(core, tables=tables), None, reporter, report=mark)
     marks.append(("end", time.perf_counter(), time.process_time()))
     seconds: dict[str, float] = {}
     cpu: dict[str, float] = {}

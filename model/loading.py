@@ -1,7 +1,8 @@
 """Which model to use and how to open it: the one place a model URI is resolved and loaded.
 
-``resolve_model_uri(given)`` is the model every command scores with: ``--model``, else
-``CHURNML_MODEL_URI``, else ``DEFAULT_MODEL_URI`` (the registry's champion).
+``resolve_model_uri(given, configured)`` is the model every command scores with: ``--model``,
+else ``CHURNML_MODEL_URI`` (read once, by ``churnml.settings.Settings.model_uri``), else
+``DEFAULT_MODEL_URI`` (the registry's champion).
 ``load_model(uri, tracking_uri)`` resolves ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``
 in the registry (any other MLflow artifact URI, ``runs:/...`` or a path, is opened as it
 is), downloads the files and opens churnml's own artifact (``model/booster.txt`` and
@@ -11,8 +12,6 @@ pyfunc's pickle is never run. Every failure is a ``ModelError`` of one line.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +27,6 @@ if TYPE_CHECKING:
 DEFAULT_MODEL_NAME = "churn-risk"
 CHAMPION = "champion"
 DEFAULT_MODEL_URI = f"models:/{DEFAULT_MODEL_NAME}@{CHAMPION}"
-MODEL_URI_VARIABLE = "CHURNML_MODEL_URI"
 MODEL_ARTIFACT = "model"  # the pyfunc's artifact that holds the ChurnModel folder
 _URI_SHAPE = "expected models:/NAME@ALIAS or models:/NAME/VERSION"
 
@@ -48,10 +46,10 @@ class LoadedModel:
     created_ms: int | None = None
 
 
-def resolve_model_uri(given: str | None = None, env: Mapping[str, str] | None = None) -> str:
-    """``given`` (a --model flag), else ``CHURNML_MODEL_URI``, else the champion."""
-    env = os.environ if env is None else env
-    return given or env.get(MODEL_URI_VARIABLE) or DEFAULT_MODEL_URI
+def resolve_model_uri(given: str | None = None, configured: str | None = None) -> str:
+    """``given`` (a --model flag), else ``configured`` (``Settings.model_uri``, from
+    ``CHURNML_MODEL_URI``), else the champion."""
+    return given or configured or DEFAULT_MODEL_URI
 
 
 def parse_uri(uri: str) -> tuple[str, str | None, str | None]:

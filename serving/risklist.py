@@ -35,16 +35,15 @@ Choices (documented in the README):
 from __future__ import annotations
 
 import datetime as dt
-import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from churnml.contract import CUSTOMER_ID
-from churnml.errors import ConfigError, DataError, InputError
+from churnml.errors import DataError, InputError
 from churnml.io import ContentHash, content_hash, fingerprint
 from features import drift
 from features.build import INTERACTION_COLUMNS_USED
@@ -52,62 +51,14 @@ from features.reasons import REASONS_PER_CUSTOMER, next_step
 from model.artifact import ChurnModel
 from model.predictor import Predictor
 from serving.loading import ServedModel
+from serving.settings import RiskListSettings
 from serving.store import ROW_COLUMNS, RiskListStore, encode_reasons, today_iso
 
-RANK_BY = ("revenue", "probability")
 BANDS = ("high", "medium", "low")
 CHANGES = ("new", "risen", "fallen", "steady")
 # The header's content hash of the interactions covers the columns the features read:
 # the list depends on nothing else, and the Dask engine keeps no other on the cluster.
 INTERACTIONS_READ = INTERACTION_COLUMNS_USED
-
-
-@dataclass(frozen=True)
-class RiskListSettings:
-    """How the list is cut and checked. Environment: ``CHURNML_CAPACITY``,
-    ``CHURNML_RANK_BY``, ``CHURNML_REVENUE_MONTHS``, ``CHURNML_SUPPRESS_DAYS``,
-    ``CHURNML_PSI_WARNING``, ``CHURNML_BAND_SHIFT_WARNING``; flags override them."""
-
-    capacity: int = 100  # as training's precision at K (TrainingSettings.capacity)
-    rank_by: str = "revenue"
-    revenue_months: float = 12.0
-    suppress_days: int = 14
-    change_tolerance: float = 0.01
-    psi_warning: float = 0.25
-    band_shift_warning: float = 0.10
-    band_history: int = 7
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> RiskListSettings:
-        env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        for name, key, kind in (
-            ("capacity", "CHURNML_CAPACITY", int),
-            ("rank_by", "CHURNML_RANK_BY", str),
-            ("revenue_months", "CHURNML_REVENUE_MONTHS", float),
-            ("suppress_days", "CHURNML_SUPPRESS_DAYS", int),
-            ("psi_warning", "CHURNML_PSI_WARNING", float),
-            ("band_shift_warning", "CHURNML_BAND_SHIFT_WARNING", float),
-        ):
-            if env.get(key):
-                try:
-                    values[name] = kind(env[key])
-                except ValueError:
-                    raise ConfigError(f"{key}={env[key]!r}: expected a {kind.__name__}") from None
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        settings = replace(cls(), **values)
-        settings.check()
-        return settings
-
-    def check(self) -> None:
-        if self.capacity < 1:
-            raise ConfigError(f"capacity {self.capacity}: expected at least 1 customer a day")
-        if self.rank_by not in RANK_BY:
-            raise ConfigError(f"rank by {self.rank_by!r}: expected one of {', '.join(RANK_BY)}")
-        if not self.revenue_months > 0:
-            raise ConfigError(f"revenue months {self.revenue_months}: expected more than 0")
-        if self.suppress_days < 0:
-            raise ConfigError(f"suppress days {self.suppress_days}: expected 0 or more")
 
 
 @dataclass

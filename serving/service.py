@@ -24,7 +24,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
 import bentoml
 from fastapi import Depends, FastAPI, Query
@@ -33,7 +33,6 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse
 
 from churnml.errors import ChurnmlError
 from serving.auth import AuthMiddleware, KeyRing
-from serving.config import ServingSettings
 from serving.list_schemas import RiskListPage, ScoreIdsResponse
 from serving.lists import Filters, Lists, NoList
 from serving.loading import ServedModel, load_served_model
@@ -47,6 +46,7 @@ from serving.schemas import (
     ScoreResponse,
 )
 from serving.scoring import RequestProblems
+from serving.settings import SERVICE_NAME, ServingSettings
 
 log = logging.getLogger("churnml.serving")
 FOLLOW_EVERY_SECONDS = 1.0
@@ -56,13 +56,6 @@ PAGE_FILES = {
     "app.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
 }
-
-
-def _workers() -> int:
-    try:
-        return max(1, int(os.environ.get("CHURNML_SERVE_WORKERS", "1")))
-    except ValueError:
-        return 1
 
 
 # The collector's first generation runs after 700 net new container objects by default:
@@ -82,6 +75,11 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
+def _cannot_start(error: ChurnmlError) -> NoReturn:
+    log.error("churnml serve: cannot start: %s", error)
+    raise SystemExit(f"churnml serve: cannot start: {error}") from None
+
+
 def _problem_response(status: int, error: str, detail: list[dict[str, Any]]) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail}, status_code=status)
 
@@ -91,9 +89,10 @@ def _problem_response(status: int, error: str, detail: list[dict[str, Any]]) -> 
 info_app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
 
 
+# No worker count here: the module reads nothing at import. ``churnml serve`` validates
+# ``ServingSettings.workers`` and hands it to BentoML (``ServingSettings.process_environment``).
 @bentoml.service(
-    name="churnml",
-    workers=_workers(),
+    name=SERVICE_NAME,
     traffic={"timeout": 60},
     # Access logs cost ~1 ms a request and hold nothing a caller needs; keys are never logged.
     logging={"access": {"enabled": False}},
@@ -103,7 +102,10 @@ class ChurnService:
     """Churn risk with reasons for customers sent by CRM systems."""
 
     def __init__(self) -> None:
-        self.settings = ServingSettings.from_env()
+        try:  # the settings are read when the service starts, never at import
+            self.settings = ServingSettings.from_env()
+        except ChurnmlError as error:
+            _cannot_start(error)
         self._lock = asyncio.Lock()
         self._follow_at = 0.0
         self._follow_mtime = self._signal_mtime()
@@ -113,8 +115,7 @@ class ChurnService:
                 self.settings.model_uri, self.settings.tracking_uri
             )
         except ChurnmlError as error:
-            log.error("churnml serve: cannot start: %s", error)
-            raise SystemExit(f"churnml serve: cannot start: {error}") from None
+            _cannot_start(error)
         log.info(
             "serving %s version %s (%s)", self.served.name, self.served.version, self.served.uri
         )

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -133,8 +132,9 @@ def default_url(home: Path) -> str:
 
 
 def store_url(home: Path, configured: str | None = None) -> str:
-    """``configured`` (a flag), else ``CHURNML_RISK_STORE``, else SQLite under ``home``."""
-    return configured or os.environ.get("CHURNML_RISK_STORE") or default_url(home)
+    """``configured`` (the flag, else ``CHURNML_RISK_STORE`` read by the entry point's
+    settings), else SQLite under ``home``."""
+    return configured or default_url(home)
 
 
 class RiskListStore:

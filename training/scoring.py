@@ -1,5 +1,5 @@
-"""Batch scoring with a registered model: ``--model``, else ``CHURNML_MODEL_URI``, else the
-champion (``model.loading.resolve_model_uri``)."""
+"""Batch scoring with a registered model: ``model_uri`` (the command resolves --model and
+``CHURNML_MODEL_URI``, ``model.loading.resolve_model_uri``), else the champion."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from training.settings import TrainingSettings
 
 
 def _load(settings: TrainingSettings, uri: str | None = None) -> LoadedModel:
-    """The model at ``uri`` (resolved by ``resolve_model_uri``) in the configured store."""
+    """The model at ``uri`` (default: the champion) in the configured store."""
     return load_model(resolve_model_uri(uri), settings.resolved_tracking_uri())
 
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from churnml.errors import ConfigError
+from churnml.settings import DEFAULT_HOME, Settings, tracking_uri_for
 
-DEFAULT_HOME = Path(".churnml")
 BLEND_METHODS = ("stack", "none")
 
 
@@ -51,6 +49,8 @@ class TrainingSettings:
     MLflow:
         home: CHURNML_HOME; the embedded tracking store lives here when tracking_uri is None.
         tracking_uri: MLFLOW_TRACKING_URI, or None for ``sqlite:///<home>/mlflow.db``.
+        Both come from the entry point's ``churnml.settings.Settings`` (``from_settings``),
+        which alone reads the environment.
     """
 
     horizon_days: int = 30
@@ -115,16 +115,10 @@ class TrainingSettings:
         object.__setattr__(self, "home", Path(self.home))
 
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, **overrides: Any
-    ) -> TrainingSettings:
-        """Settings from ``CHURNML_HOME`` and ``MLFLOW_TRACKING_URI``, then ``overrides``."""
-        environ = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        if environ.get("CHURNML_HOME"):
-            values["home"] = Path(environ["CHURNML_HOME"])
-        if environ.get("MLFLOW_TRACKING_URI"):
-            values["tracking_uri"] = environ["MLFLOW_TRACKING_URI"]
+    def from_settings(cls, settings: Settings, **overrides: Any) -> TrainingSettings:
+        """The training settings of an entry point: home and tracking URI from ``settings``
+        (built from the environment once), then ``overrides`` (flags; None is ignored)."""
+        values: dict[str, Any] = {"home": settings.home, "tracking_uri": settings.tracking_uri}
         values.update({k: v for k, v in overrides.items() if v is not None})
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
@@ -143,9 +137,7 @@ class TrainingSettings:
 
     def resolved_tracking_uri(self) -> str:
         """The tracking URI in use: the configured one or the embedded SQLite store."""
-        if self.tracking_uri:
-            return self.tracking_uri
-        return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+        return tracking_uri_for(self.home, self.tracking_uri)
 
     @property
     def artifact_root(self) -> Path:

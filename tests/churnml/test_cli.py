@@ -215,8 +215,9 @@ def test_run_builds_features_trains_and_leaves_a_champion(capsys, isolated_home)
     assert "customers active on" in out
     assert "gate:" in out
     import training
+    from churnml.settings import Settings
 
-    settings = training.TrainingSettings.from_env()
+    settings = training.TrainingSettings.from_settings(Settings.from_env())
     history = training.champion_history(settings)
     assert history and history[-1]["version"] == "1"
     # MLflow's process-wide tracking URI is restored: nothing points at ./mlflow.db.

@@ -24,7 +24,8 @@ from churnml.errors import DaskEngineError
 from churnml.io import ContentHash, content_hash
 from churnml.validation import load_tables
 from serving.loading import load_served_model
-from serving.risklist import RiskListSettings, make_risk_list
+from serving.risklist import make_risk_list
+from serving.settings import RiskListSettings
 from serving.store import RiskListStore
 from tests.dask.helpers import SAMPLE
 from tests.dask.test_failures import PLUGIN, CrashEveryWorker, _patch, _restore

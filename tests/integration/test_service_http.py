@@ -100,7 +100,8 @@ def test_risk_list_endpoints_answer_from_the_stored_lists(server: str, risk_stor
 
     from churnml.validation import load_tables
     from serving.loading import load_served_model
-    from serving.risklist import RiskListSettings, make_risk_list
+    from serving.risklist import make_risk_list
+    from serving.settings import RiskListSettings
     from serving.store import RiskListStore
     from tests.serving.helpers import SAMPLE
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from churnml.errors import ModelError
+from churnml.settings import Settings
 from model.loading import DEFAULT_MODEL_URI, load_model, resolve_model_uri
 
 
@@ -19,7 +20,7 @@ from model.loading import DEFAULT_MODEL_URI, load_model, resolve_model_uri
     ],
 )
 def test_the_flag_wins_then_the_environment_then_the_champion(given, env, chosen) -> None:
-    assert resolve_model_uri(given, env) == chosen
+    assert resolve_model_uri(given, Settings.from_env(env).model_uri) == chosen
 
 
 def test_a_folder_that_is_not_a_churnml_model_is_one_line(tmp_path: Path) -> None:

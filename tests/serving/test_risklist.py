@@ -19,7 +19,8 @@ import pytest
 from churnml.errors import InputError
 from churnml.validation import load_tables
 from serving.loading import load_served_model
-from serving.risklist import RiskListSettings, make_risk_list
+from serving.risklist import make_risk_list
+from serving.settings import RiskListSettings
 from serving.store import RiskListStore
 from tests.serving.helpers import SAMPLE
 
@@ -185,7 +186,8 @@ CRASHING_RUN = textwrap.dedent(
     import datetime as dt, os, signal, sys
     from churnml.validation import load_tables
     from serving.loading import load_served_model
-    from serving.risklist import RiskListSettings, make_risk_list
+    from serving.risklist import make_risk_list
+    from serving.settings import RiskListSettings
     from serving.store import RiskListStore
 
     sample, tracking, url, crash = sys.argv[1:5]

@@ -9,8 +9,8 @@ import pytest
 
 from churnml.errors import ConfigError, ModelError
 from serving.auth import KeyRing
-from serving.config import ServingSettings
 from serving.loading import check_model, check_registered, load_served_model
+from serving.settings import ServingSettings
 
 
 def test_without_keys_the_service_refuses_to_start() -> None:

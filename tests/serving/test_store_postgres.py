@@ -19,7 +19,8 @@ import pytest
 from churnml.validation import load_tables
 from serving.lists import Filters, Lists
 from serving.loading import load_served_model
-from serving.risklist import RiskListSettings, make_risk_list
+from serving.risklist import make_risk_list
+from serving.settings import RiskListSettings
 from serving.store import RiskListStore
 from tests.integration.servers import free_port
 from tests.serving.helpers import SAMPLE

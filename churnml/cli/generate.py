@@ -1,0 +1,108 @@
+"""``churnml generate``: a simulated world (``churnml.simulator``) with its oracle."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from churnml.cli.common import QuietFlag, parse_date
+from churnml.progress import Reporter
+from churnml.settings import WorldSettings
+
+FileFormat = enum.StrEnum("FileFormat", {name: name for name in ("csv", "parquet")})
+DEFAULT_FORMAT = FileFormat(WorldSettings.file_format)
+DEFAULT_START = WorldSettings.start_date.isoformat()
+
+
+Customers = Annotated[
+    int,
+    typer.Option(
+        "--customers",
+        min=1,
+        help="Customers at the start of the simulation (more sign up as it runs).",
+    ),
+]
+
+Days = Annotated[int, typer.Option("--days", min=1, help="Days to simulate.")]
+
+Seed = Annotated[
+    int, typer.Option("--seed", help="Random seed; the same seed gives the same files.")
+]
+
+WorldFolder = Annotated[
+    Path, typer.Option("--out", help="Folder for customers, interactions and oracle tables.")
+]
+
+StartDate = Annotated[str, typer.Option("--start-date", help="First simulated day, YYYY-MM-DD.")]
+
+OracleDays = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--oracle-as-of",
+        help="Day(s) for the oracle's true probabilities (repeatable). "
+        "Default: the last day minus the horizon.",
+    ),
+]
+
+NoOracle = Annotated[
+    bool, typer.Option("--no-oracle", help="Write no oracle table (faster for big worlds).")
+]
+
+Horizon = Annotated[
+    int,
+    typer.Option(
+        "--horizon", min=1, help="Horizon in days of the oracle's probabilities and labels."
+    ),
+]
+
+Format = Annotated[FileFormat, typer.Option("--format", help="File format of the tables.")]
+
+
+def generate(
+    customers: Customers = WorldSettings.customers,
+    days: Days = WorldSettings.days,
+    seed: Seed = WorldSettings.seed,
+    out: WorldFolder = WorldSettings.out,
+    start_date: StartDate = DEFAULT_START,
+    oracle_as_of: OracleDays = None,
+    no_oracle: NoOracle = False,
+    horizon: Horizon = WorldSettings.horizon_days,
+    file_format: Format = DEFAULT_FORMAT,
+    quiet: QuietFlag = False,
+) -> None:
+    """Simulate a world of customers, their service contacts and their churn."""
+    from churnml.simulator import generate_world
+
+    world = WorldSettings(
+        customers,
+        days,
+        seed,
+        out,
+        parse_date(start_date, "--start-date"),
+        horizon,
+        file_format.value,
+    )
+    oracle_days = [parse_date(value, "--oracle-as-of") for value in oracle_as_of or []]
+    with Reporter(quiet=quiet).stages() as update:
+        summary = generate_world(
+            n_customers=world.customers,
+            days=world.days,
+            seed=world.seed,
+            out_dir=world.out,
+            start_date=world.start_date,
+            oracle_as_of=[] if no_oracle else (oracle_days or None),
+            horizon_days=world.horizon_days,
+            file_format=world.file_format,
+            progress=update,
+        )
+    auc = ", ".join(f"{day}: {value:.3f}" for day, value in summary.oracle_roc_auc.items())
+    typer.echo(
+        f"{summary.customers:,} customers ({summary.arrivals:,} signed up during the run), "
+        f"{summary.interactions:,} contacts, {summary.churned:,} left; "
+        f"churn {summary.churn_rate_30d:.1%} per 30 days -> {out}"
+    )
+    if auc:
+        typer.echo(f"oracle ROC-AUC (the best any model can do) on {auc}")

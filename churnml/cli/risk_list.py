@@ -1,0 +1,226 @@
+"""``churnml risk-list``: the day's list of customers to call, on the local or Dask engine.
+
+``ListJob`` is the list as a command makes it (``churnml run`` too): what is checked and
+loaded before the tables are read (the export path, the suppression table, the model, the
+store), then the list of a day of an engine's tables (``serving.risklist``), exported.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from churnml.cli.common import (
+    CommandSettings,
+    CustomersFile,
+    EngineFlag,
+    InteractionsFile,
+    ModelUri,
+    QuietFlag,
+    SchedulerFlag,
+    StrictFlag,
+    command_settings,
+    latest_day,
+    on_cluster,
+    opened,
+    parse_date,
+)
+from churnml.progress import Reporter
+from serving.settings import RANK_BY, RiskListSettings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import pandas as pd
+
+    from churnml.engines import Engine
+    from serving.loading import ServedModel
+    from serving.risklist import RiskListResult
+    from serving.store import RiskListStore
+
+RankBy = enum.StrEnum("RankBy", {name: name for name in RANK_BY})
+
+
+AsOf = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        help="Score the customers active on D (YYYY-MM-DD). Default: the latest contact "
+        "day in the data.",
+    ),
+]
+
+ExportFile = Annotated[
+    Path | None, typer.Option("--out", help="Also export the list (.csv or .parquet).")
+]
+
+Capacity = Annotated[
+    int | None,
+    typer.Option(
+        "--capacity",
+        min=1,
+        help="Customers the team can call a day "
+        f"(default: {RiskListSettings.capacity}; CHURNML_CAPACITY).",
+    ),
+]
+
+RankByFlag = Annotated[
+    RankBy | None,
+    typer.Option(
+        "--rank-by",
+        help="revenue (expected revenue at risk) or probability "
+        f"(default: {RiskListSettings.rank_by}; CHURNML_RANK_BY).",
+    ),
+]
+
+Months = Annotated[
+    float | None,
+    typer.Option(
+        "--months",
+        min=0.01,
+        help="Months of revenue at risk: probability x monthly revenue x months "
+        f"(default: {RiskListSettings.revenue_months}; CHURNML_REVENUE_MONTHS).",
+    ),
+]
+
+SuppressFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--suppress",
+        help="Contacts made by the retention team: a table with customer_id and "
+        "contacted_at. Customers contacted in the last --suppress-days days are marked.",
+    ),
+]
+
+SuppressDays = Annotated[
+    int | None,
+    typer.Option(
+        "--suppress-days",
+        min=0,
+        help="Days a contact suppresses a customer "
+        f"(default: {RiskListSettings.suppress_days}; CHURNML_SUPPRESS_DAYS).",
+    ),
+]
+
+StoreUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help="SQLAlchemy URL of the list store (CHURNML_RISK_STORE; default SQLite "
+        "CHURNML_HOME/risk-lists.db).",
+    ),
+]
+
+
+def risk_list(
+    as_of: AsOf = None,
+    customers: CustomersFile = None,
+    interactions: InteractionsFile = None,
+    out: ExportFile = None,
+    capacity: Capacity = None,
+    rank_by: RankByFlag = None,
+    months: Months = None,
+    suppress: SuppressFile = None,
+    suppress_days: SuppressDays = None,
+    store: StoreUrl = None,
+    model: ModelUri = None,
+    engine: EngineFlag = None,
+    scheduler: SchedulerFlag = None,
+    strict: StrictFlag = False,
+    quiet: QuietFlag = False,
+) -> None:
+    """Write the day's list of customers to call, with reasons, actions and changes."""
+    settings = command_settings(
+        customers=customers,
+        interactions=interactions,
+        engine=engine,
+        scheduler=scheduler,
+        strict=strict,
+        model_uri=model,
+        risk_store=store,
+        lists={
+            "capacity": capacity,
+            "rank_by": rank_by.value if rank_by else None,
+            "revenue_months": months,
+            "suppress_days": suppress_days,
+        },
+    )
+    day = parse_date(as_of, "--as-of")
+    reporter = Reporter(quiet=quiet)
+    job = ListJob.prepare(settings, reporter, out=out, suppress=suppress)
+    with opened(settings.core, reporter) as chosen:
+        result = job.make(chosen, day, reporter)
+    typer.echo(result.summary())
+
+
+@dataclass(frozen=True)
+class ListJob:
+    """A day's list as a command makes it; ``prepare`` does every check and load that
+    needs no table, so a mistake stops the command before any work."""
+
+    settings: CommandSettings
+    served: ServedModel
+    store: RiskListStore
+    suppression: pd.DataFrame | None = None
+    suppress: Path | None = None
+    out: Path | None = None
+
+    @classmethod
+    def prepare(
+        cls,
+        settings: CommandSettings,
+        reporter: Reporter,
+        *,
+        out: Path | None = None,
+        suppress: Path | None = None,
+    ) -> ListJob:
+        from churnml.io import check_output_path, read_table
+        from serving.loading import load_served_model
+        from serving.risklist import read_suppression
+        from serving.store import RiskListStore, store_url
+
+        if out is not None:
+            check_output_path(out)
+        suppression = None
+        if suppress is not None:
+            suppression = read_suppression(read_table(suppress, "suppression"), str(suppress))
+        with reporter.step(f"loading {settings.model_uri}"):
+            served = load_served_model(settings.model_uri, settings.core.effective_tracking_uri)
+        store = RiskListStore(store_url(settings.core.home, settings.core.risk_store))
+        return cls(settings, served, store, suppression, suppress, out)
+
+    def make(
+        self,
+        engine: Engine,
+        day: dt.date | None,
+        reporter: Reporter,
+        report: Callable[[str], None] | None = None,
+    ) -> RiskListResult:
+        """The list of ``day`` (default: the latest contact day) of ``engine``'s tables,
+        stored, and exported when asked; ``report`` hears the list's steps."""
+        from churnml.io import write_table
+        from serving.risklist import export_frame, make_risk_list_on
+
+        if day is None:
+            missing = f"{self.settings.core.interactions}: no contacts; pass --as-of YYYY-MM-DD"
+            day = latest_day(engine, missing)
+        with reporter.step(f"making the risk list of {day}{on_cluster(engine)}"):
+            result = make_risk_list_on(
+                engine,
+                day,
+                self.served,
+                self.store,
+                self.settings.lists,
+                suppression=self.suppression,
+                suppression_name=str(self.suppress),
+                report=report,
+            )
+        if self.out is not None:
+            write_table(export_frame(result), self.out)
+            result.notes.append(f"exported to {self.out}")
+        return result
