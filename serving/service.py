@@ -32,6 +32,7 @@ from pydantic import Field
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse
 
 from churnml.errors import ChurnmlError
+from serving import error_log, limits, metrics_labels
 from serving.config import ServingSettings
 from serving.gate import Gate, KeyRing
 from serving.list_schemas import RiskListPage, ScoreIdsResponse
@@ -104,6 +105,7 @@ class ChurnService:
 
     def __init__(self) -> None:
         self.settings = ServingSettings.from_env()
+        error_log.install()
         self._lock = asyncio.Lock()
         self._follow_at = 0.0
         self._follow_mtime = self._signal_mtime()
@@ -172,7 +174,7 @@ class ChurnService:
         try:
             found = await asyncio.to_thread(self.lists.scores, customer_ids)
         except NoList as error:
-            return _problem_response(404, str(error), [])
+            return _problem_response(error.status, str(error), [])
         return ScoreIdsResponse.model_validate(found)
 
     @info_app.get(
@@ -190,7 +192,7 @@ class ChurnService:
         try:
             page = await asyncio.to_thread(self.lists.page, filters, limit)
         except NoList as error:
-            return _problem_response(404, str(error), [])
+            return _problem_response(error.status, str(error), [])
         return RiskListPage.model_validate(page)
 
     @info_app.get(
@@ -206,14 +208,15 @@ class ChurnService:
         self,
         filters: Annotated[Filters, Depends(list_filters)],
         limit: Annotated[
-            int | None, Query(ge=1, description="Rows at most; default: all that match.")
+            int | None,
+            Query(ge=1, le=MAX_PAGE, description="Rows at most; default: all that match."),
         ] = None,
     ) -> PlainTextResponse:
         """The same rows as ``GET /risk-list``, as a CSV file (reasons as text columns)."""
         try:
             name, text = await asyncio.to_thread(self.lists.csv, filters, limit)
         except NoList as error:
-            return _problem_response(404, str(error), [])
+            return _problem_response(error.status, str(error), [])
         return PlainTextResponse(
             text,
             media_type="text/csv; charset=utf-8",
@@ -355,3 +358,9 @@ class _LazyGate:
 
 
 ChurnService.add_asgi_middleware(_LazyGate)
+ChurnService.add_asgi_middleware(limits.JsonOnly)
+# Both must be in place before BentoML builds a worker's server (see their modules).
+limits.install()
+metrics_labels.install(
+    [api.route for api in ChurnService.apis.values()] + metrics_labels.paths_of(info_app.routes)
+)
