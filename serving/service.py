@@ -32,7 +32,7 @@ from pydantic import Field
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse
 
 from churnml.errors import ChurnmlError
-from serving import error_log, limits, metrics_labels
+from serving import error_log, limits, metrics_labels, timeouts
 from serving.config import ServingSettings
 from serving.gate import Gate, KeyRing
 from serving.list_schemas import RiskListPage, ScoreIdsResponse
@@ -359,8 +359,9 @@ class _LazyGate:
 
 ChurnService.add_asgi_middleware(_LazyGate)
 ChurnService.add_asgi_middleware(limits.JsonOnly)
-# Both must be in place before BentoML builds a worker's server (see their modules).
+# These must be in place before BentoML builds a worker's server (see their modules).
 limits.install()
+timeouts.install()
 metrics_labels.install(
     [api.route for api in ChurnService.apis.values()] + metrics_labels.paths_of(info_app.routes)
 )
