@@ -69,6 +69,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc,valid-ty
         super().__init__(*args, **kwargs)
         self._head_bytes = 0
         self._head_fields = 0
+        self._head_size = 0
         self._in_body = False
         self._refusal: str | None = None
 
@@ -83,13 +84,28 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc,valid-ty
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_fields = 0
+        self._head_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._head_fields += 1
         if self._head_fields > MAX_HEADERS:
-            self._refusal = too_many_fields(self._head_fields)
-            raise HeadTooLarge(self._refusal)
+            self._stop(too_many_fields(self._head_fields))
+        self._count(len(name) + len(value))
         super().on_header(name, value)
+
+    def _count(self, size: int) -> None:
+        """The parsed head's size: exact, for a head that arrived in one chunk."""
+        self._head_size += size
+        if self._head_size > MAX_HEAD_BYTES:
+            self._stop(too_many_bytes(self._head_size))
+
+    def _stop(self, reason: str) -> None:
+        self._refusal = reason
+        raise HeadTooLarge(reason)
 
     def on_headers_complete(self) -> None:
         self._in_body = True
