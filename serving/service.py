@@ -32,7 +32,7 @@ from pydantic import Field
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse
 
 from churnml.errors import ChurnmlError
-from serving import error_log, limits, metrics_labels, timeouts
+from serving import error_log, limits, metrics_labels, openapi_errors, timeouts
 from serving.config import ServingSettings
 from serving.gate import Gate, KeyRing
 from serving.list_schemas import RiskListPage, ScoreIdsResponse
@@ -86,6 +86,9 @@ def _freeze_heap() -> None:
 def _problem_response(status: int, error: str, detail: list[dict[str, Any]]) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail}, status_code=status)
 
+
+# Errors of the CSV endpoint are JSON, not its text/csv (FastAPI would document them so).
+_ERROR_JSON = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
 
 # GET endpoints live on a small FastAPI app mounted at the root (BentoML APIs are POST only);
 # BentoML merges its OpenAPI into the service's spec.
@@ -181,7 +184,10 @@ class ChurnService:
         "/risk-list",
         response_model=RiskListPage,
         tags=["Risk lists"],
-        responses={404: {"model": ErrorResponse, "description": "No list for that day."}},
+        responses={
+            404: {"model": ErrorResponse, "description": "No list for that day."},
+            503: {"model": ErrorResponse, "description": "The store cannot be read for now."},
+        },
     )
     async def risk_list(
         self,
@@ -201,7 +207,8 @@ class ChurnService:
         response_class=PlainTextResponse,
         responses={
             200: {"content": {"text/csv": {}}, "description": "The matching rows as CSV."},
-            404: {"model": ErrorResponse, "description": "No list for that day."},
+            404: {"content": _ERROR_JSON, "description": "No list for that day."},
+            503: {"content": _ERROR_JSON, "description": "The store cannot be read for now."},
         },
     )
     async def risk_list_csv(
@@ -362,6 +369,7 @@ ChurnService.add_asgi_middleware(limits.JsonOnly)
 # These must be in place before BentoML builds a worker's server (see their modules).
 limits.install()
 timeouts.install()
+openapi_errors.install()
 metrics_labels.install(
     [api.route for api in ChurnService.apis.values()] + metrics_labels.paths_of(info_app.routes)
 )
