@@ -12,10 +12,10 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from serving.error_log import CallerMistakes
+from serving.limits import JsonOnly
 from serving.lists import Filters, Lists, NoList, StoreUnusable
 from serving.metrics_labels import UNKNOWN, RouteLabels
 from serving.timeouts import CancellingTimeout
-from tests.serving.helpers import ADMIN_KEY
 
 ROUTES = ["/score", "/risk-list", "/risk-list.csv", "/ui/{name}", "/static/{path:path}"]
 
@@ -116,15 +116,41 @@ def test_a_server_error_keeps_its_traceback() -> None:
     assert record.levelno == logging.ERROR and record.exc_info is not None
 
 
+async def _call(app, path: str, content_type: bytes | None) -> int:
+    sent: list[int] = []
+
+    async def send(message) -> None:
+        if message["type"] == "http.response.start":
+            sent.append(message["status"])
+
+    async def receive():
+        return {"type": "http.request", "body": b"abc"}
+
+    headers = [] if content_type is None else [(b"content-type", content_type)]
+    await app({"type": "http", "path": path, "headers": headers}, receive, send)
+    return sent[0]
+
+
 @pytest.mark.parametrize("path", ["/score", "/score_ids", "/admin/reload"])
-def test_multipart_without_a_boundary_gets_415_not_500(client, path: str) -> None:
-    response = client.post(
-        path,
-        content=b"abc",
-        headers={"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "multipart/form-data"},
-    )
-    assert response.status_code == 415, response.text
-    assert "application/json" in response.json()["error"]
+@pytest.mark.parametrize(
+    ("content_type", "status"),
+    [
+        (b"multipart/form-data", 415),
+        (b"multipart/form-data; boundary=x", 415),
+        (b"application/x-www-form-urlencoded", 415),
+        (b"application/json", 200),
+        (b"application/json; charset=utf-8", 200),
+        (None, 200),
+    ],
+)
+def test_multipart_without_a_boundary_gets_415_not_500(
+    path: str, content_type: bytes | None, status: int
+) -> None:
+    assert asyncio.run(_call(JsonOnly(_answering), path, content_type)) == status
+
+
+def test_a_form_body_elsewhere_is_not_refused() -> None:
+    assert asyncio.run(_call(JsonOnly(_answering), "/risk-list", b"multipart/form-data")) == 200
 
 
 def _store_with_one_list(path: Path) -> None:
