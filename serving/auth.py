@@ -8,7 +8,7 @@
   No or unknown key: 401; a known key without the scope: 403.
 * Keys are compared in constant time against every configured key (``hmac.compare_digest``
   on each, no early exit), and never logged or echoed.
-* A body over ``max_body_bytes`` is refused with 400 before it is read whole.
+* A body over ``max_body_bytes`` is refused with 413 before it is read whole.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ class AuthMiddleware:
                     await _answer(send, 400, "Content-Length is not a number")
                     return
                 if declared > limit:
-                    await _answer(send, 400, _too_big(declared, limit))
+                    await _answer(send, 413, _too_big(declared, limit))
                     return
                 await self.app(scope, receive, send)
                 return
@@ -136,7 +136,7 @@ class AuthMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                await _answer(send, 400, _too_big(size, limit))
+                await _answer(send, 413, _too_big(size, limit))
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):

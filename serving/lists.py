@@ -4,15 +4,19 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import sqlalchemy as sa
 
 from churnml.errors import ChurnmlError
-from serving.store import ROW_COLUMNS, RiskListStore, store_url
+from serving.store import ROW_COLUMNS, RiskListStore, safe_url, sqlite_path, store_url
 
 MAX_DATES = 60
 
@@ -32,24 +36,77 @@ class Filters:
 class NoList(ChurnmlError):
     """No list to answer from (404)."""
 
+    status = 404
+
+
+class StoreUnusable(NoList):
+    """The store is there but cannot be read: damaged, truncated, or its server is down
+    (503). A kind of NoList, so that every list endpoint answers it as it answers NoList,
+    with this status."""
+
+    status = 503
+
 
 class Lists:
-    """The store as the service sees it: opened on first use, never created by reading."""
+    """The store as the service sees it: opened on first use, never created by reading.
+
+    A SQLite store replaced under the service (deleted, written anew, moved into place) is
+    a new file: the store is reopened when the file's device and inode change. A store that
+    fails to read is closed, answered 503, and opened afresh on the next request, so a
+    restored file serves again without a restart.
+    """
 
     def __init__(self, home: Path, url: str | None = None) -> None:
         self.url = store_url(home, url)
+        self._path = sqlite_path(self.url)
         self._store: RiskListStore | None = None
+        self._opened: tuple[int, int] | None = None
+        self._guard = threading.Lock()  # endpoints read in threads
 
     def store(self) -> RiskListStore:
-        if self._store is None:
-            try:
-                self._store = RiskListStore(self.url, create=False)
-            except ChurnmlError:
-                raise NoList(
-                    "no risk list is stored yet: run `churnml risk-list --as-of YYYY-MM-DD` "
-                    "(the daily job) first"
-                ) from None
-        return self._store
+        with self._guard:
+            if self._store is not None and self._identity() != self._opened:
+                self._close()
+            if self._store is None:
+                identity = self._identity()
+                try:
+                    self._store = RiskListStore(self.url, create=False)
+                except ChurnmlError:
+                    raise NoList(
+                        "no risk list is stored yet: run `churnml risk-list --as-of YYYY-MM-DD` "
+                        "(the daily job) first"
+                    ) from None
+                self._opened = identity
+            return self._store
+
+    def _identity(self) -> tuple[int, int] | None:
+        if self._path is None:
+            return None
+        try:
+            found = os.stat(self._path)
+        except OSError:
+            return None
+        return found.st_dev, found.st_ino
+
+    def _close(self) -> None:
+        if self._store is not None:
+            self._store.engine.dispose()
+        self._store, self._opened = None, None
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Database errors become StoreUnusable (503), and the store is closed."""
+        try:
+            yield
+        except sa.exc.DBAPIError as error:
+            with self._guard:
+                self._close()
+            first = (str(error.orig or error).strip().splitlines() or ["error"])[0][:200]
+            raise StoreUnusable(
+                f"the risk-list store {safe_url(self.url)} cannot be read ({first}): restore "
+                "it from a backup or write a new list with `churnml risk-list --as-of "
+                "YYYY-MM-DD`; the service reopens it by itself"
+            ) from None
 
     def header(self, day: str | None) -> dict[str, Any]:
         store = self.store()
@@ -63,6 +120,10 @@ class Lists:
         return header
 
     def page(self, filters: Filters, limit: int) -> dict[str, Any]:
+        with self._reading():
+            return self._page(filters, limit)
+
+    def _page(self, filters: Filters, limit: int) -> dict[str, Any]:
         header, total, rows = self._matching(filters, limit)
         store = self.store()
         for row in rows:
@@ -99,7 +160,8 @@ class Lists:
         """(file name, CSV text) of the matching rows, reasons flattened as in --out."""
         from serving.risklist import flat_table
 
-        header, _, rows = self._matching(filters, limit)
+        with self._reading():
+            header, _, rows = self._matching(filters, limit)
         frame = flat_table(
             pd.DataFrame(rows, columns=ROW_COLUMNS), header["list_date"], header["model_version"]
         )
@@ -122,8 +184,9 @@ class Lists:
 
     def scores(self, customer_ids: Sequence[str]) -> dict[str, Any]:
         """The latest list's scores of these customers, in the /score shape."""
-        header = self.header(None)
-        found = self.store().rows_of(header["list_id"], customer_ids)
+        with self._reading():
+            header = self.header(None)
+            found = self.store().rows_of(header["list_id"], customer_ids)
         scores, missing = [], []
         for customer in customer_ids:
             row = found.get(customer)

@@ -32,6 +32,7 @@ from pydantic import Field
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse
 
 from churnml.errors import ChurnmlError
+from serving import error_log, limits, metrics_labels, openapi_errors, timeouts
 from serving.auth import AuthMiddleware, KeyRing
 from serving.list_schemas import RiskListPage, ScoreIdsResponse
 from serving.lists import Filters, Lists, NoList
@@ -84,6 +85,9 @@ def _problem_response(status: int, error: str, detail: list[dict[str, Any]]) -> 
     return JSONResponse({"error": error, "detail": detail}, status_code=status)
 
 
+# Errors of the CSV endpoint are JSON, not its text/csv (FastAPI would document them so).
+_ERROR_JSON = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+
 # GET endpoints live on a small FastAPI app mounted at the root (BentoML APIs are POST only);
 # BentoML merges its OpenAPI into the service's spec.
 info_app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
@@ -106,6 +110,7 @@ class ChurnService:
             self.settings = ServingSettings.from_env()
         except ChurnmlError as error:
             _cannot_start(error)
+        error_log.install()
         self._lock = asyncio.Lock()
         self._follow_at = 0.0
         self._follow_mtime = self._signal_mtime()
@@ -173,14 +178,17 @@ class ChurnService:
         try:
             found = await asyncio.to_thread(self.lists.scores, customer_ids)
         except NoList as error:
-            return _problem_response(404, str(error), [])
+            return _problem_response(error.status, str(error), [])
         return ScoreIdsResponse.model_validate(found)
 
     @info_app.get(
         "/risk-list",
         response_model=RiskListPage,
         tags=["Risk lists"],
-        responses={404: {"model": ErrorResponse, "description": "No list for that day."}},
+        responses={
+            404: {"model": ErrorResponse, "description": "No list for that day."},
+            503: {"model": ErrorResponse, "description": "The store cannot be read for now."},
+        },
     )
     async def risk_list(
         self,
@@ -191,7 +199,7 @@ class ChurnService:
         try:
             page = await asyncio.to_thread(self.lists.page, filters, limit)
         except NoList as error:
-            return _problem_response(404, str(error), [])
+            return _problem_response(error.status, str(error), [])
         return RiskListPage.model_validate(page)
 
     @info_app.get(
@@ -200,21 +208,23 @@ class ChurnService:
         response_class=PlainTextResponse,
         responses={
             200: {"content": {"text/csv": {}}, "description": "The matching rows as CSV."},
-            404: {"model": ErrorResponse, "description": "No list for that day."},
+            404: {"content": _ERROR_JSON, "description": "No list for that day."},
+            503: {"content": _ERROR_JSON, "description": "The store cannot be read for now."},
         },
     )
     async def risk_list_csv(
         self,
         filters: Annotated[Filters, Depends(list_filters)],
         limit: Annotated[
-            int | None, Query(ge=1, description="Rows at most; default: all that match.")
+            int | None,
+            Query(ge=1, le=MAX_PAGE, description="Rows at most; default: all that match."),
         ] = None,
     ) -> PlainTextResponse:
         """The same rows as ``GET /risk-list``, as a CSV file (reasons as text columns)."""
         try:
             name, text = await asyncio.to_thread(self.lists.csv, filters, limit)
         except NoList as error:
-            return _problem_response(404, str(error), [])
+            return _problem_response(error.status, str(error), [])
         return PlainTextResponse(
             text,
             media_type="text/csv; charset=utf-8",
@@ -356,3 +366,11 @@ class _LazyGate:
 
 
 ChurnService.add_asgi_middleware(_LazyGate)
+ChurnService.add_asgi_middleware(limits.JsonOnly)
+# These must be in place before BentoML builds a worker's server (see their modules).
+limits.install()
+timeouts.install()
+openapi_errors.install()
+metrics_labels.install(
+    [api.route for api in ChurnService.apis.values()] + metrics_labels.paths_of(info_app.routes)
+)

@@ -137,6 +137,17 @@ def store_url(home: Path, configured: str | None = None) -> str:
     return configured or default_url(home)
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite store URL; None for other databases and in-memory SQLite."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return None
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
 class RiskListStore:
     """Reads and writes the daily lists at one SQLAlchemy URL."""
 
@@ -330,10 +341,12 @@ class RiskListStore:
                         store_meta.insert().values(key="schema_version", value=SCHEMA_VERSION)
                     )
         except sa.exc.SQLAlchemyError as error:
-            raise ConfigError(f"risk-list store {_safe(self.url)}: {_first_line(error)}") from None
+            raise ConfigError(
+                f"risk-list store {safe_url(self.url)}: {_first_line(error)}"
+            ) from None
         if found not in (None, SCHEMA_VERSION):
             raise DataError(
-                f"risk-list store {_safe(self.url)} has schema v{found}, this churnml writes "
+                f"risk-list store {safe_url(self.url)} has schema v{found}, this churnml writes "
                 f"v{SCHEMA_VERSION}; point CHURNML_RISK_STORE at a new database"
             )
 
@@ -352,7 +365,7 @@ def _engine(url: str, *, create: bool) -> Engine:
         engine = sa.create_engine(url)
     except (sa.exc.ArgumentError, ImportError, sa.exc.NoSuchModuleError) as error:
         raise ConfigError(
-            f"risk-list store {_safe(url)!r}: {_first_line(error)}; expected an SQLAlchemy URL "
+            f"risk-list store {safe_url(url)!r}: {_first_line(error)}; expected an SQLAlchemy URL "
             "such as sqlite:////path/risk-lists.db or postgresql+psycopg://user@host/db"
         ) from None
     if engine.dialect.name == "sqlite":
@@ -431,7 +444,7 @@ def _first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
 
 
-def _safe(url: str) -> str:
+def safe_url(url: str) -> str:
     """The URL without its password."""
     try:
         return sa.engine.make_url(url).render_as_string(hide_password=True)

@@ -233,12 +233,12 @@ def test_malformed_bodies_get_400(client, body) -> None:
     assert response.status_code == 400, response.text
 
 
-def test_a_body_over_the_limit_gets_400_before_it_is_read(client) -> None:
+def test_a_body_over_the_limit_gets_413_before_it_is_read(client) -> None:
     body = b'{"customers": [' + b" " * (33 * 1024 * 1024) + b"]}"
     response = client.post(
         "/score", content=body, headers={**AUTH, "Content-Type": "application/json"}
     )
-    assert response.status_code == 400
+    assert response.status_code == 413
     assert "body" in response.json()["error"]
 
 
