@@ -60,13 +60,13 @@ def test_the_days_scores_are_the_models_scores(tmp_path) -> None:
     from tests.serving.helpers import trained_home
 
     home = trained_home()
-    model = load_served_model(
+    predictor = load_served_model(
         "models:/churn-risk@champion", f"sqlite:///{(home / 'mlflow.db').resolve()}"
-    ).model
+    ).predictor
     engine = LocalEngine(Settings(home=tmp_path))
     day = dt.date(2026, 6, 24)
     tables = engine.tables()
-    expected = model.score_tables(tables.customers, tables.interactions, day)
-    pd.testing.assert_frame_equal(score_day(engine, model, day), expected, check_exact=True)
+    expected = predictor.score_tables(tables.customers, tables.interactions, day)
+    pd.testing.assert_frame_equal(score_day(engine, predictor, day), expected, check_exact=True)
     with pytest.raises(DataError, match="no customer is active on 1990-01-01"):
-        score_day(engine, model, dt.date(1990, 1, 1))
+        score_day(engine, predictor, dt.date(1990, 1, 1))

@@ -18,13 +18,13 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def model():
+def predictor():
     from serving.loading import load_served_model
     from tests.serving.helpers import trained_home
 
     home = trained_home()
     uri = f"sqlite:///{(home / 'mlflow.db').resolve()}"
-    return load_served_model("models:/churn-risk@champion", uri).model
+    return load_served_model("models:/churn-risk@champion", uri).predictor
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +63,11 @@ def test_both_engines_give_the_same_features(engines) -> None:
     pd.testing.assert_frame_equal(on_dask.features(day), local.features(day), check_exact=True)
 
 
-def test_both_engines_give_the_same_scores(engines, model) -> None:
+def test_both_engines_give_the_same_scores(engines, predictor) -> None:
     local, on_dask = engines
     day = local.latest_day()
-    ours = score_day(on_dask, model, day)
-    theirs = score_day(local, model, day)
+    ours = score_day(on_dask, predictor, day)
+    theirs = score_day(local, predictor, day)
     # A probability may differ in its last bit: LightGBM's float sums depend on which rows
     # share a batch (the local engine scores all customers at once, Dask by partition).
     pd.testing.assert_frame_equal(ours, theirs, check_exact=False, rtol=0, atol=1e-12)
