@@ -36,10 +36,13 @@ for table in ("risk_lists", "risk_list_rows", "risk_list_departures"):
     frame.to_csv(out / f"store-{table}.csv", index=False)
 features = pd.read_parquet(out / "features.parquet")
 features.to_csv(out / "features.csv")
-arts = sorted((out / "home").rglob("booster.txt"))
-for path in arts:
-    (out / f"booster-{hashlib.sha256(str(path.parent.parent.parent).encode()).hexdigest()[:6]}.sha").write_text(
-        hashlib.sha256(path.read_bytes()).hexdigest())
+# The registered models' files, by content (their folders are named by run ids).
+for home in sorted(out.glob("home*")):
+    digests = sorted(
+        f"{p.name} {hashlib.sha256(p.read_bytes()).hexdigest()}"
+        for p in home.rglob("*") if p.name in ("booster.txt", "spec.json")
+    )
+    (out / f"models-{home.name}.sha").write_text("\n".join(digests) + "\n")
 PY
 rm -f "$out/features.parquet"
 for t in "$real"/*.csv; do
@@ -51,4 +54,7 @@ for t in "$real"/*.csv; do
   CHURNML_HOME="$out/home-$name" cli promote 1 --reason compare >/dev/null 2>&1 || true
   CHURNML_HOME="$out/home-$name" cli score --table "$t" --out "$out/scores-$name.csv" --quiet > /dev/null 2>&1 || true
 done
+# Run ids, times and this folder's path differ from run to run: masked.
+sed -i -E -e 's/run [0-9a-f]{32}/run RUN/' -e 's/^[0-9]{4}\/[0-9]{2}\/[0-9]{2} [0-9:]{8} //' \
+    -e "s#$out#OUT#g" "$out"/*.txt
 echo "written: $out"
