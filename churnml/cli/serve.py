@@ -25,8 +25,14 @@ def serve(
     ] = ServingSettings.host,
     model: ModelUri = None,
     workers: Annotated[
-        int, typer.Option("--workers", min=1, help="Worker processes (one model each).")
-    ] = ServingSettings.workers,
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Worker processes, one model each "
+            f"(default: {ServingSettings.workers}; CHURNML_SERVE_WORKERS).",
+        ),
+    ] = None,
 ) -> None:
     """Start the scoring service for CRM systems (BentoML; see docs/serving.md).
 
