@@ -356,6 +356,8 @@ class ContactHistory:
         interactions: Table,
         pool: ThreadPoolExecutor | None,
     ) -> None:
+        """Both tables' columns as arrays over the kept contacts in time order, and the
+        per-contact facts that look only at the past (``flags``)."""
         run = pool.submit if pool is not None else _run_now
         # Hashing strings is most of the cost: the big encodings run side by side
         # (pyarrow releases the GIL), the customer ids on this thread.
@@ -381,21 +383,31 @@ class ContactHistory:
         cases = _CaseFacts.of(self.case, self.n_cases, self.channel, agent)
         del agent
         self.case_first_pos = cases.first_pos
-        n = self.n
-        self.case_customer = self.cust[np.minimum(cases.first_pos, n - 1)] if n else cases.first_pos
+        # Each case's customer (any for a case without a kept contact: it never exists).
+        self.case_customer = (
+            self.cust[np.minimum(cases.first_pos, self.n - 1)] if self.n else cases.first_pos
+        )
+        repeat = self._repeats(cases, topic, n_topics, _rows(customers))
+        del topic
+        self.flags = self._flags(cases, abandoned, repeat)
+        self.customers = customers_job.result()
+
+    def _repeats(
+        self, cases: _CaseFacts, topic: np.ndarray, n_topics: int, n_customers: int
+    ) -> np.ndarray:
+        """Repeat contacts: every contact of a case but its first, and a contact without
+        case on a topic the customer raised within the repeat window before."""
         repeat = cases.has_case & ~cases.first
         repeat |= _topic_repeats(
             self.cust,
             topic,
             n_topics,
-            n_customers=_rows(customers),
+            n_customers=n_customers,
             has_case=cases.has_case,
             t=self.t,
             window_ns=self.settings.repeat_window_days * DAY_NS,
         )
-        del topic
-        self.flags = self._flags(cases, abandoned, repeat)
-        self.customers = customers_job.result()
+        return repeat
 
     def _flags(
         self, cases: _CaseFacts, abandoned: np.ndarray, repeat: np.ndarray
@@ -846,26 +858,8 @@ def _read_customers(customers: Table, settings: FeatureSettings) -> _Customers:
         extra = [c for c in settings.profile_columns if c not in settings.exclude_profile_columns]
     for name in extra:
         column = PROFILE_PREFIX + name
-        pinned = settings.categories_of(column)
         values = customers[name] if name in names else None
-        if pinned is not None:
-            profile[column] = _categorical(values, n, pinned)
-            continue
-        if values is not None:
-            values = _series(values)
-        if values is None:
-            profile[column] = pd.Series(np.full(n, np.nan))
-        elif pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(
-            values.dtype
-        ):
-            profile[column] = pd.Series(values.to_numpy(dtype=np.float64, na_value=np.nan))
-        elif pd.api.types.is_datetime64_any_dtype(values.dtype):
-            raise ContractError(
-                f"customers.{name}: date profile columns are not features yet; "
-                "exclude it with FeatureSettings(exclude_profile_columns=...)"
-            )
-        else:
-            profile[column] = _categorical(values, n, None)
+        profile[column] = _profile_column(name, values, n, settings.categories_of(column))
     return _Customers(
         ids=ids,
         signup_ns=signup,
@@ -873,6 +867,26 @@ def _read_customers(customers: Table, settings: FeatureSettings) -> _Customers:
         monthly_revenue=revenue,
         profile=profile,
     )
+
+
+def _profile_column(
+    name: str, values: Column | None, n: int, pinned: tuple[str, ...] | None
+) -> pd.Series:
+    """The profile_ column of customers' column ``name``: categorical when its categories
+    are pinned or it is text, float64 when numeric or boolean, NaN when the table lacks it."""
+    if pinned is not None:
+        return _categorical(values, n, pinned)
+    if values is None:
+        return pd.Series(np.full(n, np.nan))
+    values = _series(values)
+    if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(values.dtype):
+        return pd.Series(values.to_numpy(dtype=np.float64, na_value=np.nan))
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        raise ContractError(
+            f"customers.{name}: date profile columns are not features yet; "
+            "exclude it with FeatureSettings(exclude_profile_columns=...)"
+        )
+    return _categorical(values, n, None)
 
 
 @functools.lru_cache(maxsize=256)
