@@ -356,143 +356,87 @@ class ContactHistory:
         interactions: Table,
         pool: ThreadPoolExecutor | None,
     ) -> None:
-        settings = self.settings
+        """Both tables' columns as arrays over the kept contacts in time order, and the
+        per-contact facts that look only at the past (``flags``)."""
         run = pool.submit if pool is not None else _run_now
-
         # Hashing strings is most of the cost: the big encodings run side by side
         # (pyarrow releases the GIL), the customer ids on this thread.
-        def small_encodings() -> tuple:
-            agent = _factorize(_arrow(interactions["agent_id"]))[0]
-            topic = _factorize(_arrow(interactions["topic"]))
-            channel = _lookup(_arrow(interactions["channel"]), _CHANNEL_SET)
-            status = _lookup(_arrow(interactions["status"]), _STATUS_SET)
-            return agent, topic, channel, status
-
         case_job = run(lambda: _factorize(_arrow(interactions["case_id"])))
-        small_job = run(small_encodings)
-        customers_job = run(lambda: _read_customers(customers, settings))
-        t_all = _ns(interactions["started_at"], "interactions", "started_at")
-        customer_ids = customers["customer_id"]
-        if not isinstance(customer_ids, pa.Array):
-            customer_ids = pa.array(customer_ids.to_numpy(dtype=object), type=pa.string())
-        cust_all = _lookup(_arrow(interactions["customer_id"]), customer_ids)
+        text_job = run(lambda: _text_codes(interactions))
+        customers_job = run(lambda: _read_customers(customers, self.settings))
+        kept = _Kept.of(customers, interactions, self.until)
 
-        keep = (cust_all >= 0) & (t_all != _NAT)
-        if self.until is not None:
-            keep &= t_all < self.until.value + DAY_NS
-        rows: np.ndarray | None = None if keep.all() else np.flatnonzero(keep)
-        t = t_all if rows is None else t_all[rows]
-        if len(t) > 1 and not (t[1:] >= t[:-1]).all():
-            order = np.argsort(t, kind="stable")
-            rows = order if rows is None else rows[order]
-            t = t[order]
+        self.n, self.t, self.cust = len(kept.t), kept.t, kept.cust
+        self.wait = kept.numeric(interactions, "wait_seconds")
+        abandoned = kept.numeric(interactions, "abandoned") == 1.0
+        self.transfers = np.nan_to_num(kept.numeric(interactions, "transfers"), nan=0.0)
+        self.csat = kept.numeric(interactions, "csat")
+        agent, (topic, n_topics), channel, status = text_job.result()
+        agent, topic, self.channel, self.status = map(kept.take, (agent, topic, channel, status))
+        _check_channels(self.channel, kept, interactions)
 
-        def take(values: np.ndarray) -> np.ndarray:
-            return values if rows is None else values[rows]
-
-        def numeric(column: str) -> np.ndarray:
-            return take(_floats(interactions[column]))
-
-        n = len(t)
-        self.n = n
-        self.t = t
-        cust = take(cust_all)
-        del cust_all, keep
-        wait = numeric("wait_seconds")
-        abandoned = numeric("abandoned") == 1.0
-        transfers = np.nan_to_num(numeric("transfers"), nan=0.0)
-        csat = numeric("csat")
-
-        agent, (topic, n_topics), channel, status = small_job.result()
-        agent, topic, channel, status = take(agent), take(topic), take(channel), take(status)
-        if (channel < 0).any():
-            first = int(np.flatnonzero(channel < 0)[0])
-            row = first if rows is None else int(rows[first])
-            sent = _series(interactions["channel"]).iloc[row]
-            raise ContractError(
-                f"interactions: channel {sent!r} in row {row} "
-                f"is not one of {CHANNELS}; validate the table with churnml.validation"
-            )
         case_codes, n_case_values = case_job.result()
-        case, n_cases = _cases_per_customer(take(case_codes), n_case_values, cust)
+        self.case, self.n_cases = _cases_per_customer(
+            kept.take(case_codes), n_case_values, self.cust
+        )
         del case_codes
+        cases = _CaseFacts.of(self.case, self.n_cases, self.channel, agent)
+        del agent
+        self.case_first_pos = cases.first_pos
+        # Each case's customer (any for a case without a kept contact: it never exists).
+        self.case_customer = (
+            self.cust[np.minimum(cases.first_pos, self.n - 1)] if self.n else cases.first_pos
+        )
+        repeat = self._repeats(cases, topic, n_topics, _rows(customers))
+        del topic
+        self.flags = self._flags(cases, abandoned, repeat)
+        self.customers = customers_job.result()
 
-        pos = np.arange(n, dtype=np.int64)
-        has_case = case >= 0
-        case_rows = pos[has_case]
-        case_of = case[has_case]
-        # Codes of cases without a kept contact (all after `until`) stay one past the end.
-        case_first_pos = np.full(n_cases, n, dtype=np.int64)
-        np.minimum.at(case_first_pos, case_of, case_rows)
-        case_first = _mark(case_first_pos, n)
-
-        # A new channel on a case: the first contact of its (case, channel) pair, except
-        # the case's first contact. Summed over a case: its distinct channels - 1.
-        pair = case_of * len(CHANNELS) + channel[has_case]
-        pair_first = np.full(n_cases * len(CHANNELS), n, dtype=np.int64)
-        np.minimum.at(pair_first, pair, case_rows)
-        channel_switch = _mark(pair_first, n) & ~case_first
-        del pair, pair_first
-
-        # A case becomes multi-agent at its first contact handled by another agent than
-        # the case's first agent.
-        with_agent = has_case & (agent >= 0)
-        first_agent_pos = np.full(n_cases, n, dtype=np.int64)
-        np.minimum.at(first_agent_pos, case[with_agent], pos[with_agent])
-        other = np.zeros(n, dtype=bool)
-        other[with_agent] = agent[with_agent] != agent[first_agent_pos[case[with_agent]]]
-        first_other_pos = np.full(n_cases, n, dtype=np.int64)
-        np.minimum.at(first_other_pos, case[other], pos[other])
-        multi_agent = _mark(first_other_pos, n)
-        del with_agent, first_agent_pos, other, first_other_pos, agent
-
-        repeat = has_case & ~case_first
+    def _repeats(
+        self, cases: _CaseFacts, topic: np.ndarray, n_topics: int, n_customers: int
+    ) -> np.ndarray:
+        """Repeat contacts: every contact of a case but its first, and a contact without
+        case on a topic the customer raised within the repeat window before."""
+        repeat = cases.has_case & ~cases.first
         repeat |= _topic_repeats(
-            cust,
+            self.cust,
             topic,
             n_topics,
-            n_customers=_rows(customers),
-            has_case=has_case,
-            t=t,
-            window_ns=settings.repeat_window_days * DAY_NS,
+            n_customers=n_customers,
+            has_case=cases.has_case,
+            t=self.t,
+            window_ns=self.settings.repeat_window_days * DAY_NS,
         )
-        del topic
+        return repeat
 
+    def _flags(
+        self, cases: _CaseFacts, abandoned: np.ndarray, repeat: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """The per-contact flags the windows count, the bad experience among them."""
+        settings, status, transfers = self.settings, self.status, self.transfers
         thresholds = np.array([settings.long_wait_threshold(c) for c in CHANNELS])
-        long_wait = wait > thresholds[channel]
+        long_wait = self.wait > thresholds[self.channel]
         bad_status = np.isin(status, [STATUSES.index(s) for s in settings.bad_statuses])
         bad = (
             long_wait
             | abandoned
-            | (csat <= settings.bad_csat_max)
+            | (self.csat <= settings.bad_csat_max)
             | (transfers >= settings.bad_transfers_min)
             | bad_status
         )
-
-        self.cust = cust
-        self.channel = channel
-        self.status = status
-        self.wait = wait
-        self.csat = csat
-        self.transfers = transfers
-        self.case = case
-        self.n_cases = n_cases
-        self.case_first_pos = case_first_pos
-        self.case_customer = cust[np.minimum(case_first_pos, n - 1)] if n else case_first_pos
-        self.flags = {
+        return {
             "long_waits": long_wait,
             "abandoned_contacts": abandoned,
             "repeat_contacts": repeat,
-            "channel_switches": channel_switch,
-            "multi_agent_cases": multi_agent,
+            "channel_switches": cases.channel_switch,
+            "multi_agent_cases": cases.multi_agent,
             "transferred_contacts": transfers >= 1,
             "escalated_contacts": status == _ESCALATED,
-            "cases_started": case_first,
-            "first_resolved": case_first & (status == _RESOLVED),
-            "first_known": case_first & (status >= 0),
+            "cases_started": cases.first,
+            "first_resolved": cases.first & (status == _RESOLVED),
+            "first_known": cases.first & (status >= 0),
             "bad_experiences": bad,
         }
-        self.customers = customers_job.result()
 
     # ---- one day
 
@@ -531,48 +475,32 @@ class ContactHistory:
         return FeatureArrays(customers.ids[rows], rows, names, block, customers.profile)
 
     def _windows(self, day_ns: int, stop: int, size: int) -> dict[str, np.ndarray]:
-        """The windowed features and the trend's counts, from one pass per quantity.
-
-        Every contact of the widest span falls in one bucket between consecutive window
-        boundaries; a window's value is the cumulative sum (or max, min) over its buckets.
-        """
+        """The windowed features and the trends, from one pass per quantity (``_Buckets``)."""
         settings = self.settings
         recent, prior = settings.trend_recent_days, settings.trend_prior_days
         bounds = sorted({*settings.windows, recent, recent + prior})
-        k = len(bounds)
-        end = day_ns + DAY_NS
-        starts = [int(np.searchsorted(self.t, end - b * DAY_NS, side="left")) for b in bounds]
-        low = starts[-1]
-        bucket = np.empty(stop - low, dtype=np.int64)
-        for j in range(k - 1, -1, -1):
-            bucket[starts[j] - low :] = j
-        key = self.cust[low:stop] * k + bucket
-        del bucket
+        buckets = _Buckets(self.t, self.cust, day_ns, stop, size, bounds)
+        per_window = self._per_window(buckets)
+        out = self._in_windows(per_window, buckets)
+        j_recent, j_all = bounds.index(recent), bounds.index(recent + prior)
+        for name in ("contacts", "bad_experiences"):
+            recent_count = per_window[name][:, j_recent]
+            prior_count = per_window[name][:, j_all] - recent_count
+            out[f"{name}_trend_per_day"] = recent_count / recent - prior_count / prior
+            expected = prior_count * recent / prior
+            out[f"{name}_trend_ratio"] = (recent_count + 1.0) / (expected + 1.0)
+        return out
 
-        def total(where: np.ndarray | None = None, weights: np.ndarray | None = None) -> np.ndarray:
-            keys = key if where is None else key[where]
-            counts = np.bincount(keys, weights=weights, minlength=size * k)
-            return counts.reshape(size, k).cumsum(axis=1, dtype=np.float64)
-
-        def extreme(ufunc: np.ufunc, values: np.ndarray, valid: np.ndarray) -> np.ndarray:
-            out = np.full(size * k, np.nan)
-            ufunc.at(out, key[valid], values[valid])
-            return ufunc.accumulate(out.reshape(size, k), axis=1)
-
-        out: dict[str, np.ndarray] = {}
+    def _per_window(self, buckets: _Buckets) -> dict[str, np.ndarray]:
+        """Each quantity per (customer, window boundary), but the wait percentile."""
+        total, extreme, span = buckets.total, buckets.extreme, buckets.span
         per_window: dict[str, np.ndarray] = {"contacts": total()}
-        per_channel = (
-            np.bincount(
-                key * len(CHANNELS) + self.channel[low:stop], minlength=size * k * len(CHANNELS)
-            )
-            .reshape(size, k, len(CHANNELS))
-            .cumsum(axis=1, dtype=np.float64)
-        )
+        per_channel = buckets.total_per_code(span(self.channel), len(CHANNELS))
         for i, channel in enumerate(CHANNELS):
             per_window[f"contacts_{channel}"] = per_channel[:, :, i]
         del per_channel
 
-        wait = self.wait[low:stop]
+        wait = span(self.wait)
         has_wait = ~np.isnan(wait)
         per_window["wait_mean_seconds"] = _ratio(total(has_wait, wait[has_wait]), total(has_wait))
         per_window["wait_max_seconds"] = extreme(np.fmax, wait, has_wait)
@@ -587,39 +515,38 @@ class ContactHistory:
             "cases_started",
             "bad_experiences",
         ):
-            per_window[name] = total(self.flags[name][low:stop])
-        per_window["transfers"] = total(None, self.transfers[low:stop])
+            per_window[name] = total(span(self.flags[name]))
+        per_window["transfers"] = total(None, span(self.transfers))
         per_window["first_contact_resolution_rate"] = _ratio(
-            total(self.flags["first_resolved"][low:stop]),
-            total(self.flags["first_known"][low:stop]),
+            total(span(self.flags["first_resolved"])),
+            total(span(self.flags["first_known"])),
         )
-        csat = self.csat[low:stop]
+        csat = span(self.csat)
         answered = ~np.isnan(csat)
         per_window["csat_answers"] = total(answered)
         per_window["csat_mean"] = _ratio(
             total(answered, csat[answered]), per_window["csat_answers"]
         )
         per_window["csat_min"] = extreme(np.fmin, csat, answered)
+        return per_window
 
-        wait_order = self._wait_order(starts[bounds.index(max(settings.windows))], stop)
-        for w in settings.windows:
+    def _in_windows(
+        self, per_window: dict[str, np.ndarray], buckets: _Buckets
+    ) -> dict[str, np.ndarray]:
+        """The windowed feature columns: ``per_window``'s at each window, and the wait p90."""
+        windows, bounds, starts = self.settings.windows, buckets.bounds, buckets.starts
+        wait_order = self._wait_order(starts[bounds.index(max(windows))], buckets.stop)
+        out: dict[str, np.ndarray] = {}
+        for w in windows:
             j = bounds.index(w)
             for base in WINDOWED_FEATURES:
                 if base == "wait_p90_seconds":
                     in_window = wait_order[wait_order >= starts[j]]
                     out[f"{base}_{w}d"] = _segment_quantile(
-                        self.wait[in_window], self.cust[in_window], size, 0.9
+                        self.wait[in_window], self.cust[in_window], buckets.size, 0.9
                     )
                 else:
                     out[f"{base}_{w}d"] = per_window[base][:, j]
-
-        j_recent, j_all = bounds.index(recent), bounds.index(recent + prior)
-        for name in ("contacts", "bad_experiences"):
-            recent_count = per_window[name][:, j_recent]
-            prior_count = per_window[name][:, j_all] - recent_count
-            out[f"{name}_trend_per_day"] = recent_count / recent - prior_count / prior
-            expected = prior_count * recent / prior
-            out[f"{name}_trend_ratio"] = (recent_count + 1.0) / (expected + 1.0)
         return out
 
     def _wait_order(self, start: int, stop: int) -> np.ndarray:
@@ -678,6 +605,160 @@ def _mark(positions: np.ndarray, n: int) -> np.ndarray:
     mask = np.zeros(n + 1, dtype=bool)
     mask[positions] = True
     return mask[:n]
+
+
+def _text_codes(interactions: Table) -> tuple:
+    """The codes of agent_id, topic (with their count), channel and status, in table order."""
+    agent = _factorize(_arrow(interactions["agent_id"]))[0]
+    topic = _factorize(_arrow(interactions["topic"]))
+    channel = _lookup(_arrow(interactions["channel"]), _CHANNEL_SET)
+    status = _lookup(_arrow(interactions["status"]), _STATUS_SET)
+    return agent, topic, channel, status
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """The interactions' rows that count, in time order: a known customer, a start time
+    and (with ``until``) a start by the end of that day. ``rows`` are their positions in
+    the table, None when that is every row in table order (nothing to gather)."""
+
+    rows: np.ndarray | None
+    t: np.ndarray
+    cust: np.ndarray
+
+    @classmethod
+    def of(cls, customers: Table, interactions: Table, until: pd.Timestamp | None) -> _Kept:
+        t_all = _ns(interactions["started_at"], "interactions", "started_at")
+        customer_ids = customers["customer_id"]
+        if not isinstance(customer_ids, pa.Array):
+            customer_ids = pa.array(customer_ids.to_numpy(dtype=object), type=pa.string())
+        cust_all = _lookup(_arrow(interactions["customer_id"]), customer_ids)
+        keep = (cust_all >= 0) & (t_all != _NAT)
+        if until is not None:
+            keep &= t_all < until.value + DAY_NS
+        rows: np.ndarray | None = None if keep.all() else np.flatnonzero(keep)
+        t = t_all if rows is None else t_all[rows]
+        if len(t) > 1 and not (t[1:] >= t[:-1]).all():
+            order = np.argsort(t, kind="stable")
+            rows = order if rows is None else rows[order]
+            t = t[order]
+        return cls(rows, t, cust_all if rows is None else cust_all[rows])
+
+    def take(self, values: np.ndarray) -> np.ndarray:
+        """The kept rows of a column in table order, in time order."""
+        return values if self.rows is None else values[self.rows]
+
+    def numeric(self, interactions: Table, column: str) -> np.ndarray:
+        return self.take(_floats(interactions[column]))
+
+    def table_row(self, position: int) -> int:
+        return position if self.rows is None else int(self.rows[position])
+
+
+def _check_channels(channel: np.ndarray, kept: _Kept, interactions: Table) -> None:
+    if (channel < 0).any():
+        row = kept.table_row(int(np.flatnonzero(channel < 0)[0]))
+        sent = _series(interactions["channel"]).iloc[row]
+        raise ContractError(
+            f"interactions: channel {sent!r} in row {row} "
+            f"is not one of {CHANNELS}; validate the table with churnml.validation"
+        )
+
+
+@dataclass(frozen=True)
+class _CaseFacts:
+    """Per contact (in time order): has it a case, does it start its case, does it bring a
+    new channel to it, does it make its case multi-agent; per case: its first position."""
+
+    has_case: np.ndarray
+    first_pos: np.ndarray  # n (one past the end) for a case without a kept contact
+    first: np.ndarray
+    channel_switch: np.ndarray
+    multi_agent: np.ndarray
+
+    @classmethod
+    def of(
+        cls, case: np.ndarray, n_cases: int, channel: np.ndarray, agent: np.ndarray
+    ) -> _CaseFacts:
+        n = len(case)
+        pos = np.arange(n, dtype=np.int64)
+        has_case = case >= 0
+        case_rows = pos[has_case]
+        case_of = case[has_case]
+        # Codes of cases without a kept contact (all after `until`) stay one past the end.
+        first_pos = np.full(n_cases, n, dtype=np.int64)
+        np.minimum.at(first_pos, case_of, case_rows)
+        first = _mark(first_pos, n)
+
+        # A new channel on a case: the first contact of its (case, channel) pair, except
+        # the case's first contact. Summed over a case: its distinct channels - 1.
+        pair = case_of * len(CHANNELS) + channel[has_case]
+        pair_first = np.full(n_cases * len(CHANNELS), n, dtype=np.int64)
+        np.minimum.at(pair_first, pair, case_rows)
+        channel_switch = _mark(pair_first, n) & ~first
+        del pair, pair_first
+        multi_agent = _multi_agent(case, n_cases, has_case, agent, pos)
+        return cls(has_case, first_pos, first, channel_switch, multi_agent)
+
+
+def _multi_agent(
+    case: np.ndarray, n_cases: int, has_case: np.ndarray, agent: np.ndarray, pos: np.ndarray
+) -> np.ndarray:
+    """A case becomes multi-agent at its first contact handled by another agent than the
+    case's first agent."""
+    n = len(case)
+    with_agent = has_case & (agent >= 0)
+    first_agent_pos = np.full(n_cases, n, dtype=np.int64)
+    np.minimum.at(first_agent_pos, case[with_agent], pos[with_agent])
+    other = np.zeros(n, dtype=bool)
+    other[with_agent] = agent[with_agent] != agent[first_agent_pos[case[with_agent]]]
+    first_other_pos = np.full(n_cases, n, dtype=np.int64)
+    np.minimum.at(first_other_pos, case[other], pos[other])
+    return _mark(first_other_pos, n)
+
+
+class _Buckets:
+    """Every contact of the widest window up to one day in one bucket between consecutive
+    window boundaries (``bounds``, in days), keyed by (customer, bucket): a window's value
+    is the cumulative sum (or max, min) over a customer's buckets up to its boundary."""
+
+    def __init__(
+        self, t: np.ndarray, cust: np.ndarray, day_ns: int, stop: int, size: int, bounds: list[int]
+    ) -> None:
+        self.bounds, self.size, self.stop = bounds, size, stop
+        k = self.k = len(bounds)
+        end = day_ns + DAY_NS
+        starts = [int(np.searchsorted(t, end - b * DAY_NS, side="left")) for b in bounds]
+        self.starts = starts
+        low = self.low = starts[-1]
+        bucket = np.empty(stop - low, dtype=np.int64)
+        for j in range(k - 1, -1, -1):
+            bucket[starts[j] - low :] = j
+        self.key = cust[low:stop] * k + bucket
+
+    def span(self, values: np.ndarray) -> np.ndarray:
+        """The contacts of the widest window (a view)."""
+        return values[self.low : self.stop]
+
+    def total(
+        self, where: np.ndarray | None = None, weights: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Counts (or sums of weights) of the contacts ``where``, per (customer, window)."""
+        keys = self.key if where is None else self.key[where]
+        counts = np.bincount(keys, weights=weights, minlength=self.size * self.k)
+        return counts.reshape(self.size, self.k).cumsum(axis=1, dtype=np.float64)
+
+    def total_per_code(self, codes: np.ndarray, n_codes: int) -> np.ndarray:
+        """Counts per (customer, window, code)."""
+        size, k = self.size, self.k
+        counts = np.bincount(self.key * n_codes + codes, minlength=size * k * n_codes)
+        return counts.reshape(size, k, n_codes).cumsum(axis=1, dtype=np.float64)
+
+    def extreme(self, ufunc: np.ufunc, values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """``ufunc`` (np.fmax, np.fmin) over the ``valid`` values, per (customer, window)."""
+        out = np.full(self.size * self.k, np.nan)
+        ufunc.at(out, self.key[valid], values[valid])
+        return ufunc.accumulate(out.reshape(self.size, self.k), axis=1)
 
 
 class _Done:
@@ -777,26 +858,8 @@ def _read_customers(customers: Table, settings: FeatureSettings) -> _Customers:
         extra = [c for c in settings.profile_columns if c not in settings.exclude_profile_columns]
     for name in extra:
         column = PROFILE_PREFIX + name
-        pinned = settings.categories_of(column)
         values = customers[name] if name in names else None
-        if pinned is not None:
-            profile[column] = _categorical(values, n, pinned)
-            continue
-        if values is not None:
-            values = _series(values)
-        if values is None:
-            profile[column] = pd.Series(np.full(n, np.nan))
-        elif pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(
-            values.dtype
-        ):
-            profile[column] = pd.Series(values.to_numpy(dtype=np.float64, na_value=np.nan))
-        elif pd.api.types.is_datetime64_any_dtype(values.dtype):
-            raise ContractError(
-                f"customers.{name}: date profile columns are not features yet; "
-                "exclude it with FeatureSettings(exclude_profile_columns=...)"
-            )
-        else:
-            profile[column] = _categorical(values, n, None)
+        profile[column] = _profile_column(name, values, n, settings.categories_of(column))
     return _Customers(
         ids=ids,
         signup_ns=signup,
@@ -804,6 +867,26 @@ def _read_customers(customers: Table, settings: FeatureSettings) -> _Customers:
         monthly_revenue=revenue,
         profile=profile,
     )
+
+
+def _profile_column(
+    name: str, values: Column | None, n: int, pinned: tuple[str, ...] | None
+) -> pd.Series:
+    """The profile_ column of customers' column ``name``: categorical when its categories
+    are pinned or it is text, float64 when numeric or boolean, NaN when the table lacks it."""
+    if pinned is not None:
+        return _categorical(values, n, pinned)
+    if values is None:
+        return pd.Series(np.full(n, np.nan))
+    values = _series(values)
+    if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(values.dtype):
+        return pd.Series(values.to_numpy(dtype=np.float64, na_value=np.nan))
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        raise ContractError(
+            f"customers.{name}: date profile columns are not features yet; "
+            "exclude it with FeatureSettings(exclude_profile_columns=...)"
+        )
+    return _categorical(values, n, None)
 
 
 @functools.lru_cache(maxsize=256)

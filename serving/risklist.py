@@ -56,6 +56,14 @@ from serving.store import ROW_COLUMNS, RiskListStore, encode_reasons, today_iso
 
 BANDS = ("high", "medium", "low")
 CHANGES = ("new", "risen", "fallen", "steady")
+_DEPARTURE_COLUMNS = (
+    "customer_id",
+    "previous_rank",
+    "previous_probability",
+    "rank",
+    "churn_probability",
+    "why",
+)
 # The header's content hash of the interactions covers the columns the features read:
 # the list depends on nothing else, and the Dask engine keeps no other on the cluster.
 INTERACTIONS_READ = INTERACTION_COLUMNS_USED
@@ -516,23 +524,21 @@ def _compare(
     settings: RiskListSettings,
 ) -> pd.DataFrame:
     """Fill change / previous_rank / previous_probability; return the departures."""
-    columns = [
-        "customer_id",
-        "previous_rank",
-        "previous_probability",
-        "rank",
-        "churn_probability",
-        "why",
-    ]
     frame["change"] = None
     frame["previous_rank"] = None
     frame["previous_probability"] = None
     if previous.header is None:
         frame.loc[frame["on_list"], "change"] = "new"
-        return pd.DataFrame(columns=columns)
-    before = previous.rows
-    ids = frame[CUSTOMER_ID].tolist()
-    found = [before.get(c) for c in ids]
+        return pd.DataFrame(columns=_DEPARTURE_COLUMNS)
+    _mark_changes(frame, previous.rows, settings)
+    return _departures(frame, previous.rows, churned, as_of, settings)
+
+
+def _mark_changes(
+    frame: pd.DataFrame, before: dict[str, tuple[int, float, bool]], settings: RiskListSettings
+) -> None:
+    """Each row's previous rank and probability; on the list: new, risen, fallen or steady."""
+    found = [before.get(c) for c in frame[CUSTOMER_ID].tolist()]
     frame["previous_rank"] = [f[0] if f else None for f in found]
     frame["previous_probability"] = [f[1] if f else None for f in found]
     was_on = np.array([bool(f and f[2]) for f in found])
@@ -550,6 +556,16 @@ def _compare(
     change[~frame["on_list"].to_numpy()] = None
     frame["change"] = change
 
+
+def _departures(
+    frame: pd.DataFrame,
+    before: dict[str, tuple[int, float, bool]],
+    churned: dict[str, str],
+    as_of: dt.date,
+    settings: RiskListSettings,
+) -> pd.DataFrame:
+    """The customers on the previous list and not on this one, in their previous order,
+    each with why it left the list."""
     today = frame.set_index(CUSTOMER_ID)
     rows = []
     for customer, (rank, p, on) in sorted(before.items(), key=lambda item: item[1][0]):
@@ -572,7 +588,7 @@ def _compare(
             rows.append(
                 (customer, rank, p, None, None, f"not active on {as_of} or not in the data")
             )
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=_DEPARTURE_COLUMNS)
 
 
 def _churned_by(customers: pd.DataFrame, as_of: dt.date, among: frozenset[str]) -> dict[str, str]:

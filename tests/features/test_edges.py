@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from churnml.errors import ConfigError
+from churnml.errors import ConfigError, ContractError
 from features import FeatureSettings, build_features, feature_columns
 from tests.features.helpers import AS_OF, customers, interactions
 
@@ -42,6 +42,19 @@ def test_inputs_are_not_modified():
 def test_contacts_of_unknown_customers_are_ignored():
     frame = build_features(customers(), interactions({"customer_id": "C9"}), AS_OF)
     assert frame.loc["C1", "contacts_7d"] == 0
+
+
+def test_an_unknown_channel_is_named_by_its_row_in_the_table():
+    # Contacts are dropped (an unknown customer, after as_of) and put in time order before
+    # the check: the row named must still be the table's.
+    contacts = interactions(
+        {"customer_id": "C9"},
+        {"started_at": "2024-04-02"},
+        {"started_at": "2024-03-30 12:00"},
+        {"started_at": "2024-03-29", "channel": "pigeon"},
+    )
+    with pytest.raises(ContractError, match=r"^interactions: channel 'pigeon' in row 3 "):
+        build_features(customers(), contacts, AS_OF)
 
 
 @pytest.mark.parametrize("as_of", ["2024-03-31T12:00", "yesterday"])

@@ -198,34 +198,11 @@ def build_snapshots_dask(
     with cluster_errors("building the training snapshots"):
         customers = client.compute(tables.customers.to_delayed())
         interactions = client.compute(tables.interactions.to_delayed())
-        # Sampling is decided on the whole table's active customers per day.
-        facts = client.gather(client.map(_table_facts, customers, interactions, days=days))
-        active = np.sum([f[0] for f in facts], axis=0)
-        content = {
-            "customers": sum((f[1] for f in facts), ContentHash()),
-            "interactions": sum((f[2] for f in facts), ContentHash()),
-        }
-        # Partition j on worker j mod W (sorted), where the fits take their rows from
-        # (``_training_parts``): the tables' partitions move once, the snapshot rows never.
-        workers = sorted(client.nthreads())
-        raw = [
-            client.submit(
-                _snapshot_part,
-                part_customers,
-                part_interactions,
-                days,
-                pinned,
-                settings,
-                active,
-                workers=[workers[j % len(workers)]] if workers else None,
-                allow_other_workers=True,
-                pure=False,
-            )
-            for j, (part_customers, part_interactions) in enumerate(
-                zip(customers, interactions, strict=True)
-            )
-        ]
-        del customers, interactions
+        active, content = _whole_table_facts(client, customers, interactions, days)
+        raw = _submit_snapshot_parts(
+            client, customers, interactions, days, pinned, settings, active
+        )
+        del customers, interactions  # the tables' partitions free once the parts are built
         summaries = client.gather(client.map(_summary, raw))
         dtypes = _unified_dtypes([s["empty"] for s in summaries])
         parts = [client.submit(_conform, part, dtypes, pure=False) for part in raw]
@@ -244,6 +221,55 @@ def build_snapshots_dask(
         sampling=sampling,
         content=content,
     )
+
+
+def _whole_table_facts(
+    client: Client,
+    customers: list[Future],
+    interactions: list[Future],
+    days: list[pd.Timestamp],
+) -> tuple[np.ndarray, dict[str, ContentHash]]:
+    """The whole table's active customers per day (sampling is decided on them) and the
+    content hashes of both tables, summed over the partitions."""
+    facts = client.gather(client.map(_table_facts, customers, interactions, days=days))
+    active = np.sum([f[0] for f in facts], axis=0)
+    content = {
+        "customers": sum((f[1] for f in facts), ContentHash()),
+        "interactions": sum((f[2] for f in facts), ContentHash()),
+    }
+    return active, content
+
+
+def _submit_snapshot_parts(
+    client: Client,
+    customers: list[Future],
+    interactions: list[Future],
+    days: list[pd.Timestamp],
+    pinned: Any,
+    settings: TrainingSettings,
+    active: np.ndarray,
+) -> list[Future]:
+    """One snapshot part per partition, partition j on worker j mod W (sorted), where the
+    fits take their rows from (``_training_parts``): the tables' partitions move once, the
+    snapshot rows never."""
+    workers = sorted(client.nthreads())
+    return [
+        client.submit(
+            _snapshot_part,
+            part_customers,
+            part_interactions,
+            days,
+            pinned,
+            settings,
+            active,
+            workers=[workers[j % len(workers)]] if workers else None,
+            allow_other_workers=True,
+            pure=False,
+        )
+        for j, (part_customers, part_interactions) in enumerate(
+            zip(customers, interactions, strict=True)
+        )
+    ]
 
 
 def _sampling(cap: int, seed: int, active: np.ndarray, counts: pd.DataFrame) -> SnapshotSampling:
