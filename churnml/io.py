@@ -4,7 +4,9 @@ A table is a CSV file, a Parquet file or a folder of Parquet files, chosen by th
 path (``.csv``, ``.parquet``, folder). Reading returns the table as it is in the
 file, with CSV values kept as text, so that validation can report a value that
 does not parse instead of guessing. Writing is atomic: a temporary file in the
-target folder, renamed into place once complete.
+target folder, renamed into place once complete, with the permissions of churnml's
+state (``private_mode``). Every CSV churnml writes goes through ``csv_safe`` first: a text
+cell that a spreadsheet would run as a formula gets a leading ``'`` (OWASP's advice).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import pyarrow.parquet as pq
 from churnml.errors import ConfigError, InputError
 
 OUTPUT_SUFFIXES = (".csv", ".parquet")
+# What makes Excel, LibreOffice or Sheets read a cell as a formula (OWASP, "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # pandas' default text dtype: Arrow-backed, missing values as NaN.
 TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
 
@@ -166,12 +170,55 @@ def write_table(frame: pd.DataFrame, path: Path | str, *, index: bool = False) -
 
     def write(target: Path) -> None:
         if suffix == ".csv":
-            frame.to_csv(target, index=index, date_format="%Y-%m-%dT%H:%M:%SZ")
+            csv_safe(frame).to_csv(target, index=index, date_format="%Y-%m-%dT%H:%M:%SZ")
         else:
             frame.to_parquet(target, index=index)
 
     atomic_write(path, write)
     return path
+
+
+def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` ready for a CSV file: each text cell, column name and index label that
+    starts with ``FORMULA_STARTS`` gets a leading ``'``, so that a spreadsheet shows it as
+    text instead of running it (``=HYPERLINK(...)``, ``@SUM(...)``, ``-1+1``). Numbers,
+    dates and booleans are left alone (-0.5 in a number column stays -0.5); the frame is
+    not changed. Parquet files keep the raw values: no spreadsheet runs them."""
+    safe = frame.copy(deep=False)
+    safe.columns = [_safe_cell(name) for name in frame.columns]
+    for position in range(safe.shape[1]):
+        values = safe.iloc[:, position]
+        if _holds_text(values):
+            safe.isetitem(position, _safe_text(values))
+    if _holds_text(safe.index.to_series()):
+        safe.index = pd.Index(_safe_text(safe.index.to_series()), name=safe.index.name)
+    return safe
+
+
+def _holds_text(values: pd.Series) -> bool:
+    dtype = values.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return _holds_text(pd.Series(dtype.categories))
+    return pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype)
+
+
+def _safe_text(values: pd.Series) -> pd.Series:
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        categories = values.cat.categories
+        return values.cat.rename_categories([_safe_cell(c) for c in categories])
+    starts = values.str.startswith(FORMULA_STARTS)
+    risky = starts.fillna(False).to_numpy(dtype=bool)  # non-text cells give NA: left alone
+    if not risky.any():
+        return values
+    values = values.astype(object)
+    values[risky] = ["'" + text for text in values[risky]]
+    return values
+
+
+def _safe_cell(value: object) -> object:
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
