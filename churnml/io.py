@@ -222,10 +222,28 @@ def _safe_cell(value: object) -> object:
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``."""
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``.
+
+    The file gets the mode a new file gets under the process's umask (0600 under churnml's
+    default, ``churnml.settings``); mkstemp's own 0600 would ignore a wider one."""
     with _temporary_beside(path) as tmp:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (/proc)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    umask = os.umask(0o077)  # elsewhere: set and restore at once
+    os.umask(umask)
+    return umask
 
 
 @contextmanager

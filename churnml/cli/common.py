@@ -23,7 +23,7 @@ import typer
 
 from churnml.errors import ChurnmlError, ConfigError, DataError
 from churnml.progress import Reporter
-from churnml.settings import ENGINES, Settings
+from churnml.settings import ENGINES, Settings, state_umask
 from model.loading import DEFAULT_MODEL_URI, resolve_model_uri
 from serving.settings import RiskListSettings
 from training.settings import TrainingSettings
@@ -202,10 +202,13 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script: one line and an exit code for a user's mistake.
 
     Usage errors (unknown flags, bad values) are reported by the CLI framework itself,
-    with exit code 2; churnml's own errors are caught here.
+    with exit code 2; churnml's own errors are caught here. The umask of churnml's state
+    (``CHURNML_UMASK``, see ``churnml.settings``) is set first, for the whole process and
+    the processes it starts, before anything is created.
     """
     _quiet_libraries()
     try:
+        os.umask(state_umask())
         app(args=argv, prog_name="churnml")
     except ChurnmlError as error:
         typer.echo(f"churnml: error: {error}", err=True)
