@@ -116,14 +116,21 @@ def command_settings(
     strict: bool = False,
     training: Mapping[str, Any] | None = None,
     lists: Mapping[str, Any] | None = None,
+    tracking: bool = True,
     **core: Any,
 ) -> CommandSettings:
     """The command's settings from its flags (None, or False for --strict: not given, the
-    environment decides) and the environment, read once here."""
+    environment decides) and the environment, read once here. With ``tracking`` (the
+    commands that use MLflow) the tracking store is tried first: one line when it is
+    unreachable, before any work."""
+    from churnml.tracking import check_reachable
+
     env = os.environ
     base = Settings.from_env(
         env, engine=engine.value if engine else None, strict=strict or None, **core
     )
+    if tracking:
+        check_reachable(base.effective_tracking_uri)
     return CommandSettings(
         base,
         TrainingSettings.from_settings(base, **(training or {})),
@@ -192,7 +199,11 @@ def _quiet_libraries() -> None:
     import logging
     import warnings
 
+    from churnml.tracking import REQUEST_DEFAULTS
+
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is imported
+    for name, value in REQUEST_DEFAULTS.items():  # a server gone away: fail, do not hang
+        os.environ.setdefault(name, value)
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(os.environ["MLFLOW_LOGGING_LEVEL"].upper())
     warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method")

@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,47 @@ def test_a_bad_umask_is_one_line_naming_the_variable(tmp_path):
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert "CHURNML_UMASK='rw-r--r--'" in done.stderr and "octal" in done.stderr
+
+
+# -- finding 8: tracebacks instead of one line -----------------------------------------------
+
+
+def one_line_error(done: subprocess.CompletedProcess) -> str:
+    """The command failed with exactly one line on stderr and no traceback; that line."""
+    assert done.returncode not in (0, None), done.stdout
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr[-2000:]
+    assert lines[0].startswith("churnml: error: ")
+    return lines[0]
+
+
+UNREACHABLE = {
+    "postgresql": "postgresql://churn:s3cret@127.0.0.1:1/mlflow",
+    "http": "http://127.0.0.1:1",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(UNREACHABLE))
+@pytest.mark.parametrize(
+    "command",
+    [["promote", "1", "--reason", "x"], ["risk-list", "--as-of", "2026-06-01"], ["serve"]],
+)
+def test_an_unreachable_tracking_store_is_one_quick_line(tmp_path, kind, command):
+    uri = UNREACHABLE[kind]
+    env = {"MLFLOW_TRACKING_URI": uri, "CHURNML_HOME": str(tmp_path), "CHURNML_AUTH": "off"}
+    started = time.monotonic()
+    line = one_line_error(churnml(*command, env=env, timeout=60))
+    assert time.monotonic() - started < 30  # MLflow alone retried for minutes
+    assert "MLFLOW_TRACKING_URI=" in line and "127.0.0.1:1" in line
+    assert "s3cret" not in line  # the password is hidden
+    assert "start it" in line
+
+
+def test_validate_does_not_need_the_tracking_store(tmp_path):
+    customers, interactions = _write(tmp_path)
+    env = {"MLFLOW_TRACKING_URI": UNREACHABLE["postgresql"]}
+    done = churnml(
+        "validate", "--customers", str(customers), "--interactions", str(interactions), env=env
+    )
+    assert done.returncode == 0, done.stderr
