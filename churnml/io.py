@@ -123,11 +123,49 @@ def string_mapper(arrow_type: pa.DataType) -> pd.api.extensions.ExtensionDtype |
     return None
 
 
+def arrow_to_pandas(arrow_table: pa.Table) -> pd.DataFrame:
+    """A Parquet file's table as pandas, text as ``TEXT``. Binary and nested columns
+    (lists, structs, maps) come as stored, bytes and arrays, whatever the file's pandas
+    metadata claims (a binary column said to hold str fails to convert at its first byte
+    that is not UTF-8): validation then tells which values or column it cannot read."""
+    index_columns = {
+        name
+        for name in (arrow_table.schema.pandas_metadata or {}).get("index_columns", [])
+        if isinstance(name, str)
+    }
+    as_stored = [
+        field.name
+        for field in arrow_table.schema
+        if field.name not in index_columns and _kept_as_stored(field.type)
+    ]
+    if not as_stored:
+        return arrow_table.to_pandas(types_mapper=string_mapper)
+    frame = arrow_table.drop_columns(as_stored).to_pandas(types_mapper=string_mapper)
+    converted = iter(frame.columns)
+    order = [
+        name if name in as_stored else next(converted)
+        for name in arrow_table.column_names
+        if name not in index_columns
+    ]
+    for name in as_stored:
+        frame[name] = arrow_table.column(name).to_numpy(zero_copy_only=False)
+    return frame[order]
+
+
+def _kept_as_stored(arrow_type: pa.DataType) -> bool:
+    return (
+        pa.types.is_binary(arrow_type)
+        or pa.types.is_large_binary(arrow_type)
+        or pa.types.is_fixed_size_binary(arrow_type)
+        or pa.types.is_nested(arrow_type)
+    )
+
+
 def _read_parquet_file(path: Path, table: str) -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise InputError(f"{path}: the file is empty; expected a Parquet file of {table}")
     try:
-        return pq.read_table(path).to_pandas(types_mapper=string_mapper)
+        return arrow_to_pandas(pq.read_table(path))
     except (pa.ArrowException, OSError) as error:
         reason = str(error).splitlines()[0]
         raise InputError(f"{path}: not a readable Parquet file ({reason})") from None

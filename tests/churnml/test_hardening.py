@@ -3,6 +3,8 @@ user of the machine, and tracebacks where a user's mistake deserves one line."""
 
 from __future__ import annotations
 
+import datetime as dt
+import io
 import os
 import stat
 import subprocess
@@ -10,9 +12,12 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from tests.churnml.test_validation import INTERACTIONS, _replace_row, _write
+from tests.churnml.test_validation import CUSTOMERS, INTERACTIONS, _replace_row, _write
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -151,3 +156,177 @@ def test_validate_does_not_need_the_tracking_store(tmp_path):
         "validate", "--customers", str(customers), "--interactions", str(interactions), env=env
     )
     assert done.returncode == 0, done.stderr
+
+
+def _parquet_tables(tmp_path: Path, table: str, column: str, values: pa.Array) -> tuple[Path, Path]:
+    """The inline tables as Parquet, with one column of ``table`` replaced by ``values``,
+    written without pandas' metadata, as other tools write Parquet."""
+    frames = {
+        "customers": pd.read_csv(io.StringIO(CUSTOMERS), dtype=str),
+        "interactions": pd.read_csv(io.StringIO(INTERACTIONS), dtype=str),
+    }
+    paths = {}
+    for name, frame in frames.items():
+        arrow = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+        if name == table:
+            arrow = arrow.set_column(arrow.schema.get_field_index(column), column, values)
+        paths[name] = tmp_path / f"{name}.parquet"
+        pq.write_table(arrow, paths[name])
+    return paths["customers"], paths["interactions"]
+
+
+def _features(customers: Path, interactions: Path, tmp_path: Path):
+    return churnml(
+        "features",
+        "--customers",
+        str(customers),
+        "--interactions",
+        str(interactions),
+        "--as-of",
+        "2025-02-28",
+        "--out",
+        str(tmp_path / "features.parquet"),
+        env={"CHURNML_HOME": str(tmp_path / "state")},
+    )
+
+
+UNPARSABLE = [
+    # a date column of int64 (days as a number, and one far out of range)
+    ("customers", "signup_date", pa.array([20250101, 10**18, 20250201], pa.int64()), 2, 1),
+    # a date beyond what pandas holds in nanoseconds
+    (
+        "customers",
+        "signup_date",
+        pa.array([dt.date(2025, 1, 1), dt.date(9999, 1, 1), dt.date(2025, 2, 1)]),
+        2,
+        1,
+    ),
+    # a timestamp column of int64 seconds (none is ISO 8601), and one in year 9999
+    (
+        "interactions",
+        "started_at",
+        pa.array([1738400000, -(2**62), 1738400000, 1738400000], pa.int64()),
+        1,
+        4,
+    ),
+    (
+        "interactions",
+        "started_at",
+        pa.array(
+            [
+                dt.datetime(2025, 2, 1),
+                dt.datetime(9999, 1, 1),
+                dt.datetime(2025, 2, 3),
+                dt.datetime(2025, 2, 4),
+            ],
+            pa.timestamp("us"),
+        ),
+        2,
+        1,
+    ),
+    # a text column stored as binary, one value not UTF-8
+    (
+        "interactions",
+        "topic",
+        pa.array([b"billing", b"\xff\xfe", b"technical", None], pa.binary()),
+        2,
+        1,
+    ),
+    ("customers", "segment", pa.array([b"consumer", b"\xc3\x28", b"consumer"], pa.binary()), 2, 1),
+]
+
+
+@pytest.mark.parametrize(("table", "column", "values", "row", "count"), UNPARSABLE)
+def test_a_value_that_does_not_parse_sets_its_row_aside(
+    tmp_path, table, column, values, row, count
+):
+    customers, interactions = _parquet_tables(tmp_path, table, column, values)
+    checked = churnml(
+        "validate", "--customers", str(customers), "--interactions", str(interactions)
+    )
+    assert checked.returncode == 1, checked.stderr
+    assert "Traceback" not in checked.stderr
+    broken = [line for line in checked.stdout.splitlines() if line.startswith(f"{table}.parquet")]
+    assert len(broken) == 1 and column in broken[0] and f"row {row}" in broken[0]
+    assert "[rows are set aside]" in broken[0]
+    done = _features(customers, interactions, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"set aside {count} {table} rows" in done.stdout + done.stderr
+    quarantined = list((tmp_path / "state" / "quarantine").glob(f"{table}-*.csv"))
+    assert len(quarantined) == 1
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "words"),
+    [
+        ("wait_seconds", pa.array([[1, 2], [3], None, [4]], pa.list_(pa.int64())), "lists"),
+        ("wait_seconds", pa.array([{"s": 1}, {"s": 2}, None, {"s": 3}]), "records"),
+        ("started_at", pa.array([[1], [2], [3], [4]], pa.list_(pa.int64())), "lists"),
+        ("status", pa.array([["a"], None, None, ["b"]], pa.list_(pa.string())), "lists"),
+    ],
+)
+def test_a_column_of_lists_is_one_line_naming_it(tmp_path, column, values, words):
+    customers, interactions = _parquet_tables(tmp_path, "interactions", column, values)
+    line = one_line_error(_features(customers, interactions, tmp_path))
+    assert f"interactions.parquet: column {column} holds {words}" in line
+    assert f"write {column} as a plain column or drop it" in line
+
+
+def test_a_binary_column_that_pandas_metadata_calls_text_is_read(tmp_path):
+    """A file whose pandas metadata says str for a binary column: Arrow's conversion used
+    to fail at the first byte that is not UTF-8, naming no column."""
+    frame = pd.read_csv(io.StringIO(INTERACTIONS), dtype=str)
+    arrow = pa.Table.from_pandas(frame, preserve_index=False)  # keeps pandas metadata
+    values = pa.array([b"phone", b"\xff", b"email", b"store"], pa.binary())
+    arrow = arrow.set_column(arrow.schema.get_field_index("channel"), "channel", values)
+    pq.write_table(arrow, tmp_path / "interactions.parquet")
+    customers = tmp_path / "customers.csv"
+    customers.write_text(CUSTOMERS)
+    checked = churnml(
+        "validate",
+        "--customers",
+        str(customers),
+        "--interactions",
+        str(tmp_path / "interactions.parquet"),
+    )
+    assert checked.returncode == 1, checked.stderr
+    assert "channel that is not UTF-8 text (first: row 2" in checked.stdout
+
+
+def test_a_far_date_in_a_csv_sets_its_row_aside(tmp_path):
+    customers = _replace_row(CUSTOMERS, 2, "C2,9999-01-05,,business,pro,99,south")
+    c, i = _write(tmp_path, customers=customers)
+    checked = churnml("validate", "--customers", str(c), "--interactions", str(i))
+    assert checked.returncode == 1 and "Traceback" not in checked.stderr
+    assert (
+        "signup_date that is not a date (first: row 2, customer C2, value '9999-01-05')"
+        in checked.stdout
+    )
+
+
+# -- a model file that is not what it should be (S2 makes loading skip the pickle) ---------
+
+
+def test_garbage_given_as_model_is_one_line(tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "python_model.pkl").write_bytes(b"\x80\x04\x95garbage" + bytes(range(40)))
+    customers, interactions = _write(tmp_path)
+    for given in (folder, folder / "python_model.pkl"):
+        line = one_line_error(
+            churnml(
+                "score",
+                "--model",
+                str(given),
+                "--customers",
+                str(customers),
+                "--interactions",
+                str(interactions),
+                "--as-of",
+                "2025-02-28",
+                "--out",
+                str(tmp_path / "scores.csv"),
+                env={"CHURNML_HOME": str(tmp_path / "state")},
+            )
+        )
+        assert str(given) in line and "churnml model" in line
