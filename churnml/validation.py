@@ -377,9 +377,7 @@ def typed_table(
     for name in raw.columns:
         if name not in typed.columns:
             typed[name] = profile_column(raw[name]) if name not in unreadable else np.nan
-    complete = not missing and not any(
-        c.required and c.name in unreadable for c in columns
-    )
+    complete = not missing and not any(c.required and c.name in unreadable for c in columns)
     return typed, breaches, complete
 
 
@@ -575,9 +573,7 @@ def _parse_time(raw: pd.Series, *, date_only: bool) -> pd.Series:
             values = values.dt.tz_convert("UTC").dt.tz_localize(None)
     elif raw.dtype == object and pd.api.types.infer_dtype(raw, skipna=True) in ("date", "empty"):
         dates = raw.to_numpy(dtype=object)  # datetime.date from Parquet, year 1 to 9999
-        values = pd.Series(
-            [_day(d) for d in dates], index=raw.index, dtype="datetime64[s]"
-        )
+        values = pd.Series([_day(d) for d in dates], index=raw.index, dtype="datetime64[s]")
     else:
         text = as_text(raw)
         values = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
@@ -596,9 +592,9 @@ def _nanoseconds(values: pd.Series) -> pd.Series:
     (a Parquet date of year 9999, a timestamp in microseconds from an int64)."""
     if values.dtype == "datetime64[ns]":
         return values
-    inside = values.isna().to_numpy() | (
-        (values >= FIRST_TIME) & (values <= LAST_TIME)
-    ).to_numpy(dtype=bool, na_value=False)
+    inside = values.isna().to_numpy() | ((values >= FIRST_TIME) & (values <= LAST_TIME)).to_numpy(
+        dtype=bool, na_value=False
+    )
     return values.where(inside).astype("datetime64[ns]")
 
 
@@ -692,9 +688,10 @@ def as_text(raw: pd.Series) -> pd.Series:
         text = raw
     elif pd.api.types.is_integer_dtype(raw.dtype):
         text = raw.astype("Int64").astype(TEXT)
-    elif pd.api.types.is_object_dtype(raw.dtype) and pd.api.types.infer_dtype(
-        raw, skipna=True
-    ) in ("bytes", "mixed"):
+    elif pd.api.types.is_object_dtype(raw.dtype) and pd.api.types.infer_dtype(raw, skipna=True) in (
+        "bytes",
+        "mixed",
+    ):
         # Parquet binary: text as far as it is UTF-8 (an id shown in a message, a profile)
         shown = [
             bytes(v).decode("utf-8", errors="replace") if isinstance(v, bytes | bytearray) else v
