@@ -10,7 +10,10 @@ required columns present                           stop
 at least one customer                              stop
 customer_id unique                                 stop
 values parse as their type (numbers, whole         set the row aside
-numbers, booleans, dates, timestamps)
+numbers, booleans, dates, timestamps of years
+1678-2261, UTF-8 text)
+a column holds one value a row (not a Parquet      stop
+list, struct or map)
 required values present (ids, signup_date,         set the row aside
 started_at, channel)
 waits, handle times, revenue, transfers >= 0       set the row aside
