@@ -412,12 +412,13 @@ KIND_WORDS = {
 def _unreadable_column(table: str, source: str, name: str, kind: str) -> Breach:
     column = {c.name: c for c in contract.TABLES[table]}.get(name)
     wanted = KIND_WORDS[column.kind] if column is not None else "plain values"
+    fix = f"write {name} as a plain column" + ("" if column and column.required else " or drop it")
     return Breach(
         source,
         table,
         f"column:{name}",
         f"column {name} holds {kind}, not one value a row",
-        f"expected {wanted}: write {name} as a plain column or drop it",
+        f"expected {wanted}: {fix}",
         "stop",
     )
 
