@@ -55,11 +55,22 @@ def open_umask():
 # -- finding 10: customer data world-readable ----------------------------------------------
 
 
-@pytest.mark.usefixtures("open_umask")
-def test_run_leaves_every_state_file_owner_only(tmp_path):
-    home = tmp_path / "state"
-    done = churnml("run", "--no-serve", "--quiet", env={"CHURNML_HOME": str(home)}, timeout=600)
+@pytest.fixture(scope="module")
+def run_home(tmp_path_factory) -> Path:
+    """The home of `churnml run --no-serve` started from a shell whose umask is 022."""
+    home = tmp_path_factory.mktemp("run") / "state"
+    saved = os.umask(0o022)
+    try:
+        done = churnml("run", "--no-serve", "--quiet", env={"CHURNML_HOME": str(home)}, timeout=600)
+    finally:
+        os.umask(saved)
     assert done.returncode == 0, done.stderr
+    return home
+
+
+@pytest.mark.usefixtures("open_umask")
+def test_run_leaves_every_state_file_owner_only(run_home, tmp_path):
+    home = run_home
     export = tmp_path / "list.csv"
     listed = churnml("risk-list", "--out", str(export), "--quiet", env={"CHURNML_HOME": str(home)})
     assert listed.returncode == 0, listed.stderr
@@ -330,3 +341,29 @@ def test_garbage_given_as_model_is_one_line(tmp_path):
             )
         )
         assert str(given) in line and "churnml model" in line
+
+
+def test_a_truncated_pickle_in_a_model_folder_is_never_read(run_home, tmp_path):
+    """churnml loads its own files (booster text, JSON), so a cut python_model.pkl, which
+    unpickling would choke on or, crafted, run, changes nothing."""
+    import shutil
+
+    pickle = next(run_home.glob("mlartifacts/**/python_model.pkl"))
+    model = tmp_path / "model"
+    shutil.copytree(pickle.parent, model)
+    (model / "python_model.pkl").write_bytes(pickle.read_bytes()[:64])
+    out = tmp_path / "scores.csv"
+    done = churnml(
+        "score",
+        "--model",
+        str(model),
+        "--as-of",
+        "2026-06-01",
+        "--out",
+        str(out),
+        "--quiet",
+        env={"CHURNML_HOME": str(tmp_path / "state")},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert out.read_text().startswith("customer_id,")
