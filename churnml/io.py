@@ -4,7 +4,9 @@ A table is a CSV file, a Parquet file or a folder of Parquet files, chosen by th
 path (``.csv``, ``.parquet``, folder). Reading returns the table as it is in the
 file, with CSV values kept as text, so that validation can report a value that
 does not parse instead of guessing. Writing is atomic: a temporary file in the
-target folder, renamed into place once complete.
+target folder, renamed into place once complete, with the permissions of churnml's
+state (``private_mode``). Every CSV churnml writes goes through ``csv_safe`` first: a text
+cell that a spreadsheet would run as a formula gets a leading ``'`` (OWASP's advice).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import pyarrow.parquet as pq
 from churnml.errors import ConfigError, InputError
 
 OUTPUT_SUFFIXES = (".csv", ".parquet")
+# What makes Excel, LibreOffice or Sheets read a cell as a formula (OWASP, "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # pandas' default text dtype: Arrow-backed, missing values as NaN.
 TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
 
@@ -119,11 +123,49 @@ def string_mapper(arrow_type: pa.DataType) -> pd.api.extensions.ExtensionDtype |
     return None
 
 
+def arrow_to_pandas(arrow_table: pa.Table) -> pd.DataFrame:
+    """A Parquet file's table as pandas, text as ``TEXT``. Binary and nested columns
+    (lists, structs, maps) come as stored, bytes and arrays, whatever the file's pandas
+    metadata claims (a binary column said to hold str fails to convert at its first byte
+    that is not UTF-8): validation then tells which values or column it cannot read."""
+    index_columns = {
+        name
+        for name in (arrow_table.schema.pandas_metadata or {}).get("index_columns", [])
+        if isinstance(name, str)
+    }
+    as_stored = [
+        field.name
+        for field in arrow_table.schema
+        if field.name not in index_columns and _kept_as_stored(field.type)
+    ]
+    if not as_stored:
+        return arrow_table.to_pandas(types_mapper=string_mapper)
+    frame = arrow_table.drop_columns(as_stored).to_pandas(types_mapper=string_mapper)
+    converted = iter(frame.columns)
+    order = [
+        name if name in as_stored else next(converted)
+        for name in arrow_table.column_names
+        if name not in index_columns
+    ]
+    for name in as_stored:
+        frame[name] = arrow_table.column(name).to_numpy(zero_copy_only=False)
+    return frame[order]
+
+
+def _kept_as_stored(arrow_type: pa.DataType) -> bool:
+    return (
+        pa.types.is_binary(arrow_type)
+        or pa.types.is_large_binary(arrow_type)
+        or pa.types.is_fixed_size_binary(arrow_type)
+        or pa.types.is_nested(arrow_type)
+    )
+
+
 def _read_parquet_file(path: Path, table: str) -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise InputError(f"{path}: the file is empty; expected a Parquet file of {table}")
     try:
-        return pq.read_table(path).to_pandas(types_mapper=string_mapper)
+        return arrow_to_pandas(pq.read_table(path))
     except (pa.ArrowException, OSError) as error:
         reason = str(error).splitlines()[0]
         raise InputError(f"{path}: not a readable Parquet file ({reason})") from None
@@ -166,7 +208,7 @@ def write_table(frame: pd.DataFrame, path: Path | str, *, index: bool = False) -
 
     def write(target: Path) -> None:
         if suffix == ".csv":
-            frame.to_csv(target, index=index, date_format="%Y-%m-%dT%H:%M:%SZ")
+            csv_safe(frame).to_csv(target, index=index, date_format="%Y-%m-%dT%H:%M:%SZ")
         else:
             frame.to_parquet(target, index=index)
 
@@ -174,11 +216,72 @@ def write_table(frame: pd.DataFrame, path: Path | str, *, index: bool = False) -
     return path
 
 
+def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` ready for a CSV file: each text cell, column name and index label that
+    starts with ``FORMULA_STARTS`` gets a leading ``'``, so that a spreadsheet shows it as
+    text instead of running it (``=HYPERLINK(...)``, ``@SUM(...)``, ``-1+1``). Numbers,
+    dates and booleans are left alone (-0.5 in a number column stays -0.5); the frame is
+    not changed. Parquet files keep the raw values: no spreadsheet runs them."""
+    safe = frame.copy(deep=False)
+    safe.columns = [_safe_cell(name) for name in frame.columns]
+    for position in range(safe.shape[1]):
+        values = safe.iloc[:, position]
+        if _holds_text(values):
+            safe.isetitem(position, _safe_text(values))
+    if _holds_text(safe.index.to_series()):
+        safe.index = pd.Index(_safe_text(safe.index.to_series()), name=safe.index.name)
+    return safe
+
+
+def _holds_text(values: pd.Series) -> bool:
+    dtype = values.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return _holds_text(pd.Series(dtype.categories))
+    return pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype)
+
+
+def _safe_text(values: pd.Series) -> pd.Series:
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        categories = values.cat.categories
+        return values.cat.rename_categories([_safe_cell(c) for c in categories])
+    starts = values.str.startswith(FORMULA_STARTS)
+    risky = starts.fillna(False).to_numpy(dtype=bool)  # non-text cells give NA: left alone
+    if not risky.any():
+        return values
+    values = values.astype(object)
+    values[risky] = ["'" + text for text in values[risky]]
+    return values
+
+
+def _safe_cell(value: object) -> object:
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``."""
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``.
+
+    The file gets the mode a new file gets under the process's umask (0600 under churnml's
+    default, ``churnml.settings``); mkstemp's own 0600 would ignore a wider one."""
     with _temporary_beside(path) as tmp:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (/proc)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    umask = os.umask(0o077)  # elsewhere: set and restore at once
+    os.umask(umask)
+    return umask
 
 
 @contextmanager

@@ -23,6 +23,18 @@ concern and builds them from this object, so home and the tracking URI are parse
 | lists | risk_store | ``CHURNML_RISK_STORE`` | SQLite ``<home>/risk-lists.db`` |
 
 A bad value is one ``ConfigError`` line that names the variable (``read_env``).
+
+Permissions of the state. The state folder holds customer data (the risk lists, the
+MLflow store with its training rows' feature distributions, quarantined rows, exports),
+so everything churnml creates is for its owner only: folders 0700, files 0600. The
+command line (``churnml.cli.common.main``) sets the process's umask from
+``CHURNML_UMASK`` (octal, default ``077``) before any command runs, so that what MLflow,
+SQLite (``-wal``/``-shm`` files) and the service's workers create follows it too, and
+``churnml.io``'s atomic writes give their files the same mode. ``CHURNML_UMASK=027`` lets
+the owner's group read (folders 0750, files 0640); ``022`` is the usual Unix default
+(everyone reads). Exports (``--out``) follow the same rule rather than the user's login
+umask: they hold the same customer rows as the store, and sharing one is a deliberate act
+(``chmod``, or ``CHURNML_UMASK``). A folder that already exists keeps its mode.
 """
 
 from __future__ import annotations
@@ -41,6 +53,7 @@ DEFAULT_HOME = Path(".churnml")
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 ENGINES = ("local", "dask")
+DEFAULT_UMASK = 0o077  # owner only: folders 0700, files 0600
 
 T = TypeVar("T")
 
@@ -135,6 +148,20 @@ def read_env(
         return parse(text)
     except ValueError:
         raise ConfigError(f"{name}={text!r}: expected {expected}") from None
+
+
+def state_umask(env: Mapping[str, str] | None = None) -> int:
+    """The umask churnml creates its files with: ``CHURNML_UMASK`` (octal), else 077."""
+    env = os.environ if env is None else env
+    umask = read_env(env, "CHURNML_UMASK", _octal, "an octal umask such as 077 or 027")
+    return DEFAULT_UMASK if umask is None else umask
+
+
+def _octal(text: str) -> int:
+    value = int(text.strip(), 8)
+    if not 0 <= value <= 0o777:
+        raise ValueError(text)
+    return value
 
 
 def parse_flag(value: str, name: str) -> bool:

@@ -10,7 +10,10 @@ required columns present                           stop
 at least one customer                              stop
 customer_id unique                                 stop
 values parse as their type (numbers, whole         set the row aside
-numbers, booleans, dates, timestamps)
+numbers, booleans, dates, timestamps of years
+1678-2261, UTF-8 text)
+a column holds one value a row (not a Parquet      stop
+list, struct or map)
 required values present (ids, signup_date,         set the row aside
 started_at, channel)
 waits, handle times, revenue, transfers >= 0       set the row aside
@@ -346,8 +349,10 @@ def typed_table(
     id_column = ID_COLUMNS[table]
     ids = as_text(raw[id_column]) if id_column in raw.columns else None
     typed = pd.DataFrame(index=pd.RangeIndex(len(raw)))
+    unreadable = {name: kind for name in raw.columns if (kind := nested_kind(raw[name]))}
+    breaches += [_unreadable_column(table, source, name, kind) for name, kind in unreadable.items()]
     for column in columns:
-        if column.name not in raw.columns:
+        if column.name not in raw.columns or column.name in unreadable:
             typed[column.name] = _empty(column, len(raw))
             continue
         values, bad, problem, expected = _parse(raw[column.name], column)
@@ -374,8 +379,48 @@ def typed_table(
         breaches += _value_rules(values, column, source, table, ids, present)
     for name in raw.columns:
         if name not in typed.columns:
-            typed[name] = profile_column(raw[name])
-    return typed, breaches, not missing
+            typed[name] = profile_column(raw[name]) if name not in unreadable else np.nan
+    complete = not missing and not any(c.required and c.name in unreadable for c in columns)
+    return typed, breaches, complete
+
+
+def nested_kind(raw: pd.Series) -> str | None:
+    """What a column holds instead of one value a row (``lists``, ``records``), from a
+    Parquet list, struct or map column; None for a column of plain values."""
+    if not pd.api.types.is_object_dtype(raw.dtype):
+        return None
+    if pd.api.types.infer_dtype(raw, skipna=True) not in ("mixed", "mixed-integer"):
+        return None
+    for value in raw:
+        if isinstance(value, dict):
+            return "records"
+        if isinstance(value, list | tuple | set | np.ndarray):
+            return "lists"
+    return None
+
+
+KIND_WORDS = {
+    "string": "text",
+    "number": "numbers",
+    "integer": "whole numbers",
+    "boolean": "booleans",
+    "date": "dates",
+    "timestamp": "timestamps",
+}
+
+
+def _unreadable_column(table: str, source: str, name: str, kind: str) -> Breach:
+    column = {c.name: c for c in contract.TABLES[table]}.get(name)
+    wanted = KIND_WORDS[column.kind] if column is not None else "plain values"
+    fix = f"write {name} as a plain column" + ("" if column and column.required else " or drop it")
+    return Breach(
+        source,
+        table,
+        f"column:{name}",
+        f"column {name} holds {kind}, not one value a row",
+        f"expected {wanted}: {fix}",
+        "stop",
+    )
 
 
 def _missing_columns(raw: pd.DataFrame, table: str, source: str, missing: list[str]) -> Breach:
@@ -446,6 +491,36 @@ def _parse(raw: pd.Series, column: Column) -> tuple[pd.Series, np.ndarray, str, 
     """Parse one column; return the values, the mask of values that did not parse, and words."""
     kind = column.kind
     name = column.name
+    raw, not_utf8 = _decoded(raw)
+    values, bad, problem, expected = _parse_decoded(raw, column)
+    if not_utf8.any():
+        bad = bad | not_utf8
+        if kind == "string":
+            problem, expected = f"{name} that is not UTF-8 text", "expected UTF-8 text"
+    return values, bad, problem, expected
+
+
+def _decoded(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """A column of bytes (a Parquet binary column) as text, and the mask of the values
+    that are not UTF-8 (missing in the text): they do not parse."""
+    not_utf8 = np.zeros(len(raw), dtype=bool)
+    if not pd.api.types.is_object_dtype(raw.dtype) or pd.api.types.infer_dtype(
+        raw, skipna=True
+    ) not in ("bytes", "mixed"):
+        return raw, not_utf8
+    values = raw.to_numpy(dtype=object).copy()
+    for position, value in enumerate(values):
+        if isinstance(value, bytes | bytearray):
+            try:
+                values[position] = bytes(value).decode("utf-8")
+            except UnicodeDecodeError:
+                values[position], not_utf8[position] = None, True
+    return pd.Series(values, index=raw.index, dtype=object), not_utf8
+
+
+def _parse_decoded(raw: pd.Series, column: Column) -> tuple[pd.Series, np.ndarray, str, str]:
+    kind = column.kind
+    name = column.name
     if kind == "string":
         values = as_text(raw)
         return values, np.zeros(len(raw), dtype=bool), "", ""
@@ -454,12 +529,12 @@ def _parse(raw: pd.Series, column: Column) -> tuple[pd.Series, np.ndarray, str, 
         given = _given(raw)
         bad = given & values.isna().to_numpy()
         if kind == "date":
-            return values, bad, f"{name} that is not a date", "expected YYYY-MM-DD"
+            return values, bad, f"{name} that is not a date", f"expected YYYY-MM-DD{YEARS}"
         return (
             values,
             bad,
             f"{name} that is not a timestamp",
-            "expected ISO 8601, e.g. 2025-03-01T14:05:00Z",
+            f"expected ISO 8601, e.g. 2025-03-01T14:05:00Z{YEARS}",
         )
     if kind == "boolean":
         if pd.api.types.is_bool_dtype(raw.dtype) or pd.api.types.is_numeric_dtype(raw.dtype):
@@ -501,13 +576,36 @@ def _parse_time(raw: pd.Series, *, date_only: bool) -> pd.Series:
         if getattr(values.dt, "tz", None) is not None:
             values = values.dt.tz_convert("UTC").dt.tz_localize(None)
     elif raw.dtype == object and pd.api.types.infer_dtype(raw, skipna=True) in ("date", "empty"):
-        values = pd.to_datetime(raw, errors="coerce")
+        dates = raw.to_numpy(dtype=object)  # datetime.date from Parquet, year 1 to 9999
+        values = pd.Series([_day(d) for d in dates], index=raw.index, dtype="datetime64[s]")
     else:
         text = as_text(raw)
         values = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
         values = values.dt.tz_localize(None)
-    values = values.astype("datetime64[ns]")
+    values = _nanoseconds(values)
     return values.dt.normalize() if date_only else values
+
+
+# The times churnml holds (datetime64[ns]): a date or time outside does not parse.
+FIRST_TIME, LAST_TIME = pd.Timestamp.min.ceil("D"), pd.Timestamp.max.floor("D")
+YEARS = f", years {FIRST_TIME.year + 1} to {LAST_TIME.year - 1}"
+
+
+def _nanoseconds(values: pd.Series) -> pd.Series:
+    """``values`` as datetime64[ns]; a time outside FIRST_TIME..LAST_TIME becomes NaT
+    (a Parquet date of year 9999, a timestamp in microseconds from an int64)."""
+    if values.dtype == "datetime64[ns]":
+        return values
+    inside = values.isna().to_numpy() | ((values >= FIRST_TIME) & (values <= LAST_TIME)).to_numpy(
+        dtype=bool, na_value=False
+    )
+    return values.where(inside).astype("datetime64[ns]")
+
+
+def _day(value: object) -> np.datetime64:
+    if value is None or (not isinstance(value, dt.date) and pd.isna(value)):
+        return np.datetime64("NaT")
+    return np.datetime64(value, "D")
 
 
 def _given(raw: pd.Series) -> np.ndarray:
@@ -594,6 +692,16 @@ def as_text(raw: pd.Series) -> pd.Series:
         text = raw
     elif pd.api.types.is_integer_dtype(raw.dtype):
         text = raw.astype("Int64").astype(TEXT)
+    elif pd.api.types.is_object_dtype(raw.dtype) and pd.api.types.infer_dtype(raw, skipna=True) in (
+        "bytes",
+        "mixed",
+    ):
+        # Parquet binary: text as far as it is UTF-8 (an id shown in a message, a profile)
+        shown = [
+            bytes(v).decode("utf-8", errors="replace") if isinstance(v, bytes | bytearray) else v
+            for v in raw.to_numpy(dtype=object)
+        ]
+        text = pd.Series(shown, index=raw.index, dtype=object).astype(TEXT)
     else:
         text = raw.astype(TEXT)
     return text.mask(text.str.strip() == "")

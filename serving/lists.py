@@ -16,6 +16,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from churnml.errors import ChurnmlError
+from churnml.io import csv_safe
 from serving.store import ROW_COLUMNS, RiskListStore, safe_url, sqlite_path, store_url
 
 MAX_DATES = 60
@@ -166,7 +167,7 @@ class Lists:
             pd.DataFrame(rows, columns=ROW_COLUMNS), header["list_date"], header["model_version"]
         )
         buffer = io.StringIO()
-        frame.to_csv(buffer, index=False)
+        csv_safe(frame).to_csv(buffer, index=False)
         return f"risk-list-{header['list_date']}.csv", buffer.getvalue()
 
     def _matching(self, filters: Filters, limit: int | None) -> tuple[dict, int, list[dict]]:

@@ -23,7 +23,7 @@ import typer
 
 from churnml.errors import ChurnmlError, ConfigError, DataError
 from churnml.progress import Reporter
-from churnml.settings import ENGINES, Settings
+from churnml.settings import ENGINES, Settings, state_umask
 from model.loading import DEFAULT_MODEL_URI, resolve_model_uri
 from serving.settings import RiskListSettings
 from training.settings import TrainingSettings
@@ -116,14 +116,21 @@ def command_settings(
     strict: bool = False,
     training: Mapping[str, Any] | None = None,
     lists: Mapping[str, Any] | None = None,
+    tracking: bool = True,
     **core: Any,
 ) -> CommandSettings:
     """The command's settings from its flags (None, or False for --strict: not given, the
-    environment decides) and the environment, read once here."""
+    environment decides) and the environment, read once here. With ``tracking`` (the
+    commands that use MLflow) the tracking store is tried first: one line when it is
+    unreachable, before any work."""
+    from churnml.tracking import check_reachable
+
     env = os.environ
     base = Settings.from_env(
         env, engine=engine.value if engine else None, strict=strict or None, **core
     )
+    if tracking:
+        check_reachable(base.effective_tracking_uri)
     return CommandSettings(
         base,
         TrainingSettings.from_settings(base, **(training or {})),
@@ -192,7 +199,11 @@ def _quiet_libraries() -> None:
     import logging
     import warnings
 
+    from churnml.tracking import REQUEST_DEFAULTS
+
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is imported
+    for name, value in REQUEST_DEFAULTS.items():  # a server gone away: fail, do not hang
+        os.environ.setdefault(name, value)
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(os.environ["MLFLOW_LOGGING_LEVEL"].upper())
     warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method")
@@ -202,10 +213,13 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script: one line and an exit code for a user's mistake.
 
     Usage errors (unknown flags, bad values) are reported by the CLI framework itself,
-    with exit code 2; churnml's own errors are caught here.
+    with exit code 2; churnml's own errors are caught here. The umask of churnml's state
+    (``CHURNML_UMASK``, see ``churnml.settings``) is set first, for the whole process and
+    the processes it starts, before anything is created.
     """
     _quiet_libraries()
     try:
+        os.umask(state_umask())
         app(args=argv, prog_name="churnml")
     except ChurnmlError as error:
         typer.echo(f"churnml: error: {error}", err=True)

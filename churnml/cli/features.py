@@ -41,6 +41,7 @@ def features(
     from churnml.io import check_output_path, write_table
 
     settings = command_settings(
+        tracking=False,
         customers=customers,
         interactions=interactions,
         engine=engine,

@@ -39,9 +39,11 @@ def serve(
     Needs API keys (CHURNML_API_KEYS / CHURNML_ADMIN_KEYS or *_FILE) unless CHURNML_AUTH=off,
     and a champion model in the MLflow registry.
     """
+    from churnml.tracking import check_reachable
     from serving.loading import check_registered
 
     settings = ServingSettings.from_env(model_uri=model, workers=workers, host=host, port=port)
+    check_reachable(settings.tracking_uri)
     version = check_registered(settings.model_uri, settings.tracking_uri)
     typer.echo(_banner(settings, version))
     try:

@@ -19,7 +19,7 @@ def validate(
     """
     from churnml.validation import read_and_check
 
-    settings = command_settings(customers=customers, interactions=interactions).core
+    settings = command_settings(customers=customers, interactions=interactions, tracking=False).core
     with Reporter(quiet=quiet).step("reading and checking"):
         result = read_and_check(settings.customers, settings.interactions)
     typer.echo(

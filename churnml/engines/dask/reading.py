@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from churnml.errors import InputError
-from churnml.io import TEXT, csv_header, existing_input, read_table, string_mapper
+from churnml.io import TEXT, arrow_to_pandas, csv_header, existing_input, read_table
 
 PIECE_ROWS = 1_000_000
 
@@ -101,7 +101,7 @@ def _footer(file: Path, table: str) -> pq.ParquetFile:
 
 
 def _to_pandas(arrow_table: pa.Table) -> pd.DataFrame:
-    frame = arrow_table.to_pandas(types_mapper=string_mapper)
+    frame = arrow_to_pandas(arrow_table)
     if isinstance(frame.index, pd.RangeIndex):
         frame.index = pd.RangeIndex(len(frame))
     return frame
