@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from starlette.testclient import TestClient
 
 from churnml.cli import main
 from churnml.io import csv_safe, write_table
+from tests.integration.servers import churnml_serve
 from tests.serving.helpers import API_KEY, SAMPLE, environment, service_env
 
 AS_OF = "2026-06-01"
@@ -84,17 +86,22 @@ def test_risk_list_out_parquet_keeps_the_raw_values(stored_list):
     assert row["segment"].iloc[0] == FORMULA_SEGMENT
 
 
-def test_risk_list_csv_endpoint_neutralises_a_formula_id_and_segment(stored_list, registry_home):
-    env = service_env(registry_home, CHURNML_RISK_STORE=str(stored_list["store"]))
-    with environment(env):
-        from serving.service import ChurnService
-
-        with TestClient(ChurnService.to_asgi()) as client:
-            answer = client.get(
-                "/risk-list.csv",
-                params={"scope": "all"},
-                headers={"Authorization": f"Bearer {API_KEY}"},
-            )
+def test_risk_list_csv_endpoint_neutralises_a_formula_id_and_segment(
+    stored_list, registry_home, tmp_path
+):
+    # The real `churnml serve` over HTTP: a second ASGI app in this process would register
+    # BentoML's metrics twice (the module fixture `client` of other tests holds one).
+    env = {
+        **os.environ,
+        **service_env(registry_home, CHURNML_RISK_STORE=str(stored_list["store"])),
+    }
+    with churnml_serve(env, tmp_path / "serve.log", start_seconds=120) as url:
+        answer = httpx.get(
+            f"{url}/risk-list.csv",
+            params={"scope": "all"},
+            headers={"Authorization": f"Bearer {API_KEY}"},
+            timeout=60,
+        )
     assert answer.status_code == 200, answer.text
     rows = _cells(answer.text)
     row = _row_of(rows, "'" + FORMULA_ID)
