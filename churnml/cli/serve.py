@@ -24,9 +24,16 @@ def serve(
         str, typer.Option("--host", help="Address to bind; 0.0.0.0 to accept other hosts.")
     ] = ServingSettings.host,
     model: ModelUri = None,
+    # None: CHURNML_SERVE_WORKERS, else the settings' default (a flag default would hide both).
     workers: Annotated[
-        int, typer.Option("--workers", min=1, help="Worker processes (one model each).")
-    ] = ServingSettings.workers,
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Worker processes, one model each "
+            f"(default: {ServingSettings.workers}; CHURNML_SERVE_WORKERS).",
+        ),
+    ] = None,
 ) -> None:
     """Start the scoring service for CRM systems (BentoML; see docs/serving.md).
 
