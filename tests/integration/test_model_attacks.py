@@ -105,6 +105,16 @@ def _versions_over(url: str, rounds: int, seconds: float, *, at_once: int = 4) -
     return seen
 
 
+def _live_workers(port: int) -> list:
+    """The worker processes, or none while one is a zombie (killed, not yet reaped)."""
+    import psutil
+
+    try:
+        return worker_processes(port)
+    except psutil.Error:
+        return []
+
+
 def _promote(home: Path, version: str) -> None:
     from training import TrainingSettings, promote
 
@@ -112,17 +122,24 @@ def _promote(home: Path, version: str) -> None:
 
 
 # -- #3: every worker serves the version the reload named ---------------------------------
-def test_every_worker_answers_with_the_version_the_reload_named(server: str, home: Path) -> None:
-    assert len(worker_processes(urlsplit(server).port)) == 2  # CHURNML_SERVE_WORKERS=2
+@pytest.fixture(scope="module")
+def versions(home: Path) -> list[str]:
+    """v2 and v3 registered besides v1: the same files, registered again."""
     import mlflow
 
     from churnml.tracking import mlflow_store
 
-    uri = f"sqlite:///{home / 'mlflow.db'}"
     first = _registry(home).get_model_version(NAME, "1")
-    with mlflow_store(uri):
-        for _ in range(2):  # v2 and v3: the same files, registered again
+    with mlflow_store(f"sqlite:///{home / 'mlflow.db'}"):
+        for _ in range(2):
             mlflow.register_model(first.source, NAME)
+    return ["1", "2", "3"]
+
+
+def test_every_worker_answers_with_the_version_the_reload_named(
+    server: str, home: Path, versions: list[str]
+) -> None:
+    assert len(worker_processes(urlsplit(server).port)) == 2  # CHURNML_SERVE_WORKERS=2
     _promote(home, "2")
     assert set(_versions_over(server, 10, 1)) == {"1"}, "a promotion alone changes nothing"
 
@@ -132,6 +149,24 @@ def test_every_worker_answers_with_the_version_the_reload_named(server: str, hom
     # The alias moves on, but no reload names v3: no worker may go and read it.
     _promote(home, "3")
     assert set(_versions_over(server, 30, 3)) == {"2"}
+
+
+def test_a_worker_restarted_after_a_promotion_serves_what_the_others_serve(
+    server: str, home: Path, versions: list[str]
+) -> None:
+    port = urlsplit(server).port
+    (serving,) = set(_versions_over(server, 5, 0.5))
+    _promote(home, next(v for v in versions if v != serving))  # the alias moves, no reload
+    victim = worker_processes(port)[0]
+    victim.kill()
+    deadline = time.monotonic() + START_SECONDS
+    while not (
+        len(workers := _live_workers(port)) == 2 and victim.pid not in {w.pid for w in workers}
+    ):
+        assert time.monotonic() < deadline, "BentoML did not restart the killed worker"
+        time.sleep(0.5)
+    time.sleep(10)  # the new worker loads its model before it takes calls
+    assert set(_versions_over(server, 20, 2)) == {serving}
 
 
 # -- #2: a truncated booster ------------------------------------------------------------
