@@ -4,14 +4,17 @@
 optional ``Blend`` with a logistic regression, the feature list and categories, the
 frozen feature settings (or, for a model trained on a customer table, the table's
 schema), the training base rate the risk bands stand on, and what reasons and drift
-checks compare with. MLflow carries it as files (``booster.txt`` and ``spec.json``, see
-``save``/``load``); ``model.loading`` finds and opens them; ``model.predictor.Predictor``
-turns features into probabilities, bands and reasons with it.
+checks compare with. MLflow carries it as files (``booster.txt`` and ``spec.json``, which
+holds the booster's sha256, see ``save``/``load``); ``model.loading`` finds and opens them;
+``model.predictor.Predictor`` turns features into probabilities, bands and reasons with it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -31,6 +34,7 @@ from model.linear import Blend
 EPS = 1e-6
 BOOSTER_FILE = "booster.txt"
 SPEC_FILE = "spec.json"
+CHECKSUMS = "checksums"  # spec.json's {file name: sha256} of the files parsed natively
 KIND_INTERACTIONS = "interactions"
 KIND_TABLE = "table"
 # A model trained on a customer table has no feature families: its columns' families are
@@ -139,6 +143,8 @@ class ChurnModel:
         folder.mkdir(parents=True, exist_ok=True)
         self.booster.save_model(str(folder / BOOSTER_FILE))
         spec = {
+            # Checked by ``load`` before LightGBM parses the file (see ``_booster_text``).
+            CHECKSUMS: {BOOSTER_FILE: sha256_of((folder / BOOSTER_FILE).read_bytes())},
             "kind": self.kind,
             "calibrator": self.calibrator.to_dict(),
             "feature_names": self.feature_names,
@@ -157,13 +163,20 @@ class ChurnModel:
         return folder
 
     @classmethod
-    def load(cls, folder: Path | str) -> ChurnModel:
+    def load(cls, folder: Path | str, *, source: str | None = None) -> ChurnModel:
+        """The model saved in ``folder``; ``source`` names it in errors (default: the folder).
+
+        ``booster.txt`` is parsed only once its sha256 matches the one ``save`` wrote in
+        ``spec.json``: LightGBM aborts the whole process on a truncated file instead of
+        raising. A model saved before checksums is parsed in a child process first."""
         folder = Path(folder)
+        where = source or str(folder)
         try:
             spec = json.loads((folder / SPEC_FILE).read_text())
-            booster = lgb.Booster(model_file=str(folder / BOOSTER_FILE))
-        except (OSError, ValueError, lgb.basic.LightGBMError) as error:
-            raise ModelError(f"{folder}: not a churnml model ({error})") from None
+            text = _booster_text(folder / BOOSTER_FILE, spec, where)
+            booster = lgb.Booster(model_str=text)
+        except (OSError, ValueError, TypeError, AttributeError, lgb.basic.LightGBMError) as error:
+            raise ModelError(f"{where}: not a churnml model ({error})") from None
         contract = spec.get("metadata", {}).get("contract_version")
         if contract != CONTRACT_VERSION:
             raise ModelError(
@@ -185,6 +198,50 @@ class ChurnModel:
             reference={k: dict(v) for k, v in (spec.get("reference") or {}).items()},
             distribution=dict(spec.get("distribution") or {}),
             blend=Blend.from_dict(spec["blend"]) if spec.get("blend") else None,
+        )
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _booster_text(path: Path, spec: dict[str, Any], where: str) -> str:
+    """The booster file's text, once it is known to parse without killing the process."""
+    data = path.read_bytes()
+    expected = (spec.get(CHECKSUMS) or {}).get(BOOSTER_FILE)
+    if expected is None:
+        _parse_in_a_child(data, where)
+    elif sha256_of(data) != expected:
+        raise ModelError(
+            f"{where}: {BOOSTER_FILE} does not match the sha256 saved in {SPEC_FILE} with the "
+            "model (the file is truncated or damaged); restore the model's files or retrain "
+            "it with `churnml train`"
+        )
+    return data.decode("utf-8")
+
+
+# A model saved before checksums existed has no sha256 to check: LightGBM parses its booster
+# in a child process first, where a damaged file can only kill the child. Refusing such
+# models instead would stop every champion registered before this release until retrained.
+_PARSE = "import sys, lightgbm; lightgbm.Booster(model_str=sys.stdin.read())"
+PARSE_SECONDS = 120
+
+
+def _parse_in_a_child(data: bytes, where: str) -> None:
+    try:
+        child = subprocess.run(
+            [sys.executable, "-c", _PARSE],
+            input=data,
+            capture_output=True,
+            timeout=PARSE_SECONDS,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise ModelError(f"{where}: cannot check {BOOSTER_FILE} ({error})") from None
+    if child.returncode != 0:
+        raise ModelError(
+            f"{where}: {BOOSTER_FILE} cannot be parsed by LightGBM (the file is truncated or "
+            "damaged); restore the model's files or retrain it with `churnml train`"
         )
 
 

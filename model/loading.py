@@ -6,8 +6,9 @@ else ``CHURNML_MODEL_URI`` (read once, by ``churnml.settings.Settings.model_uri`
 ``load_model(uri, tracking_uri)`` resolves ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``
 in the registry (any other MLflow artifact URI, ``runs:/...`` or a path, is opened as it
 is), downloads the files and opens churnml's own artifact (``model/booster.txt`` and
-``model/spec.json`` of the pyfunc, see ``training.model``) with ``ChurnModel.load``: the
-pyfunc's pickle is never run. Every failure is a ``ModelError`` of one line.
+``model/spec.json`` of the pyfunc, see ``training.model``) with ``ChurnModel.load``, which
+checks the booster's sha256 before LightGBM parses it. The pyfunc's pickle is never run.
+Every failure is a ``ModelError`` of one line.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def load_model(uri: str, tracking_uri: str) -> LoadedModel:
     try:
         if uri.startswith("models:/"):
             return _load_registered(uri, tracking_uri)
-        return LoadedModel(_open(_download(uri, tracking_uri), uri), uri)
+        return LoadedModel(_open(_download(uri, tracking_uri), uri, uri), uri)
     except ChurnmlError:
         raise
     except MlflowException as error:
@@ -117,7 +118,7 @@ def _load_registered(uri: str, tracking_uri: str) -> LoadedModel:
         ) from None
     folder = _download(f"models:/{name}/{entry.version}", tracking_uri)
     return LoadedModel(
-        model=_open(folder, uri),
+        model=_open(folder, uri, f"{uri} (version {entry.version})"),
         uri=uri,
         name=name,
         alias=alias,
@@ -139,8 +140,9 @@ def _download(artifact_uri: str, tracking_uri: str) -> Path:
         )
 
 
-def _open(folder: Path, uri: str) -> ChurnModel:
-    """The ChurnModel folder of a downloaded pyfunc (``artifacts/model``, from its MLmodel)."""
+def _open(folder: Path, uri: str, source: str) -> ChurnModel:
+    """The ChurnModel folder of a downloaded pyfunc (``artifacts/model``, from its MLmodel),
+    opened as ``source`` (how errors name it)."""
     from model.artifact import ChurnModel
 
     try:
@@ -152,4 +154,4 @@ def _open(folder: Path, uri: str) -> ChurnModel:
             f"{uri} is not a churnml model (no {MODEL_ARTIFACT!r} artifact); "
             "pass a model registered by churnml"
         ) from None
-    return ChurnModel.load(folder / path)
+    return ChurnModel.load(folder / path, source=source)

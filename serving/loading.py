@@ -1,17 +1,18 @@
 """The served model: loaded from MLflow by ``model.loading``, checked, described.
 
 ``load_served_model(uri, tracking_uri)`` loads the model behind ``models:/NAME@ALIAS``
-(or ``models:/NAME/VERSION``) with ``model.loading.load_model``, checks that it fits this
-churnml (trained on interaction logs, for this data contract, with exactly the feature
-columns the installed feature builders produce), and builds its ``Predictor`` and
-``Scorer`` once. Any failure is a ``ModelError`` with a one-line reason.
+(or ``models:/NAME/VERSION``, or the version of NAME a reload named) with
+``model.loading.load_model``, checks that it fits this churnml (trained on interaction logs,
+for this data contract, with exactly the feature columns the installed feature builders
+produce), and builds its ``Predictor`` and ``Scorer`` once. Any failure is a ``ModelError``
+with a one-line reason.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from churnml.contract import CONTRACT_VERSION
@@ -38,14 +39,21 @@ class ServedModel:
     info: dict[str, Any]
 
 
-def load_served_model(uri: str, tracking_uri: str) -> ServedModel:
-    """Resolve, download, load and check the model behind ``uri``; ModelError on any failure."""
+def load_served_model(uri: str, tracking_uri: str, *, version: str | None = None) -> ServedModel:
+    """Resolve, download, load and check the model behind ``uri``; ModelError on any failure.
+
+    ``version``: load that version of ``uri``'s model instead of resolving its alias (the
+    version another worker's reload named), described with ``uri`` and its alias all the same.
+    """
     from mlflow.exceptions import MlflowException
 
     from serving.scoring import Scorer
 
-    parse_uri(uri)  # the service takes registry URIs only
-    loaded = load_model(uri, tracking_uri)
+    model_name, alias, _ = parse_uri(uri)  # the service takes registry URIs only
+    if version is None:
+        loaded = load_model(uri, tracking_uri)
+    else:
+        loaded = replace(load_model(f"models:/{model_name}/{version}", tracking_uri), alias=alias)
     model = loaded.model
     check_model(model)
     try:

@@ -8,9 +8,13 @@ BentoML's ``/healthz``, ``/livez``, ``/readyz``, ``/metrics``. See ``docs/servin
 The model is loaded once per worker in ``__init__`` (``serving.loading``); each API method
 is thin: validate (pydantic, then ``serving.scoring.check_rows``), build features, score,
 wrap. ``/admin/reload`` loads the current champion in a thread and swaps it in with one
-assignment: a request in flight keeps the model it started with. Other worker processes
-follow through a small file under ``CHURNML_HOME/serving/`` that they check at most once
-a second.
+assignment: a request in flight keeps the model it started with. The reload names the
+version it loaded in a small file under ``CHURNML_HOME/serving/`` (the signal); every other
+worker of the same ``churnml serve`` loads that version (``models:/NAME/VERSION``, not the
+alias again) as soon as it sees the file change: a poller looks every
+``FOLLOW_EVERY_SECONDS``, and a request that finds a newer version named waits for it, so
+every answer after a reload comes from the version it named (``model_version`` says which).
+A worker that (re)starts during a serve loads the version the signal names, if any.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ from serving.scoring import RequestProblems
 from serving.settings import SERVICE_NAME, ServingSettings
 
 log = logging.getLogger("churnml.serving")
-FOLLOW_EVERY_SECONDS = 1.0
+FOLLOW_EVERY_SECONDS = 0.2  # how often an idle worker looks for a reload
 MAX_PAGE = 1000
 PAGE = Path(__file__).resolve().parent / "page"
 PAGE_FILES = {
@@ -112,15 +116,23 @@ class ChurnService:
             _cannot_start(error)
         error_log.install()
         self._lock = asyncio.Lock()
-        self._follow_at = 0.0
+        # The workers of one `churnml serve` share their parent (BentoML's arbiter): a signal
+        # written in this run names the version every worker serves, a restarted one too.
+        self._run = os.getppid()
         self._follow_mtime = self._signal_mtime()
+        signal = self._read_signal()
+        self._named = signal.get("version") if signal.get("run") == self._run else None
+        self._failed: str | None = None
         self._following: asyncio.Task | None = None
+        self._poller: asyncio.Task | None = None
         try:
             self.served: ServedModel = load_served_model(
-                self.settings.model_uri, self.settings.tracking_uri
+                self.settings.model_uri, self.settings.tracking_uri, version=self._named
             )
         except ChurnmlError as error:
             _cannot_start(error)
+        if self._named is None:  # the first worker of this run names the version it loaded
+            self._signal(self.served.version)
         log.info(
             "serving %s version %s (%s)", self.served.name, self.served.version, self.served.uri
         )
@@ -147,7 +159,7 @@ class ChurnService:
         ] = None,
     ) -> ScoreResponse:
         """Calibrated churn probability, risk band, top 3 reasons and a next step per customer."""
-        self._follow_reloads()
+        await self._follow_reloads()
         served = self.served  # this request keeps this model, whatever a reload does
         day = as_of or dt.datetime.now(dt.UTC).date()
         try:
@@ -245,7 +257,7 @@ class ChurnService:
     @info_app.get("/model", response_model=ModelInfo, tags=["Service APIs"])
     async def model(self) -> ModelInfo:
         """The model being served: name, version, alias, training date, test metrics, features."""
-        self._follow_reloads()
+        await self._follow_reloads()
         return ModelInfo.model_validate(self.served.info)
 
     @bentoml.api(route="/admin/reload")
@@ -283,49 +295,98 @@ class ChurnService:
         )
 
     # -- other workers follow a reload -------------------------------------------------------
+    @bentoml.on_startup
+    async def _start_polling(self) -> None:
+        self._poller = asyncio.get_running_loop().create_task(self._poll())
+
+    @bentoml.on_shutdown
+    async def _stop_polling(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+
+    async def _poll(self) -> None:
+        """Load a version another worker's reload named without waiting for a request."""
+        while True:
+            await asyncio.sleep(FOLLOW_EVERY_SECONDS)
+            self._look_at_signal()
+
+    async def _follow_reloads(self) -> None:
+        """Before a request: if a reload named another version, wait until it is loaded (or
+        failed to load, then this worker keeps its model and says so in each answer)."""
+        self._look_at_signal()
+        if self._following is not None and not self._following.done():
+            await asyncio.shield(self._following)
+
+    def _look_at_signal(self) -> None:
+        mtime = self._signal_mtime()  # one stat(): cheap enough for every request
+        if mtime != self._follow_mtime:
+            self._follow_mtime = mtime
+            self._named = self._read_signal().get("version") or self._named
+            self._failed = None  # a new reload of a version that failed: try it again
+        behind = self._named not in (None, self.served.version, self._failed)
+        if behind and (self._following is None or self._following.done()):
+            self._following = asyncio.get_running_loop().create_task(self._follow())
+
+    async def _follow(self) -> None:
+        async with self._lock:
+            while (named := self._named) not in (None, self.served.version, self._failed):
+                try:
+                    new = await asyncio.to_thread(
+                        load_served_model,
+                        self.settings.model_uri,
+                        self.settings.tracking_uri,
+                        version=named,
+                    )
+                except ChurnmlError as error:
+                    log.warning(
+                        "reload in another worker named version %s; this worker keeps version"
+                        " %s: %s",
+                        named,
+                        self.served.version,
+                        error,
+                    )
+                    self._failed = named
+                    return
+                self.served = new
+                log.info("now serving version %s (a reload in another worker)", new.version)
+                _freeze_heap()
+
     def _signal_path(self) -> Path:
         key = hashlib.sha256(
             f"{self.settings.tracking_uri}|{self.settings.model_uri}".encode()
         ).hexdigest()[:16]
         return self.settings.home / "serving" / f"reload-{key}.json"
 
-    def _signal_mtime(self) -> float:
+    def _signal_mtime(self) -> tuple[int, int]:
+        """The signal's identity: each write replaces the file, so a new inode or time."""
         try:
-            return self._signal_path().stat().st_mtime
+            stat = self._signal_path().stat()
         except OSError:
-            return 0.0
+            return (0, 0)
+        return (stat.st_ino, stat.st_mtime_ns)
+
+    def _read_signal(self) -> dict[str, Any]:
+        try:
+            signal = json.loads(self._signal_path().read_text())
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(signal, dict) or not str(signal.get("version", "")).isdigit():
+            return {}
+        return {**signal, "version": str(signal["version"])}
 
     def _signal(self, version: str) -> None:
+        """Name ``version`` to every worker of this run (written whole, then renamed)."""
         path = self._signal_path()
+        body = {"version": version, "run": self._run, "pid": os.getpid(), "at": time.time()}
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"version": version, "pid": os.getpid(), "at": time.time()}))
-            self._follow_mtime = path.stat().st_mtime
+            part = path.with_name(f"{path.name}.{os.getpid()}.part")
+            part.write_text(json.dumps(body))
+            os.replace(part, path)
+            self._follow_mtime = self._signal_mtime()
+            self._named = version
         except OSError as error:
             log.warning("reload: other workers not told (%s)", error)
-
-    def _follow_reloads(self) -> None:
-        now = time.monotonic()
-        if now < self._follow_at:
-            return
-        self._follow_at = now + FOLLOW_EVERY_SECONDS
-        mtime = self._signal_mtime()
-        if mtime == self._follow_mtime or (self._following and not self._following.done()):
-            return
-        self._follow_mtime = mtime
-        self._following = asyncio.get_running_loop().create_task(self._follow())
-
-    async def _follow(self) -> None:
-        async with self._lock:
-            try:
-                new = await asyncio.to_thread(
-                    load_served_model, self.settings.model_uri, self.settings.tracking_uri
-                )
-            except ChurnmlError as error:
-                log.warning("reload in another worker; this one keeps its model: %s", error)
-                return
-            self.served = new
-            _freeze_heap()
 
 
 def list_filters(

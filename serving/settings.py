@@ -88,7 +88,7 @@ class ServingSettings:
             "model_uri": core.model_uri,
             "max_body_bytes": max_body,
             "workers": workers,
-            **overrides,
+            **{k: v for k, v in overrides.items() if v is not None},  # a flag not given
         }
         settings = replace(
             cls(core=core, api_keys=api_keys, admin_keys=admin_keys, auth=auth_word == "on"),

@@ -24,6 +24,7 @@ def serve(
         str, typer.Option("--host", help="Address to bind; 0.0.0.0 to accept other hosts.")
     ] = ServingSettings.host,
     model: ModelUri = None,
+    # None: CHURNML_SERVE_WORKERS, else the settings' default (a flag default would hide both).
     workers: Annotated[
         int | None,
         typer.Option(

@@ -62,6 +62,11 @@ def test_a_bad_value_is_one_line_naming_the_variable(build, env, words) -> None:
     assert words in str(error.value) and "\n" not in str(error.value)
 
 
+def test_a_flag_not_given_leaves_the_environments_worker_count() -> None:
+    env = {**OFF, "CHURNML_SERVE_WORKERS": "2"}
+    assert ServingSettings.from_env(env, workers=None, model_uri=None).workers == 2
+
+
 def test_a_bad_flag_value_names_the_setting() -> None:
     with pytest.raises(ConfigError, match="capacity 0: expected at least 1 customer a day"):
         RiskListSettings.from_env({"CHURNML_CAPACITY": "30"}, capacity=0)
