@@ -1,7 +1,7 @@
 """The logistic-regression part of a blended model, as plain numbers.
 
 Training fits a scikit-learn pipeline (median imputation, scaling, one-hot; see
-``training.models.fit_logistic_baseline``); the served model must load with nothing
+``training.learners.fit_logistic_baseline``); the served model must load with nothing
 but churnml, so ``LinearTerm`` keeps only what the pipeline computes with: per numeric
 feature its fill value, mean, scale and coefficient, per categorical feature one
 coefficient per category code (and one for a missing or unknown value).
@@ -141,7 +141,7 @@ class LinearTerm:
 @dataclass(frozen=True)
 class Blend:
     """A logistic regression stacked with the booster in log-odds (training chooses the
-    weight on the validation fold, ``training.models.choose_blend_weight``):
+    weight on the validation fold, ``training.learners.choose_blend_weight``):
     ``raw = (1 - linear_weight) * booster's raw score + linear_weight * linear's``.
 
     Why: on the small sample world the trees alone ranked below the regression on the

@@ -87,7 +87,7 @@ class FoldData:
 class SnapshotSource(Protocol):
     """Where the snapshot frame lives and how a fold's parts come out of it: one pandas
     frame in this process (``LocalSnapshots``), or partitions on a Dask cluster
-    (``training.dask_train``). ``train_on_snapshots`` does the rest, the same for both."""
+    (``churnml.engines.dask.train``). ``train_on_snapshots`` does the rest, the same for both."""
 
     feature_names: list[str]
     categorical: list[str]

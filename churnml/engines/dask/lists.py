@@ -9,7 +9,8 @@ from churnml.engines.dask.tables import DaskTables
 
 if TYPE_CHECKING:
     from serving.loading import ServedModel
-    from serving.risklist import RiskListResult, RiskListSettings
+    from serving.risklist import RiskListResult
+    from serving.settings import RiskListSettings
     from serving.store import RiskListStore
 
 
