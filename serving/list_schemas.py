@@ -85,6 +85,18 @@ class RiskListPage(BaseModel):
     rank_by: Literal["revenue", "probability"] = Field(description="The ranking used.")
     scored: int = Field(description="Customers scored that day.")
     on_list: int = Field(description="Customers on the list (capacity plus suppressed ones).")
+    data_through: str | None = Field(
+        description="The last day the list's data covers (YYYY-MM-DD): the last contact day "
+        "of the tables, or the list's day when they go on past it. Empty for lists stored "
+        "before churnml recorded it."
+    )
+    data_lag_days: int | None = Field(
+        description="Days between data_through and the list's day (0: up to date)."
+    )
+    data_stale: bool = Field(
+        description="True when the data ends more than the grace days "
+        "(CHURNML_FRESHNESS_GRACE_DAYS) before the list's day: the page warns."
+    )
     band_thresholds: dict[str, float] = Field(
         description="Lowest probability of each band: high and medium."
     )

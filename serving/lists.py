@@ -1,8 +1,13 @@
 """Reading stored risk lists for the service: ``GET /risk-list``, ``/risk-list.csv``,
-``POST /score_ids``. Blocking SQL; the service runs these in a thread."""
+``POST /score_ids``. Blocking SQL; the service runs these in a thread.
+
+Every request reads the store afresh, so a list written or withdrawn by ``churnml
+risk-list`` (``--withdraw``) is what the next request sees: a withdrawn list is not the
+latest, and asking for its day says it was withdrawn."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import os
 import threading
@@ -17,6 +22,7 @@ import sqlalchemy as sa
 
 from churnml.errors import ChurnmlError
 from churnml.io import csv_safe
+from serving.settings import FRESHNESS_GRACE_DAYS
 from serving.store import ROW_COLUMNS, RiskListStore, safe_url, sqlite_path, store_url
 
 MAX_DATES = 60
@@ -57,8 +63,11 @@ class Lists:
     restored file serves again without a restart.
     """
 
-    def __init__(self, home: Path, url: str | None = None) -> None:
+    def __init__(
+        self, home: Path, url: str | None = None, *, grace_days: int = FRESHNESS_GRACE_DAYS
+    ) -> None:
         self.url = store_url(home, url)
+        self.grace_days = grace_days  # data ending more days before the list's: stale
         self._path = sqlite_path(self.url)
         self._store: RiskListStore | None = None
         self._opened: tuple[int, int] | None = None
@@ -114,9 +123,20 @@ class Lists:
         header = store.header(day)
         if header is None:
             dates = store.dates()
+            withdrawn = store.header(day, withdrawn=True) if day is not None else None
             if not dates:
+                if withdrawn is not None:
+                    raise NoList(
+                        f"the risk list of {day} was withdrawn on {withdrawn['withdrawn_at']} "
+                        "and no other list is stored: run `churnml risk-list` first"
+                    )
                 raise NoList("no risk list is stored yet: run `churnml risk-list` first")
             shown = ", ".join(dates[:5]) + (" ..." if len(dates) > 5 else "")
+            if withdrawn is not None:
+                raise NoList(
+                    f"the risk list of {day} was withdrawn on {withdrawn['withdrawn_at']}; "
+                    f"lists exist for {shown} (newest first)"
+                )
             raise NoList(f"no risk list for {day}; lists exist for {shown} (newest first)")
         return header
 
@@ -140,6 +160,7 @@ class Lists:
             "rank_by": header["rank_by"],
             "scored": header["scored"],
             "on_list": header["on_list"],
+            **self._freshness(header),
             "band_thresholds": header["bands"]["thresholds"],
             "band_shares": header["bands"]["shares"],
             "drift": {
@@ -155,6 +176,19 @@ class Lists:
             "departures": store.departures(header["list_id"]),
             "dates": store.dates()[:MAX_DATES],
             "segments": store.segments(header["list_id"]),
+        }
+
+    def _freshness(self, header: dict[str, Any]) -> dict[str, Any]:
+        """The list's data freshness: the last day its data covers, how many days that is
+        before the list's day, and whether that is more than the service's grace."""
+        through = header.get("data_through")
+        if through is None:  # a list stored before churnml recorded it, or no contacts
+            return {"data_through": None, "data_lag_days": None, "data_stale": False}
+        lag = (dt.date.fromisoformat(header["list_date"]) - dt.date.fromisoformat(through)).days
+        return {
+            "data_through": through,
+            "data_lag_days": lag,
+            "data_stale": lag > self.grace_days,
         }
 
     def csv(self, filters: Filters, limit: int | None) -> tuple[str, str]:

@@ -30,6 +30,10 @@ Choices (documented in the README):
 * Drift: PSI of every feature against the model's training rows (warning at
   ``psi_warning``), and each band's share against its mean over the last 7 lists
   (warning when it moves by more than ``band_shift_warning``).
+* Freshness: a day more than ``freshness_grace_days`` after the last contact day of the
+  data is refused before anything is scored or stored (the exports did not arrive, or the
+  day is mistyped); the header keeps ``data_through``, the last day the data covers for
+  the list (the last contact day, or the list's day when the data goes on past it).
 """
 
 from __future__ import annotations
@@ -95,6 +99,8 @@ class RiskListResult:
             f"{len(self.departures)} left the list",
             f"  bands: {shares}",
         ]
+        if h.get("data_through"):
+            lines.append(f"  data through {h['data_through']}")
         warnings = h["drift"]["warnings"]
         lines.append(
             "  drift: " + ("WARNING: " + "; ".join(warnings) if warnings else "no warning")
@@ -157,10 +163,13 @@ def score_customers(
 
 
 class Partitions(Protocol):
-    """What the risk list needs of an engine (``churnml.engines.Engine`` has it): a
-    function run on every partition of the tables with a model's features of a day."""
+    """What the risk list needs of an engine (``churnml.engines.Engine`` has it): the
+    day of the latest contact, and a function run on every partition of the tables with a
+    model's features of a day."""
 
     name: str
+
+    def latest_day(self) -> dt.date | None: ...
 
     def map(
         self,
@@ -179,6 +188,11 @@ class WholeTables:
     customers: pd.DataFrame
     interactions: pd.DataFrame
     name: str = "local"
+
+    def latest_day(self) -> dt.date | None:
+        if self.interactions.empty:
+            return None
+        return pd.Timestamp(self.interactions["started_at"].max()).date()
 
     def map(
         self,
@@ -243,8 +257,11 @@ def make_risk_list_on(
     runs ``score_customers``; only the customers' list columns, the drift counts, the
     watched customers' churn days and the content hashes come back, and the shared steps
     (``finish_list``) run on them. Nothing is stored before every partition's part is in
-    hand; a failed cluster is a DaskEngineError and no write."""
+    hand; a failed cluster is a DaskEngineError and no write. A day after the data's last
+    contact day plus the grace is a DataError before any scoring (``check_fresh``)."""
     run = ListOptions(**options)
+    latest = engine.latest_day()
+    check_fresh(as_of, latest, settings.freshness_grace_days)
     # Where the partition runs in this process, it says when its features are built.
     here = run.say if engine.name == "local" else None
 
@@ -254,7 +271,26 @@ def make_risk_list_on(
         parts = engine.map(stage, served.predictor, as_of, what="making the risk list")
         return ListScores.merge(parts)
 
-    return finish_list(score, as_of, served, store, settings, run)
+    data_through = None if latest is None else min(latest, as_of)
+    return finish_list(score, as_of, served, store, settings, run, data_through)
+
+
+def check_fresh(as_of: dt.date, latest: dt.date | None, grace_days: int) -> None:
+    """DataError when ``as_of`` is more than ``grace_days`` after ``latest``, the data's
+    last contact day (no contact at all: nothing to check against)."""
+    if latest is None or (as_of - latest).days <= grace_days:
+        return
+    late = (as_of - latest).days
+    raise DataError(
+        f"--as-of {as_of} is {_days(late)} after the data's last contact day {latest} "
+        f"(grace {_days(grace_days)}): the day's exports may not have arrived; load newer "
+        f"tables, pass --as-of {latest}, or allow more days with --grace-days "
+        "(CHURNML_FRESHNESS_GRACE_DAYS)"
+    )
+
+
+def _days(count: int) -> str:
+    return f"{count} day" if count == 1 else f"{count} days"
 
 
 @dataclass(frozen=True)
@@ -291,9 +327,11 @@ def finish_list(
     store: RiskListStore,
     settings: RiskListSettings,
     run: ListOptions,
+    data_through: dt.date | None = None,
 ) -> RiskListResult:
     """Score with ``score`` (given the previous list), then rank, suppress, compare, check
-    drift and store: the steps after scoring, the same for every engine."""
+    drift and store: the steps after scoring, the same for every engine. ``data_through``:
+    the last day the data covers for the list, kept in its header."""
     day = f"{as_of:%Y-%m-%d}"
     model = served.model
     notes: list[str] = []
@@ -331,6 +369,8 @@ def finish_list(
         "drift_warning": bool(drift_result["warnings"]),
         "previous_date": previous.header["list_date"] if previous.header else None,
         "departures": len(departures),
+        "data_through": None if data_through is None else f"{data_through:%Y-%m-%d}",
+        "freshness_grace_days": settings.freshness_grace_days,
     }
     run.say(f"storing {len(frame):,} rows in {store.url.split('://')[0]}")
     list_id = store.replace_list(

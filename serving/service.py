@@ -136,7 +136,11 @@ class ChurnService:
         log.info(
             "serving %s version %s (%s)", self.served.name, self.served.version, self.served.uri
         )
-        self.lists = Lists(self.settings.home, self.settings.risk_store)
+        self.lists = Lists(
+            self.settings.home,
+            self.settings.risk_store,
+            grace_days=self.settings.freshness_grace_days,
+        )
         _freeze_heap()
         gc.set_threshold(*GC_THRESHOLDS)
 

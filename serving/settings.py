@@ -23,7 +23,9 @@ Admin keys may also score.
 
 The list (``RiskListSettings``): ``CHURNML_CAPACITY``, ``CHURNML_RANK_BY``,
 ``CHURNML_REVENUE_MONTHS``, ``CHURNML_SUPPRESS_DAYS``, ``CHURNML_PSI_WARNING``,
-``CHURNML_BAND_SHIFT_WARNING``; flags override them.
+``CHURNML_BAND_SHIFT_WARNING``, ``CHURNML_FRESHNESS_GRACE_DAYS``; flags override them.
+The service reads ``CHURNML_FRESHNESS_GRACE_DAYS`` too: the page warns when a list's data
+ends more than that many days before the list's day.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ from model.loading import DEFAULT_MODEL_URI
 SERVICE_NAME = "churnml"  # the BentoML service's name (serving.service)
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 RANK_BY = ("revenue", "probability")
+# A list's day may be at most this many days after the last contact day of its data.
+FRESHNESS_GRACE_DAYS = 2
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,8 @@ class ServingSettings:
     workers: int = 1
     host: str = "127.0.0.1"  # churnml serve --host: the address BentoML binds
     port: int = 3000  # churnml serve --port
+    # A list whose data ends more days than this before its day is shown as stale.
+    freshness_grace_days: int = FRESHNESS_GRACE_DAYS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> ServingSettings:
@@ -84,10 +90,14 @@ class ServingSettings:
         if max_body is not None and max_body < 1024:
             raise ConfigError(f"CHURNML_MAX_BODY_BYTES={max_body}: expected at least 1024")
         workers = read_env(env, "CHURNML_SERVE_WORKERS", int, "a whole number")
+        grace = read_env(env, "CHURNML_FRESHNESS_GRACE_DAYS", int, "a whole number of days")
+        if grace is not None and grace < 0:
+            raise ConfigError(f"CHURNML_FRESHNESS_GRACE_DAYS={grace}: expected 0 or more")
         values = {
             "model_uri": core.model_uri,
             "max_body_bytes": max_body,
             "workers": workers,
+            "freshness_grace_days": grace,
             **{k: v for k, v in overrides.items() if v is not None},  # a flag not given
         }
         settings = replace(
@@ -136,7 +146,8 @@ class ServingSettings:
 class RiskListSettings:
     """How the list is cut and checked. Environment: ``CHURNML_CAPACITY``,
     ``CHURNML_RANK_BY``, ``CHURNML_REVENUE_MONTHS``, ``CHURNML_SUPPRESS_DAYS``,
-    ``CHURNML_PSI_WARNING``, ``CHURNML_BAND_SHIFT_WARNING``; flags override them."""
+    ``CHURNML_PSI_WARNING``, ``CHURNML_BAND_SHIFT_WARNING``,
+    ``CHURNML_FRESHNESS_GRACE_DAYS``; flags override them."""
 
     capacity: int = 100  # as training's precision at K (TrainingSettings.capacity)
     rank_by: str = "revenue"
@@ -146,6 +157,7 @@ class RiskListSettings:
     psi_warning: float = 0.25
     band_shift_warning: float = 0.10
     band_history: int = 7
+    freshness_grace_days: int = FRESHNESS_GRACE_DAYS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> RiskListSettings:
@@ -177,6 +189,12 @@ class RiskListSettings:
             ("rank_by", "rank by", self.rank_by in RANK_BY, f"expected one of {ranks}"),
             ("revenue_months", "revenue months", self.revenue_months > 0, "expected more than 0"),
             ("suppress_days", "suppress days", self.suppress_days >= 0, "expected 0 or more"),
+            (
+                "freshness_grace_days",
+                "grace days",
+                self.freshness_grace_days >= 0,
+                "expected 0 or more",
+            ),
         )
         for name, label, holds, expected in rules:
             if not holds:
@@ -193,6 +211,7 @@ _LIST_VARIABLES = (
     ("suppress_days", "CHURNML_SUPPRESS_DAYS", int, "a whole number"),
     ("psi_warning", "CHURNML_PSI_WARNING", float, "a number"),
     ("band_shift_warning", "CHURNML_BAND_SHIFT_WARNING", float, "a number"),
+    ("freshness_grace_days", "CHURNML_FRESHNESS_GRACE_DAYS", int, "a whole number of days"),
 )
 
 

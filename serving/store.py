@@ -6,12 +6,22 @@ By default a SQLite file under ``CHURNML_HOME`` (``risk-lists.db``); any SQLAlch
 Tables (created on first use; ``store_meta`` holds the schema version):
 
 * ``risk_lists``: one row per list date: model name, version and URI, the inputs'
-  fingerprint, capacity, ranking, band thresholds and shares, drift results;
+  fingerprint, capacity, ranking, band thresholds and shares, drift results, the data's
+  freshness (``data_through``: the last contact day the list saw, and the grace it was
+  checked with), and ``withdrawn_at`` once the list is withdrawn;
 * ``risk_list_rows``: every customer scored that day, with rank, probability, band,
   revenue at risk, reasons, action, change since the previous list, suppression;
 * ``risk_list_departures``: customers on the previous list who are not on this one, and why;
 * ``risk_list_runs``: every run ever stored, never deleted: which model version scored
-  which day's list, including lists later replaced by a re-run.
+  which day's list, including lists later replaced by a re-run; and every withdrawal
+  (``action`` ``withdrawn``, who asked and why).
+
+A withdrawn list keeps its rows but is no list of the store's readers any more: the latest
+list, the previous list a new one is compared with, the band history and ``dates()`` all
+skip it, so the list before it is current again. Re-making the day replaces it.
+
+A store of an older schema is upgraded in place when it is opened (``UPGRADES``: columns
+added, the version raised, in one transaction); a newer one is refused.
 
 Writing a day (``replace_list``) is one transaction: the day's old list goes and the new
 one comes in together, or nothing changes. On SQLite the transaction starts with
@@ -27,6 +37,7 @@ import datetime as dt
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +47,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from churnml.errors import ConfigError, DataError
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 BUSY_SECONDS = 600
 CHUNK_ROWS = 20_000
 
@@ -69,6 +80,10 @@ risk_lists = sa.Table(
     sa.Column("drift_warning", sa.Boolean, nullable=False),
     sa.Column("previous_date", sa.String(10)),
     sa.Column("departures", sa.Integer, nullable=False),
+    # v2: the data's freshness, and the list's withdrawal
+    sa.Column("data_through", sa.String(10)),  # YYYY-MM-DD; None before v2 or no contacts
+    sa.Column("freshness_grace_days", sa.Integer),
+    sa.Column("withdrawn_at", sa.String(32)),
 )
 
 risk_list_rows = sa.Table(
@@ -120,7 +135,24 @@ risk_list_runs = sa.Table(
     sa.Column("fingerprint", sa.Text, nullable=False),
     sa.Column("scored", sa.Integer, nullable=False),
     sa.Column("replaced_list", sa.Boolean, nullable=False),
+    # v2: a run stores a list or withdraws one; a withdrawal says who asked and why
+    sa.Column("action", sa.String(16), nullable=False, server_default="stored"),
+    sa.Column("requested_by", sa.String(200)),
+    sa.Column("reason", sa.Text),
 )
+
+# The columns schema version K lacks of version K + 1: opening a store of an older version
+# adds those of every step from its version up, in order.
+UPGRADES: dict[str, tuple[tuple[sa.Table, str], ...]] = {
+    "1": (
+        (risk_lists, "data_through"),
+        (risk_lists, "freshness_grace_days"),
+        (risk_lists, "withdrawn_at"),
+        (risk_list_runs, "action"),
+        (risk_list_runs, "requested_by"),
+        (risk_list_runs, "reason"),
+    ),
+}
 
 ROW_COLUMNS = [c.name for c in risk_list_rows.columns if c.name != "list_id"]
 DEPARTURE_COLUMNS = [c.name for c in risk_list_departures.columns if c.name != "list_id"]
@@ -154,8 +186,14 @@ class RiskListStore:
     def __init__(self, url: str, *, create: bool = True) -> None:
         self.url = url
         self.engine = _engine(url, create=create)
-        if create:
-            self._create()
+        try:
+            if create:
+                self._create()
+            else:
+                self.upgrade()  # a reader's open upgrades an older store, creates nothing
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     # -- writing ---------------------------------------------------------------------------
     def replace_list(
@@ -205,23 +243,68 @@ class RiskListStore:
                     fingerprint=json.dumps(header["fingerprint"]),
                     scored=header["scored"],
                     replaced_list=old is not None,
+                    action="stored",
                 )
             )
         return int(list_id)
 
+    def withdraw(self, day: str, *, by: str, reason: str | None = None) -> Withdrawal:
+        """Withdraw the list of ``day``: it stays stored but is no longer served or compared
+        with, and a ``withdrawn`` run records who asked, when and why. A list already
+        withdrawn is left as it is (``Withdrawal.already``); DataError when ``day`` has no
+        list."""
+        with self._writing() as conn:
+            found = conn.execute(
+                sa.select(risk_lists).where(risk_lists.c.list_date == day)
+            ).mappings().first()
+            if found is None:
+                stored = list(conn.execute(_dates_query()).scalars())
+                raise DataError(f"no risk list for {day} to withdraw; {_lists_exist(stored)}")
+            already = found["withdrawn_at"] is not None
+            when = found["withdrawn_at"] or today_iso()
+            if not already:
+                conn.execute(
+                    risk_lists.update()
+                    .where(risk_lists.c.list_id == found["list_id"])
+                    .values(withdrawn_at=when)
+                )
+                conn.execute(
+                    risk_list_runs.insert().values(
+                        list_date=day,
+                        created_at=when,
+                        model_name=found["model_name"],
+                        model_version=found["model_version"],
+                        model_uri=found["model_uri"],
+                        fingerprint=found["fingerprint"],
+                        scored=found["scored"],
+                        replaced_list=False,
+                        action="withdrawn",
+                        requested_by=by[:200],
+                        reason=reason,
+                    )
+                )
+            current = conn.execute(_dates_query().limit(1)).scalar()
+        return Withdrawal(day, when, already, current)
+
     # -- reading ---------------------------------------------------------------------------
     def dates(self) -> list[str]:
+        """The days with a list that is not withdrawn, newest first."""
         with self.engine.connect() as conn:
-            return list(
-                conn.execute(
-                    sa.select(risk_lists.c.list_date).order_by(risk_lists.c.list_date.desc())
-                ).scalars()
-            )
+            return list(conn.execute(_dates_query()).scalars())
 
-    def header(self, day: str | None = None, *, before: str | None = None) -> dict | None:
+    def header(
+        self,
+        day: str | None = None,
+        *,
+        before: str | None = None,
+        withdrawn: bool = False,
+    ) -> dict | None:
         """The list of ``day``; the latest one when ``day`` is None; with ``before``, the
-        latest one before that day. None when there is none."""
+        latest one before that day. None when there is none. A withdrawn list counts only
+        with ``withdrawn`` (its header then has ``withdrawn_at``)."""
         query = sa.select(risk_lists)
+        if not withdrawn:
+            query = query.where(risk_lists.c.withdrawn_at.is_(None))
         if day is not None:
             query = query.where(risk_lists.c.list_date == day)
         if before is not None:
@@ -236,7 +319,7 @@ class RiskListStore:
     def recent_headers(self, before: str, count: int) -> list[dict]:
         query = (
             sa.select(risk_lists)
-            .where(risk_lists.c.list_date < before)
+            .where(risk_lists.c.list_date < before, risk_lists.c.withdrawn_at.is_(None))
             .order_by(risk_lists.c.list_date.desc())
             .limit(count)
         )
@@ -321,7 +404,8 @@ class RiskListStore:
             return list(conn.execute(query).scalars())
 
     def runs(self, day: str | None = None) -> list[dict]:
-        """Every stored run (newest first): which model version scored which day."""
+        """Every run (newest first): which model version scored which day (``action``
+        ``stored``), and every withdrawal (``withdrawn``, with who asked and why)."""
         query = sa.select(risk_list_runs).order_by(risk_list_runs.c.run_id.desc())
         if day is not None:
             query = query.where(risk_list_runs.c.list_date == day)
@@ -333,22 +417,52 @@ class RiskListStore:
         try:
             with self._writing(lock=False) as conn:
                 metadata.create_all(conn)
-                found = conn.execute(
-                    sa.select(store_meta.c.value).where(store_meta.c.key == "schema_version")
-                ).scalar()
+                found = _version(conn)
                 if found is None:
                     conn.execute(
                         store_meta.insert().values(key="schema_version", value=SCHEMA_VERSION)
                     )
+            self._upgrade(found)
         except sa.exc.SQLAlchemyError as error:
             raise ConfigError(
                 f"risk-list store {safe_url(self.url)}: {_first_line(error)}"
             ) from None
-        if found not in (None, SCHEMA_VERSION):
+
+    def upgrade(self) -> None:
+        """Bring a store of an older schema up to this one, in place (a reader's open: the
+        tables are not created). A database error is left to the reader to report."""
+        with self.engine.connect() as conn:
+            found = _version(conn)
+        self._upgrade(found)
+
+    def _upgrade(self, found: str | None) -> None:
+        if found in (None, SCHEMA_VERSION):
+            return
+        if found not in UPGRADES:
             raise DataError(
                 f"risk-list store {safe_url(self.url)} has schema v{found}, this churnml writes "
                 f"v{SCHEMA_VERSION}; point CHURNML_RISK_STORE at a new database"
             )
+        with self._writing() as conn:  # one upgrader at a time; the second finds it done
+            found = _version(conn)
+            steps = [v for v in UPGRADES if found is not None and int(v) >= int(found)]
+            present = {
+                table.name: {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+                for table in (risk_lists, risk_list_runs)
+            }
+            for version in sorted(steps, key=int):
+                for table, name in UPGRADES[version]:
+                    if name in present[table.name]:
+                        continue
+                    column = sa.schema.CreateColumn(table.c[name]).compile(dialect=conn.dialect)
+                    quoted = conn.dialect.identifier_preparer.format_table(table)
+                    conn.exec_driver_sql(f"ALTER TABLE {quoted} ADD COLUMN {column}")
+            if steps:
+                conn.execute(
+                    store_meta.update()
+                    .where(store_meta.c.key == "schema_version")
+                    .values(value=SCHEMA_VERSION)
+                )
 
     @contextmanager
     def _writing(self, *, lock: bool = True) -> Iterator[Connection]:
@@ -358,6 +472,52 @@ class RiskListStore:
                 if lock and conn.dialect.name == "postgresql":
                     conn.exec_driver_sql("LOCK TABLE risk_lists IN EXCLUSIVE MODE")
                 yield conn
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """What ``RiskListStore.withdraw`` did: the day, when it was withdrawn, whether it
+    already was, and the day of the list current now (None when no list is left)."""
+
+    list_date: str
+    withdrawn_at: str
+    already: bool
+    current: str | None
+
+    def summary(self) -> str:
+        now = (
+            f"the current list is now {self.current}'s"
+            if self.current
+            else "no list is current now"
+        )
+        if self.already:
+            return (
+                f"the risk list of {self.list_date} was already withdrawn on "
+                f"{self.withdrawn_at}; nothing changed ({now})"
+            )
+        return f"withdrew the risk list of {self.list_date}; {now}"
+
+
+def _dates_query() -> sa.Select:
+    return (
+        sa.select(risk_lists.c.list_date)
+        .where(risk_lists.c.withdrawn_at.is_(None))
+        .order_by(risk_lists.c.list_date.desc())
+    )
+
+
+def _lists_exist(dates: Sequence[str]) -> str:
+    """The days with a list, in words (the newest five)."""
+    if not dates:
+        return "no list is stored"
+    shown = ", ".join(dates[:5]) + (" ..." if len(dates) > 5 else "")
+    return f"lists exist for {shown} (newest first)"
+
+
+def _version(conn: Connection) -> str | None:
+    return conn.execute(
+        sa.select(store_meta.c.value).where(store_meta.c.key == "schema_version")
+    ).scalar()
 
 
 def _engine(url: str, *, create: bool) -> Engine:

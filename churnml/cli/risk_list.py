@@ -1,4 +1,5 @@
-"""``churnml risk-list``: the day's list of customers to call, on the local or Dask engine.
+"""``churnml risk-list``: the day's list of customers to call, on the local or Dask engine;
+``--withdraw DATE`` takes a wrong list back (the list before it is current again).
 
 ``ListJob`` is the list as a command makes it (``churnml run`` too): what is checked and
 loaded before the tables are read (the export path, the suppression table, the model, the
@@ -51,7 +52,34 @@ AsOf = Annotated[
     typer.Option(
         "--as-of",
         help="Score the customers active on D (YYYY-MM-DD). Default: the latest contact "
-        "day in the data.",
+        "day in the data. A D more than --grace-days after it is refused.",
+    ),
+]
+
+GraceDays = Annotated[
+    int | None,
+    typer.Option(
+        "--grace-days",
+        min=0,
+        help="Days --as-of may be after the data's last contact day "
+        f"(default: {RiskListSettings.freshness_grace_days}; CHURNML_FRESHNESS_GRACE_DAYS).",
+    ),
+]
+
+WithdrawDay = Annotated[
+    str | None,
+    typer.Option(
+        "--withdraw",
+        metavar="DATE",
+        help="Withdraw the stored list of DATE (YYYY-MM-DD) instead of making one: it is no "
+        "longer served, the list before it is current again; recorded in the runs table.",
+    ),
+]
+
+WithdrawReason = Annotated[
+    str | None,
+    typer.Option(
+        "--reason", help="With --withdraw: why, kept with the withdrawal (up to 500 characters)."
     ),
 ]
 
@@ -127,14 +155,36 @@ def risk_list(
     months: Months = None,
     suppress: SuppressFile = None,
     suppress_days: SuppressDays = None,
+    grace_days: GraceDays = None,
     store: StoreUrl = None,
     model: ModelUri = None,
     engine: EngineFlag = None,
     scheduler: SchedulerFlag = None,
     strict: StrictFlag = False,
     quiet: QuietFlag = False,
+    withdraw: WithdrawDay = None,
+    reason: WithdrawReason = None,
 ) -> None:
     """Write the day's list of customers to call, with reasons, actions and changes."""
+    if withdraw is not None or reason is not None:
+        making = {
+            "--as-of": as_of,
+            "--customers": customers,
+            "--interactions": interactions,
+            "--out": out,
+            "--capacity": capacity,
+            "--rank-by": rank_by,
+            "--months": months,
+            "--suppress": suppress,
+            "--suppress-days": suppress_days,
+            "--grace-days": grace_days,
+            "--model": model,
+            "--engine": engine,
+            "--scheduler": scheduler,
+            "--strict": strict or None,
+        }
+        _withdraw(withdraw, reason, store, [flag for flag, v in making.items() if v is not None])
+        return
     settings = command_settings(
         customers=customers,
         interactions=interactions,
@@ -148,6 +198,7 @@ def risk_list(
             "rank_by": rank_by.value if rank_by else None,
             "revenue_months": months,
             "suppress_days": suppress_days,
+            "freshness_grace_days": grace_days,
         },
     )
     day = parse_date(as_of, "--as-of")
@@ -156,6 +207,52 @@ def risk_list(
     with opened(settings.core, reporter) as chosen:
         result = job.make(chosen, day, reporter)
     typer.echo(result.summary())
+
+
+MAX_REASON_CHARS = 500
+
+
+def _withdraw(
+    day_text: str | None, reason: str | None, store: str | None, making: list[str]
+) -> None:
+    """``--withdraw DATE``: the stored list of DATE withdrawn, or one line why not."""
+    import sqlalchemy as sa
+
+    from churnml.errors import ConfigError
+    from serving.store import RiskListStore, safe_url, store_url
+
+    if day_text is None:
+        raise ConfigError("--reason goes with --withdraw DATE (the list to withdraw)")
+    if making:
+        raise ConfigError(
+            f"--withdraw makes no list: drop {', '.join(making)}, or run the list without "
+            "--withdraw"
+        )
+    if reason is not None and len(reason) > MAX_REASON_CHARS:
+        raise ConfigError(f"--reason: {len(reason)} characters; keep it to {MAX_REASON_CHARS}")
+    day = parse_date(day_text, "--withdraw")
+    core = command_settings(risk_store=store, tracking=False).core
+    url = store_url(core.home, core.risk_store)
+    try:
+        lists = RiskListStore(url, create=False)
+        try:
+            done = lists.withdraw(f"{day}", by=_who(), reason=reason)
+        finally:
+            lists.engine.dispose()
+    except sa.exc.SQLAlchemyError as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        raise ConfigError(f"risk-list store {safe_url(url)}: {first}") from None
+    typer.echo(done.summary())
+
+
+def _who() -> str:
+    """Who asks, for the runs table: the login name of this process."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        return "unknown"
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ DEFAULTS: dict[str, dict[str, object]] = {
         "--rank-by": RiskListSettings.rank_by,
         "--months": RiskListSettings.revenue_months,
         "--suppress-days": RiskListSettings.suppress_days,
+        "--grace-days": RiskListSettings.freshness_grace_days,
         **MODEL,
         **ENGINE,
     },

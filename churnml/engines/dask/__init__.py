@@ -63,6 +63,7 @@ class DaskEngine:
         self.report = report
         self.partitions = partitions
         self._tables = tables
+        self._latest: tuple[dt.date | None] | None = None
 
     @classmethod
     def on_tables(cls, tables: DaskTables) -> DaskEngine:
@@ -95,7 +96,11 @@ class DaskEngine:
         return self._tables
 
     def latest_day(self) -> dt.date | None:
-        return latest_contact_day(self.tables())
+        # One pass over the cluster's contacts: the default day and the list's freshness
+        # check both ask.
+        if self._latest is None:
+            self._latest = (latest_contact_day(self.tables()),)
+        return self._latest[0]
 
     def features(self, day: dt.date, settings: FeatureSettings | None = None) -> pd.DataFrame:
         return build_features_dask(self.tables(), day, settings)
