@@ -254,9 +254,11 @@ class RiskListStore:
         withdrawn is left as it is (``Withdrawal.already``); DataError when ``day`` has no
         list."""
         with self._writing() as conn:
-            found = conn.execute(
-                sa.select(risk_lists).where(risk_lists.c.list_date == day)
-            ).mappings().first()
+            found = (
+                conn.execute(sa.select(risk_lists).where(risk_lists.c.list_date == day))
+                .mappings()
+                .first()
+            )
             if found is None:
                 stored = list(conn.execute(_dates_query()).scalars())
                 raise DataError(f"no risk list for {day} to withdraw; {_lists_exist(stored)}")
