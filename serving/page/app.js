@@ -30,6 +30,8 @@
     date: $("#date"),
     model: $("#model"),
     created: $("#created"),
+    dataThrough: $("#data-through"),
+    stale: $("#stale"),
     capacity: $("#capacity"),
     rankBy: $("#rank-by"),
     scored: $("#scored"),
@@ -393,6 +395,7 @@
 
     el.model.textContent = `${page.model_name} version ${page.model_version}`;
     el.created.textContent = when(page.created_at);
+    renderFreshness(page);
     el.capacity.textContent =
       `${numberFmt.format(page.capacity)} a day` +
       ` (${numberFmt.format(page.on_list)} on the list)`;
@@ -419,6 +422,18 @@
       state.scope === "all"
         ? `Everyone scored on ${page.date}`
         : `Customers to call on ${page.date}`;
+  }
+
+  function renderFreshness(page) {
+    el.dataThrough.textContent = page.data_through
+      ? `data through ${page.data_through}`
+      : "not recorded";
+    el.stale.hidden = !page.data_stale;
+    el.stale.textContent = page.data_stale
+      ? `⚠ Old data: the data ends on ${page.data_through}, ${page.data_lag_days} days ` +
+        `before this list's day (${page.date}). The scores do not see the latest ` +
+        "contacts; tell the data team."
+      : "";
   }
 
   function renderDrift(drift) {
