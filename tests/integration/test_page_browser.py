@@ -270,6 +270,9 @@ def test_the_list_as_the_api_has_it(page, service: Service, shots, capsys) -> No
     assert model == f"{api['model_name']} version {api['model_version']}" == "churn-risk version 1"
     assert page.locator("#capacity").inner_text().startswith(f"{api['capacity']} a day")
     assert page.locator("#rank-by").inner_text() == "revenue at risk"
+    # the data's freshness: a day inside the data is covered through itself, no warning
+    assert page.locator("#data-through").inner_text() == f"data through {api['data_through']}"
+    assert api["data_through"] == DAY2 and page.locator("#stale").is_hidden()
     assert (
         f"{api['band_thresholds']['high'] * 100:.1f}%" in page.locator("#thresholds").inner_text()
     )

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from churnml.validation import load_tables
 from serving.lists import Filters, Lists
@@ -24,6 +25,7 @@ from serving.settings import RiskListSettings
 from serving.store import RiskListStore
 from tests.integration.servers import free_port
 from tests.serving.helpers import SAMPLE
+from tests.serving.test_freshness import as_version_1
 
 pytestmark = pytest.mark.slow
 DAY1, DAY2 = dt.date(2026, 6, 10), dt.date(2026, 6, 17)
@@ -161,3 +163,31 @@ def test_two_writers_at_once_on_postgresql(postgres_url, served, tables) -> None
     total, _ = store.rows(header["list_id"], on_list=None)
     assert total == header["scored"]
     assert len(store.runs(f"{day}")) == 2
+
+
+def test_withdrawal_and_freshness_on_postgresql(postgres_url, served, tables, tmp_path) -> None:
+    url = postgres_url.rsplit("/", 1)[0] + "/withdraw"
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql("CREATE DATABASE withdraw")
+    admin.dispose()
+    store = RiskListStore(url)
+    settings = RiskListSettings(capacity=10)
+    make_risk_list(tables.customers, tables.interactions, DAY1, served, store, settings)
+    # A store of schema v1 (as churnml wrote it before): upgraded when the reader opens it.
+    as_version_1(store)
+    lists = Lists(tmp_path, url)
+    assert lists.page(Filters(), 5)["data_through"] is None
+    store = RiskListStore(url)
+    second = make_risk_list(tables.customers, tables.interactions, DAY2, served, store, settings)
+    assert store.header()["data_through"] == f"{DAY2}"
+    assert lists.page(Filters(), 5)["date"] == f"{DAY2}"
+
+    done = store.withdraw(f"{DAY2}", by="lead", reason="wrong exports")
+    assert done.current == f"{DAY1}" and store.dates() == [f"{DAY1}"]
+    assert lists.page(Filters(), 5)["date"] == f"{DAY1}"
+    top = second.frame["customer_id"].iloc[0]
+    assert lists.scores([top])["list_date"] == f"{DAY1}"
+    assert [r["action"] for r in store.runs(f"{DAY2}")] == ["withdrawn", "stored"]
+    assert store.withdraw(f"{DAY2}", by="lead").already
+    assert len(store.runs(f"{DAY2}")) == 2
