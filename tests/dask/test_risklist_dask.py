@@ -20,7 +20,7 @@ from distributed.comm.core import CommClosedError
 from churnml.cli import main
 from churnml.engines.dask.checking import load_tables_dask
 from churnml.engines.dask.lists import make_risk_list_dask
-from churnml.errors import DaskEngineError
+from churnml.errors import DaskEngineError, DataError
 from churnml.io import ContentHash, content_hash
 from churnml.validation import load_tables
 from serving.loading import load_served_model
@@ -246,3 +246,21 @@ def test_the_cli_on_dask_exports_the_local_engines_list(
             assert_close(ours[column], theirs[column])
         else:
             assert ours[column].equals(theirs[column]), column
+
+
+def test_a_day_after_the_data_ends_is_refused_on_dask_before_any_work(
+    served, tables, local, tmp_path
+) -> None:
+    store = new_store(tmp_path)
+    make_risk_list_dask(tables, DAY1, served, store, SETTINGS)
+    before = store.runs()
+    with pytest.raises(DataError) as error:
+        make_risk_list_dask(tables, dt.date(2026, 6, 27), served, store, SETTINGS)
+    message = str(error.value)
+    assert "\n" not in message and "2026-06-27" in message and "2026-06-24" in message
+    assert store.dates() == [f"{DAY1}"] and store.runs() == before
+    # Within the grace: stored, with the same freshness as the local engine's lists.
+    make_risk_list_dask(tables, dt.date(2026, 6, 26), served, store, SETTINGS)
+    assert store.header("2026-06-26")["data_through"] == "2026-06-24"
+    assert stored(store, DAY1)["header"]["data_through"] == f"{DAY1}"
+    assert stored(local, DAY1)["header"]["data_through"] == f"{DAY1}"
