@@ -425,12 +425,11 @@
   }
 
   function renderFreshness(page) {
-    el.dataThrough.textContent = page.data_through
-      ? `data through ${page.data_through}`
-      : "not recorded";
+    el.dataThrough.textContent = page.data_through || "not recorded";
     el.stale.hidden = !page.data_stale;
     el.stale.textContent = page.data_stale
-      ? `⚠ Old data: the data ends on ${page.data_through}, ${page.data_lag_days} days ` +
+      ? `⚠ Old data: the data ends on ${page.data_through}, ${page.data_lag_days} ` +
+        `${page.data_lag_days === 1 ? "day" : "days"} ` +
         `before this list's day (${page.date}). The scores do not see the latest ` +
         "contacts; tell the data team."
       : "";

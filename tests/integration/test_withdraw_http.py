@@ -1,7 +1,7 @@
 """A list withdrawn under the real ``churnml serve``: ``churnml risk-list --withdraw`` in
 its own process, and the running service answers from the list before it at once
 (``GET /risk-list``, ``POST /score_ids``, the day asked for by name); the list's data
-freshness in the API and the page's header."""
+freshness in the API and the page's header, in Chromium (``scripts/install-test-tools.sh``)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.servers import churnml_serve
+from tests.integration.test_page_browser import CHROMIUM, CHROMIUM_ARGS, LOADED, WAIT_MS
 from tests.serving.helpers import API_KEY, SAMPLE, service_env, trained_home
 
 pytestmark = pytest.mark.slow
@@ -127,7 +128,7 @@ def test_a_withdrawn_list_is_no_longer_served_and_the_previous_one_is(
 
 
 def test_stale_data_is_flagged_by_the_api_and_the_page_shows_freshness(
-    server: str, env: dict[str, str], lists: dict
+    server: str, env: dict[str, str], lists: dict, tmp_path: Path, capsys
 ) -> None:
     refused = churnml(env, "risk-list", "--as-of", f"{LATE}", "--quiet")
     assert refused.returncode == 1 and refused.stderr.count("\n") == 1
@@ -147,4 +148,29 @@ def test_stale_data_is_flagged_by_the_api_and_the_page_shows_freshness(
     html = urllib.request.urlopen(server + "/", timeout=30).read().decode()
     assert 'id="data-through"' in html and 'id="stale"' in html
     script = urllib.request.urlopen(server + "/ui/app.js", timeout=30).read().decode()
-    assert "data through ${page.data_through}" in script and "page.data_stale" in script
+    assert "page.data_through" in script and "page.data_stale" in script
+
+    # In Chromium: the header says how old the data is, and warns.
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            tab = browser.new_page(viewport={"width": 1280, "height": 900})
+            tab.goto(f"{server}/")
+            tab.get_by_label("API key", exact=True).fill(API_KEY)
+            tab.get_by_role("button", name="Open the list").click()
+            tab.wait_for_function(LOADED, arg={"scope": "list"}, timeout=WAIT_MS)
+            assert tab.locator("#data-through").inner_text() == "2026-06-24"
+            stale = tab.locator("#stale")
+            assert stale.is_visible()
+            assert stale.inner_text().startswith(
+                "⚠ Old data: the data ends on 2026-06-24, 6 days before this list's day "
+                "(2026-06-30)."
+            )
+            shot = tmp_path / "stale.png"
+            tab.screenshot(path=shot)
+            with capsys.disabled():
+                print(f"\nscreenshot of the stale warning: {shot}")
+        finally:
+            browser.close()
