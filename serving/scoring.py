@@ -42,7 +42,7 @@ from churnml.validation import (
     contact_before_signup,
     first_copies,
 )
-from features.build import FeatureArrays, build_feature_arrays
+from features.build import FeatureArrays, build_feature_arrays, visible_end
 from features.reasons import REASONS_PER_CUSTOMER, next_step
 from model.predictor import Prediction, Predictor
 from serving.schemas import Customer, Interaction, as_utc
@@ -217,7 +217,7 @@ def _problems(
     problems: list[Problem] = []
     columns = columns or RequestColumns.read(customers)
     broken = _Broken.find(columns)
-    end_of_day = dt.datetime.combine(as_of, dt.time()) + dt.timedelta(days=1)
+    end_of_day = visible_end(as_of).to_pydatetime()
     for i, customer in enumerate(columns.customers):
         here = ("customers", i)
         problems += _customer_problems(customer, here, broken, as_of)
