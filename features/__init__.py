@@ -12,6 +12,7 @@ from features.build import (
     build_feature_snapshots,
     build_features,
     parse_as_of,
+    thin_history,
     visible_end,
 )
 from features.columns import (
@@ -34,5 +35,6 @@ __all__ = [
     "feature_families",
     "feature_family",
     "parse_as_of",
+    "thin_history",
     "visible_end",
 ]

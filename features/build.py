@@ -136,6 +136,19 @@ def visible_end(as_of: dt.date | str | pd.Timestamp) -> pd.Timestamp:
     return parse_as_of(as_of) + _ONE_DAY
 
 
+def thin_history(tenure_days: np.ndarray, settings: FeatureSettings) -> np.ndarray:
+    """True where a customer has less history than the feature windows: joined fewer than
+    ``max(settings.windows)`` days (90 by default) before the as-of day, so that the longest
+    window still reaches back before the signup and its counts are not comparable with the
+    others'. ``tenure_days`` is the feature of that name (NaN: unknown, not thin).
+
+    Few contacts alone is not thin history: a customer who has been with us the whole
+    window and called once has told the model something (quiet customers are a pattern
+    it learned), while a customer of 20 days has not had the time to."""
+    tenure = np.asarray(tenure_days, dtype=np.float64)
+    return tenure < max(settings.windows)
+
+
 @functools.lru_cache(maxsize=64)  # ~50 us a call, twice per scoring request
 def parse_as_of(as_of: dt.date | str | pd.Timestamp) -> pd.Timestamp:
     """The as-of day as a UTC-naive midnight Timestamp."""

@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from churnml.errors import ConfigError, DataError
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: risk_list_rows.thin_history (a v1 store is upgraded in place)
 BUSY_SECONDS = 600
 CHUNK_ROWS = 20_000
 
@@ -82,6 +82,8 @@ risk_list_rows = sa.Table(
     sa.Column("monthly_revenue", sa.Float),
     sa.Column("churn_probability", sa.Float, nullable=False),
     sa.Column("risk_band", sa.String(16), nullable=False),
+    # Less history than the feature windows (model.predictor.Prediction.thin_history).
+    sa.Column("thin_history", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("revenue_at_risk", sa.Float),
     sa.Column("reasons", sa.Text, nullable=False),  # JSON list of {code, text}
     sa.Column("action", sa.Text, nullable=False),
@@ -340,6 +342,9 @@ class RiskListStore:
                     conn.execute(
                         store_meta.insert().values(key="schema_version", value=SCHEMA_VERSION)
                     )
+                elif found == "1":
+                    _upgrade_from_v1(conn)
+                    found = SCHEMA_VERSION
         except sa.exc.SQLAlchemyError as error:
             raise ConfigError(
                 f"risk-list store {safe_url(self.url)}: {_first_line(error)}"
@@ -430,6 +435,18 @@ def encode_reasons(reasons: Sequence[dict]) -> str:
 
 def decode_reasons(text: str) -> list[dict]:
     return [dict(zip(REASON_KEYS, r, strict=True)) for r in json.loads(text)]
+
+
+def _upgrade_from_v1(conn: Connection) -> None:
+    """v1 -> v2: the rows get thin_history, False for the lists stored before it existed."""
+    conn.execute(
+        sa.text("ALTER TABLE risk_list_rows ADD COLUMN thin_history BOOLEAN NOT NULL DEFAULT FALSE")
+    )
+    conn.execute(
+        store_meta.update()
+        .where(store_meta.c.key == "schema_version")
+        .values(value=SCHEMA_VERSION)
+    )
 
 
 def _row(found: Any) -> dict:

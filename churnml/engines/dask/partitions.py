@@ -135,6 +135,7 @@ def explained_partition(
             CUSTOMER_ID: features.index.astype(str).to_numpy(dtype=object),
             "churn_probability": prediction.probability,
             "risk_band": prediction.band,
+            "thin_history": prediction.thin_history,
             "reasons": pd.Series(prediction.reasons, dtype=object).to_numpy(),
             ORDER: place_in_table(features, customers),
         }
