@@ -443,9 +443,7 @@ def _upgrade_from_v1(conn: Connection) -> None:
         sa.text("ALTER TABLE risk_list_rows ADD COLUMN thin_history BOOLEAN NOT NULL DEFAULT FALSE")
     )
     conn.execute(
-        store_meta.update()
-        .where(store_meta.c.key == "schema_version")
-        .values(value=SCHEMA_VERSION)
+        store_meta.update().where(store_meta.c.key == "schema_version").values(value=SCHEMA_VERSION)
     )
 
 
