@@ -3,7 +3,8 @@
 ``build_features(customers, interactions, as_of, settings)`` is the one entry point
 for training, batch scoring and the online endpoint; ``feature_columns`` lists its
 columns and ``feature_family`` / ``FEATURE_FAMILIES`` group them into the families
-the reasons speak of. See ``docs/features.md``.
+the reasons speak of; ``visible_end(D)`` is the one point-in-time cut (what day D
+sees started before it). See ``docs/features.md``.
 """
 
 from features.build import (
@@ -11,6 +12,8 @@ from features.build import (
     build_feature_snapshots,
     build_features,
     parse_as_of,
+    thin_history,
+    visible_end,
 )
 from features.columns import (
     FAMILY_DESCRIPTIONS,
@@ -32,4 +35,6 @@ __all__ = [
     "feature_families",
     "feature_family",
     "parse_as_of",
+    "thin_history",
+    "visible_end",
 ]

@@ -42,6 +42,7 @@ from features.columns import (
 from features.settings import FeatureSettings
 
 DAY_NS = 86_400 * 10**9
+_ONE_DAY = pd.Timedelta(days=1)
 _NAT = np.iinfo(np.int64).min
 _CHANNEL_SET = pa.array(CHANNELS, type=pa.string())
 _STATUS_SET = pa.array(STATUSES, type=pa.string())
@@ -121,6 +122,31 @@ def build_feature_snapshots(
         return {}
     history = ContactHistory(customers, interactions, settings, until=max(days))
     return {day: history.features_at(day) for day in days}
+
+
+def visible_end(as_of: dt.date | str | pd.Timestamp) -> pd.Timestamp:
+    """The end of day ``as_of`` (UTC), exclusive: what is visible on D started before it.
+
+    The one point-in-time cut of churnml (shared/contract.md, "Time and labels"):
+    ``build_features``, every day of ``build_feature_snapshots`` and the training
+    snapshots, the rule baseline's window and the service's check of a request's
+    contacts all take it from here. A window of w days as of D is
+    ``[visible_end(D) - w days, visible_end(D))``.
+    """
+    return parse_as_of(as_of) + _ONE_DAY
+
+
+def thin_history(tenure_days: np.ndarray, settings: FeatureSettings) -> np.ndarray:
+    """True where a customer has less history than the feature windows: joined fewer than
+    ``max(settings.windows)`` days (90 by default) before the as-of day, so that the longest
+    window still reaches back before the signup and its counts are not comparable with the
+    others'. ``tenure_days`` is the feature of that name (NaN: unknown, not thin).
+
+    Few contacts alone is not thin history: a customer who has been with us the whole
+    window and called once has told the model something (quiet customers are a pattern
+    it learned), while a customer of 20 days has not had the time to."""
+    tenure = np.asarray(tenure_days, dtype=np.float64)
+    return tenure < max(settings.windows)
 
 
 @functools.lru_cache(maxsize=64)  # ~50 us a call, twice per scoring request
@@ -454,9 +480,9 @@ class ContactHistory:
             )
         customers = self.customers
         size = len(customers.ids)
-        day_ns = day.value
-        stop = int(np.searchsorted(self.t, day_ns + DAY_NS, side="left"))
-        columns = self._windows(day_ns, stop, size)
+        day_ns, end_ns = day.value, visible_end(day).value
+        stop = int(np.searchsorted(self.t, end_ns, side="left"))
+        columns = self._windows(end_ns, stop, size)
         columns.update(self._snapshot(day_ns, stop, size))
         columns["tenure_days"] = _days_between(day_ns, customers.signup_ns)
         columns["monthly_revenue"] = customers.monthly_revenue
@@ -474,12 +500,13 @@ class ContactHistory:
             np.take(columns[name], rows, out=block[i])
         return FeatureArrays(customers.ids[rows], rows, names, block, customers.profile)
 
-    def _windows(self, day_ns: int, stop: int, size: int) -> dict[str, np.ndarray]:
-        """The windowed features and the trends, from one pass per quantity (``_Buckets``)."""
+    def _windows(self, end_ns: int, stop: int, size: int) -> dict[str, np.ndarray]:
+        """The windowed features and the trends, from one pass per quantity (``_Buckets``):
+        the contacts before ``end_ns`` (``visible_end``), the first ``stop`` in time order."""
         settings = self.settings
         recent, prior = settings.trend_recent_days, settings.trend_prior_days
         bounds = sorted({*settings.windows, recent, recent + prior})
-        buckets = _Buckets(self.t, self.cust, day_ns, stop, size, bounds)
+        buckets = _Buckets(self.t, self.cust, end_ns, stop, size, bounds)
         per_window = self._per_window(buckets)
         out = self._in_windows(per_window, buckets)
         j_recent, j_all = bounds.index(recent), bounds.index(recent + prior)
@@ -635,7 +662,7 @@ class _Kept:
         cust_all = _lookup(_arrow(interactions["customer_id"]), customer_ids)
         keep = (cust_all >= 0) & (t_all != _NAT)
         if until is not None:
-            keep &= t_all < until.value + DAY_NS
+            keep &= t_all < visible_end(until).value
         rows: np.ndarray | None = None if keep.all() else np.flatnonzero(keep)
         t = t_all if rows is None else t_all[rows]
         if len(t) > 1 and not (t[1:] >= t[:-1]).all():
@@ -720,14 +747,15 @@ def _multi_agent(
 class _Buckets:
     """Every contact of the widest window up to one day in one bucket between consecutive
     window boundaries (``bounds``, in days), keyed by (customer, bucket): a window's value
-    is the cumulative sum (or max, min) over a customer's buckets up to its boundary."""
+    is the cumulative sum (or max, min) over a customer's buckets up to its boundary.
+    ``end`` is the day's ``visible_end`` and ``stop`` the position of the first contact
+    at or after it."""
 
     def __init__(
-        self, t: np.ndarray, cust: np.ndarray, day_ns: int, stop: int, size: int, bounds: list[int]
+        self, t: np.ndarray, cust: np.ndarray, end: int, stop: int, size: int, bounds: list[int]
     ) -> None:
         self.bounds, self.size, self.stop = bounds, size, stop
         k = self.k = len(bounds)
-        end = day_ns + DAY_NS
         starts = [int(np.searchsorted(t, end - b * DAY_NS, side="left")) for b in bounds]
         self.starts = starts
         low = self.low = starts[-1]

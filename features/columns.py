@@ -71,6 +71,44 @@ SNAPSHOT_FEATURES: dict[str, str] = {
     "monthly_revenue": "profile",
 }
 
+# Features whose direction the domain knows, whatever a sample says: more of them is never
+# safer (RISK_RISING) or never riskier (RISK_FALLING). Windowed bases count for every window
+# (``long_waits`` covers ``long_waits_7d`` ...). Training constrains the trees to these
+# directions (``training.learners.monotone_params``), so that another open case, a longer
+# wait or one more abandoned call never lowers a customer's risk. Left out on purpose:
+# contact counts, cases started and recency (a contact can be a question, not a problem),
+# the contact trend, tenure and the profile, whose direction depends on the business.
+RISK_RISING: frozenset[str] = frozenset(
+    {
+        "wait_mean_seconds",
+        "wait_p90_seconds",
+        "wait_max_seconds",
+        "long_waits",
+        "abandoned_contacts",
+        "repeat_contacts",
+        "channel_switches",
+        "multi_agent_cases",
+        "transfers",
+        "transferred_contacts",
+        "escalated_contacts",
+        "bad_experiences",
+        "open_cases",
+        "open_escalated_cases",
+        "oldest_open_case_age_days",
+        "bad_experiences_trend_per_day",
+        "bad_experiences_trend_ratio",
+    }
+)
+RISK_FALLING: frozenset[str] = frozenset(
+    {
+        "first_contact_resolution_rate",
+        "csat_mean",
+        "csat_min",
+        "csat_last",
+        "days_since_last_bad_experience",
+    }
+)
+
 # Categorical profile features from the contract (pandas ``category`` dtype).
 CATEGORICAL_FEATURES: tuple[str, ...] = ("segment", "plan")
 
@@ -113,6 +151,20 @@ def feature_family(column: str) -> str:
     if base in WINDOWED_FEATURES and base != column:
         return WINDOWED_FEATURES[base]
     raise KeyError(f"{column!r} is not a churnml feature column")
+
+
+def risk_direction(column: str) -> int:
+    """1 when more of ``column`` is never safer (``RISK_RISING``), -1 when it is never
+    riskier (``RISK_FALLING``), 0 when the data decide; any other name (a profile or a
+    customer-table column) is 0."""
+    base = _WINDOW_SUFFIX.sub("", column)
+    windowed = base != column and base in WINDOWED_FEATURES
+    for name in (base, column) if windowed else (column,):
+        if name in RISK_RISING:
+            return 1
+        if name in RISK_FALLING:
+            return -1
+    return 0
 
 
 def feature_families(columns: Iterable[str]) -> dict[str, str]:

@@ -321,6 +321,26 @@ def _as_float(value: Any) -> float | None:
     return None
 
 
+THIN_HISTORY_CODE = "thin_history"
+
+
+def thin_history_reason(tenure_days: float) -> dict[str, Any]:
+    """The context line of a customer with little history (``features.build.thin_history``),
+    shaped as a reason: it comes first and says that the numbers behind the score are few.
+    Its family, "little history", has no next step of its own (``next_step`` skips it)."""
+    days = max(int(tenure_days), 0)
+    joined = "joined today" if days == 0 else f"joined {days} day{'s' if days != 1 else ''} ago"
+    return {
+        "code": THIN_HISTORY_CODE,
+        "family": "little history",
+        "feature": "tenure_days",
+        "text": f"{joined}: little history yet",
+        "value": float(days),
+        "usual": None,
+        "contribution": 0.0,
+    }
+
+
 def next_step(families: Sequence[str], risk_band: str | None = None) -> str:
     """What the retention agent should do, from the reasons' families (first one first)."""
     if risk_band == "low":

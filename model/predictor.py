@@ -35,8 +35,8 @@ import pandas as pd
 
 from churnml.contract import CUSTOMER_ID
 from churnml.errors import DataError
-from features.build import FeatureArrays
-from features.reasons import REASONS_PER_CUSTOMER, Explainer
+from features.build import FeatureArrays, thin_history
+from features.reasons import REASONS_PER_CUSTOMER, Explainer, thin_history_reason
 from model.artifact import ChurnModel
 from model.attributions import BlendedAttributions, PathAttributions
 
@@ -50,11 +50,15 @@ class Prediction:
 
     ``probability``: calibrated churn probability; ``band``: "high", "medium" or "low";
     ``reasons``: per row the top families raising the risk (``features.reasons``: code,
-    family, feature, text, value, usual, contribution), None when not asked for."""
+    family, feature, text, value, usual, contribution), None when not asked for; a row
+    with ``thin_history`` starts with the "little history" line instead of its weakest
+    driver. ``thin_history``: less history than the feature windows
+    (``features.build.thin_history``); all False for a model without ``tenure_days``."""
 
     probability: np.ndarray
     band: np.ndarray
     reasons: list[list[dict[str, Any]]] | None = None
+    thin_history: np.ndarray | None = None
 
 
 class Predictor:
@@ -203,17 +207,40 @@ class Predictor:
 
     # -- predictions --------------------------------------------------------------------
     def _prediction(
-        self, probability: np.ndarray, reasons: list[list[dict[str, Any]]] | None
+        self,
+        probability: np.ndarray,
+        reasons: list[list[dict[str, Any]]] | None,
+        values: Values,
+        top: int = REASONS_PER_CUSTOMER,
     ) -> Prediction:
-        """Every head's answer for the rows of ``probability``: the one place a head's
-        computation goes."""
-        return Prediction(probability, self.model.risk_band(probability), reasons)
+        """Every head's answer for the rows of ``probability`` (features ``values``): the
+        one place a head's computation goes."""
+        tenure = self._tenure(values, len(probability))
+        thin = thin_history(tenure, self.model.build_settings)
+        if reasons is not None and thin.any():
+            reasons = [
+                [thin_history_reason(tenure[i]), *row][:top] if thin[i] else row
+                for i, row in enumerate(reasons)
+            ]
+        return Prediction(probability, self.model.risk_band(probability), reasons, thin)
+
+    def _tenure(self, values: Values, rows: int) -> np.ndarray:
+        """The rows' tenure_days, NaN for a model without it (a customer table's)."""
+        if self.model.table_schema is not None or "tenure_days" not in self.model.feature_names:
+            return np.full(rows, np.nan)
+        if callable(values):
+            column = values("tenure_days")
+        elif isinstance(values, pd.DataFrame):
+            column = values["tenure_days"]
+        else:  # the feature matrix
+            column = values[:, self.model.feature_names.index("tenure_days")]
+        return np.asarray(column, dtype=np.float64)
 
     def predict(self, x: pd.DataFrame | np.ndarray, *, with_reasons: bool = True) -> Prediction:
         """The booster's own probabilities of prepared features ``x``, their bands and
         (``with_reasons``) the reasons of the path attributions."""
         reasons = self.reasons(self.shares(x), x) if with_reasons else None
-        return self._prediction(self.probability(x), reasons)
+        return self._prediction(self.probability(x), reasons, x)
 
     def explain(
         self,
@@ -229,7 +256,7 @@ class Predictor:
         if 0 < len(x) <= EXPLAIN_CHUNK_ROWS:  # one chunk: no copies of the rows
             shares = self.shares(x)
             return self._prediction(
-                self.probability_of_shares(shares), self.reasons(shares, values, top)
+                self.probability_of_shares(shares), self.reasons(shares, values, top), values, top
             )
         probabilities: list[np.ndarray] = []
         reasons: list[list[dict[str, Any]]] = []
@@ -239,7 +266,7 @@ class Predictor:
             probabilities.append(self.probability_of_shares(shares))
             reasons += self.reasons(shares, _rows(values, rows), top)
         probability = np.concatenate(probabilities) if probabilities else np.array([])
-        return self._prediction(probability, reasons)
+        return self._prediction(probability, reasons, values, top)
 
     # -- score files --------------------------------------------------------------------
     def score_frame(
@@ -252,6 +279,7 @@ class Predictor:
                 CUSTOMER_ID: np.asarray(ids),
                 "churn_probability": prediction.probability,
                 "risk_band": prediction.band,
+                "thin_history": prediction.thin_history,
             }
         )
         if prediction.reasons is not None:

@@ -33,6 +33,11 @@ class ListRow(BaseModel):
         description="churn_probability x monthly_revenue x the configured months; empty "
         "without a revenue figure."
     )
+    thin_history: bool = Field(
+        description="Less history than the feature windows (joined fewer days before the "
+        "list's day than the longest window, 90 by default): the score rests on little "
+        "data, and the first reason says so."
+    )
     reasons: list[ListReason] = Field(description="Up to 3 reasons, strongest first.")
     action: str = Field(description="Suggested next step for the retention agent.")
     on_list: bool = Field(

@@ -233,6 +233,7 @@ class Lists:
                     "customer_id": customer,
                     "churn_probability": row["churn_probability"],
                     "risk_band": row["risk_band"],
+                    "thin_history": bool(row["thin_history"]),
                     "reasons": row["reasons"],
                     "action": row["action"],
                     "model_name": header["model_name"],

@@ -152,6 +152,7 @@ def score_customers(
     frame = _profile(customers, features.index)
     frame["churn_probability"] = prediction.probability
     frame["risk_band"] = prediction.band
+    frame["thin_history"] = prediction.thin_history  # less history than the windows
     frame["reasons"] = prediction.reasons  # [{code, family, feature, text, value, usual, ...}]
     return ListScores(
         frame,
@@ -395,6 +396,7 @@ def rank_scores(
     frame["churn_probability"] = scores.frame["churn_probability"].to_numpy()
     bands = scores.frame["risk_band"].to_numpy()
     frame["risk_band"] = bands
+    frame["thin_history"] = scores.frame["thin_history"].to_numpy(dtype=bool)
     frame["revenue_at_risk"] = (
         frame["churn_probability"] * frame["monthly_revenue"] * settings.revenue_months
     )
@@ -723,6 +725,7 @@ def _row_tuples(frame: pd.DataFrame) -> list[tuple]:
         "monthly_revenue": clean(frame["monthly_revenue"]),
         "churn_probability": frame["churn_probability"].tolist(),
         "risk_band": frame["risk_band"].tolist(),
+        "thin_history": frame["thin_history"].tolist(),
         "revenue_at_risk": clean(frame["revenue_at_risk"]),
         "reasons": [encode_reasons(r) for r in frame["reasons"]],
         "action": frame["action"].tolist(),

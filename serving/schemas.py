@@ -264,7 +264,8 @@ class Reason(BaseModel):
 
     code: str = Field(
         description="Stable code of the reason's family, e.g. waiting, repeating_yourself, "
-        "unresolved_case, transfers, satisfaction, profile."
+        "unresolved_case, transfers, satisfaction, profile; thin_history for the context "
+        "line of a customer with little history."
     )
     family: str = Field(description="The family in words, e.g. 'repeating yourself'.")
     feature: str = Field(
@@ -296,9 +297,15 @@ class CustomerScore(BaseModel):
     risk_band: Literal["low", "medium", "high"] = Field(
         description="high: at least twice the training churn rate; medium: above it; low: the rest."
     )
+    thin_history: bool = Field(
+        description="True when the customer has less history than the feature windows "
+        "(joined fewer days before as_of than the longest window, 90 by default): the score "
+        "rests on little data, and the first reason (code thin_history) says so."
+    )
     reasons: list[Reason] = Field(
         description="Up to 3 reasons that raise the risk most, strongest first; empty when "
-        "nothing raises it above the average customer."
+        "nothing raises it above the average customer. With thin_history the first is the "
+        "context line 'joined N days ago: little history yet' (code thin_history)."
     )
     action: str = Field(description="Suggested next step for the retention agent.")
     model_name: str = Field(description="Registered model name in MLflow.")

@@ -42,7 +42,7 @@ from churnml.validation import (
     contact_before_signup,
     first_copies,
 )
-from features.build import FeatureArrays, build_feature_arrays
+from features.build import FeatureArrays, build_feature_arrays, visible_end
 from features.reasons import REASONS_PER_CUSTOMER, next_step
 from model.predictor import Prediction, Predictor
 from serving.schemas import Customer, Interaction, as_utc
@@ -217,7 +217,7 @@ def _problems(
     problems: list[Problem] = []
     columns = columns or RequestColumns.read(customers)
     broken = _Broken.find(columns)
-    end_of_day = dt.datetime.combine(as_of, dt.time()) + dt.timedelta(days=1)
+    end_of_day = visible_end(as_of).to_pydatetime()
     for i, customer in enumerate(columns.customers):
         here = ("customers", i)
         problems += _customer_problems(customer, here, broken, as_of)
@@ -490,16 +490,18 @@ class Scorer:
                 "customer_id": customer_id,
                 "churn_probability": p,
                 "risk_band": band,
+                "thin_history": thin,
                 "reasons": why,
                 "action": next_step([r["family"] for r in why], band),
                 "model_name": self.name,
                 "model_version": self.version,
                 "as_of": day,
             }
-            for customer_id, p, band, why in zip(
+            for customer_id, p, band, thin, why in zip(
                 ids,
                 prediction.probability.tolist(),
                 prediction.band.tolist(),
+                _thin(prediction),
                 prediction.reasons or [],
                 strict=True,
             )
@@ -517,3 +519,10 @@ class Scorer:
         ids = list(columns.customer["customer_id"])
         x, values = self.model_input(arrays, ids)
         return self.results(ids, self.predictor.explain(x, values, top=top), as_of)
+
+
+def _thin(prediction: Prediction) -> list[bool]:
+    """``prediction.thin_history`` as a list (all False when the model cannot tell)."""
+    if prediction.thin_history is None:
+        return [False] * len(prediction.probability)
+    return prediction.thin_history.tolist()

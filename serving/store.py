@@ -47,7 +47,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from churnml.errors import ConfigError, DataError
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "2"  # 2: freshness, withdrawal and thin_history (a v1 store is upgraded in place)
 BUSY_SECONDS = 600
 CHUNK_ROWS = 20_000
 
@@ -97,6 +97,8 @@ risk_list_rows = sa.Table(
     sa.Column("monthly_revenue", sa.Float),
     sa.Column("churn_probability", sa.Float, nullable=False),
     sa.Column("risk_band", sa.String(16), nullable=False),
+    # Less history than the feature windows (model.predictor.Prediction.thin_history).
+    sa.Column("thin_history", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("revenue_at_risk", sa.Float),
     sa.Column("reasons", sa.Text, nullable=False),  # JSON list of {code, text}
     sa.Column("action", sa.Text, nullable=False),
@@ -151,6 +153,7 @@ UPGRADES: dict[str, tuple[tuple[sa.Table, str], ...]] = {
         (risk_list_runs, "action"),
         (risk_list_runs, "requested_by"),
         (risk_list_runs, "reason"),
+        (risk_list_rows, "thin_history"),
     ),
 }
 
@@ -450,7 +453,7 @@ class RiskListStore:
             steps = [v for v in UPGRADES if found is not None and int(v) >= int(found)]
             present = {
                 table.name: {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
-                for table in (risk_lists, risk_list_runs)
+                for table in (risk_lists, risk_list_runs, risk_list_rows)
             }
             for version in sorted(steps, key=int):
                 for table, name in UPGRADES[version]:

@@ -4,7 +4,7 @@ must beat."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import lightgbm as lgb
@@ -18,6 +18,7 @@ from sklearn.metrics import log_loss
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from features.columns import risk_direction
 from model.artifact import EPS, Calibrator, logit
 from model.linear import LinearTerm
 
@@ -61,6 +62,22 @@ def lightgbm_params(n_rows: int, n_positive: int, seed: int, threads: int = 1) -
     }
 
 
+def monotone_params(params: dict[str, Any], columns: Sequence[str]) -> dict[str, Any]:
+    """``params`` with LightGBM's ``monotone_constraints`` for ``columns`` (in the order the
+    booster sees them): the domain's direction of each feature (``features.columns``
+    ``RISK_RISING`` / ``RISK_FALLING``; 0 for the others). The "intermediate" method
+    constrains less than "basic" at a small cost in time. Unchanged when no column has a
+    known direction (a customer table's own columns)."""
+    constraints = [risk_direction(str(column)) for column in columns]
+    if not any(constraints):
+        return params
+    return {
+        **params,
+        "monotone_constraints": constraints,
+        "monotone_constraints_method": "intermediate",
+    }
+
+
 def training_sample(
     y: np.ndarray, weight: np.ndarray | None, max_rows: int, seed: int
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -100,7 +117,9 @@ def fit_booster(
     params: dict[str, Any],
     weight: np.ndarray | None = None,
 ) -> lgb.Booster:
-    """Fit with early stopping on the validation fold's log loss (``weight``: per train row)."""
+    """Fit with early stopping on the validation fold's log loss (``weight``: per train row),
+    within the features' known directions (``monotone_params``)."""
+    params = monotone_params(params, list(train_x.columns))
     train_set = lgb.Dataset(train_x, label=train_y, weight=weight, free_raw_data=True)
     valid_set = lgb.Dataset(valid_x, label=valid_y, reference=train_set)
     return lgb.train(
@@ -206,9 +225,35 @@ def fit_logistic_baseline(
     """Logistic regression on the same features: median imputation, scaling, one-hot.
 
     Fitted on a seeded uniform sample of ``LOGISTIC_MAX_ROWS`` rows when there are more;
-    ``weight`` (per row of ``x``) is passed on to the regression.
+    ``weight`` (per row of ``x``) is passed on to the regression. Within the features'
+    known directions (``features.columns.RISK_RISING`` / ``RISK_FALLING``), as the trees
+    are: a feature whose coefficient comes out against its direction (correlated features
+    share a signal, and one of them can take the opposite sign) is left out, its values
+    held at 0 so that its coefficient is exactly 0, and the regression refitted, until every
+    coefficient agrees. The pipeline keeps every column, so ``linear_term`` reads it as is.
     """
     numeric = [c for c in x.columns if c not in categorical]
+    if len(x) > LOGISTIC_MAX_ROWS:
+        keep = np.sort(np.random.default_rng(seed).choice(len(x), LOGISTIC_MAX_ROWS, replace=False))
+        x, y = x.iloc[keep], y[keep]
+        weight = None if weight is None else weight[keep]
+    directions = np.array([risk_direction(str(c)) for c in numeric])
+    prepared = _for_sklearn(x, categorical)
+    for _ in range(len(numeric) + 1):
+        pipeline = _logistic_pipeline(numeric, categorical)
+        if weight is None:
+            pipeline.fit(prepared, y)
+        else:
+            pipeline.fit(prepared, y, classifier__sample_weight=weight)
+        coef = pipeline.named_steps["classifier"].coef_[0][: len(numeric)]
+        against = [c for c, k in zip(numeric, coef * directions < 0, strict=True) if k]
+        if not against:
+            break
+        prepared = prepared.assign(**dict.fromkeys(against, 0.0))
+    return pipeline
+
+
+def _logistic_pipeline(numeric: list[str], categorical: list[str]) -> Pipeline:
     transformer = ColumnTransformer(
         [
             (
@@ -228,16 +273,9 @@ def fit_logistic_baseline(
             ),
         ]
     )
-    if len(x) > LOGISTIC_MAX_ROWS:
-        keep = np.sort(np.random.default_rng(seed).choice(len(x), LOGISTIC_MAX_ROWS, replace=False))
-        x, y = x.iloc[keep], y[keep]
-        weight = None if weight is None else weight[keep]
-    pipeline = Pipeline(
+    return Pipeline(
         [("prepare", transformer), ("classifier", LogisticRegression(max_iter=2000, C=1.0))]
     )
-    if weight is None:
-        return pipeline.fit(_for_sklearn(x, categorical), y)
-    return pipeline.fit(_for_sklearn(x, categorical), y, classifier__sample_weight=weight)
 
 
 def linear_term(

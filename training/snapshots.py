@@ -19,6 +19,7 @@ import pandas as pd
 
 from churnml.contract import CUSTOMER_ID
 from churnml.errors import DataError
+from features.build import visible_end
 from training.settings import TrainingSettings
 
 if TYPE_CHECKING:
@@ -200,7 +201,7 @@ def contacts_in_window(
     interactions: pd.DataFrame, day: pd.Timestamp, days: int = RULE_WINDOW_DAYS
 ) -> pd.Series:
     """Contacts per customer in the ``days`` days up to the end of ``day`` (the rule baseline)."""
-    end = pd.Timestamp(day).normalize() + pd.Timedelta(days=1)
+    end = visible_end(pd.Timestamp(day).normalize())
     start = end - pd.Timedelta(days=days)
     started = interactions["started_at"]
     window = interactions.loc[(started >= start) & (started < end), CUSTOMER_ID]
@@ -438,7 +439,7 @@ class _ContactCounts:
         self.size = len(ids)
 
     def on(self, day: pd.Timestamp, days: int = RULE_WINDOW_DAYS) -> np.ndarray:
-        end = pd.Timestamp(day).normalize() + pd.Timedelta(days=1)
+        end = visible_end(pd.Timestamp(day).normalize())
         start = end - pd.Timedelta(days=days)
         inside = ((self.started >= start) & (self.started < end)).to_numpy(dtype=bool)
         inside = inside & (self.customer >= 0)

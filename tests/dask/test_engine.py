@@ -142,7 +142,14 @@ def test_scores_equal_the_local_engine(dask_sample, local_sample) -> None:
     local = predictor.explain(predictor.prepare(features))
     probability, reasons = local.probability, local.reasons
     scores = score_dask(predictor, dask_sample, AS_OF)
-    assert list(scores.columns) == ["customer_id", "churn_probability", "risk_band", "reasons"]
+    assert list(scores.columns) == [
+        "customer_id",
+        "churn_probability",
+        "risk_band",
+        "thin_history",
+        "reasons",
+    ]
+    assert scores["thin_history"].tolist() == local.thin_history.tolist()
     assert scores["customer_id"].tolist() == features.index.astype(str).tolist()
     np.testing.assert_allclose(scores["churn_probability"], probability, rtol=0, atol=1e-9)
     assert scores["risk_band"].tolist() == local.band.tolist()

@@ -1,4 +1,6 @@
-"""Nothing after the as-of day changes a feature; one customer alone equals the batch."""
+"""Nothing after the as-of day changes a feature, on the scoring path (``build_features``)
+and on the training path (``build_feature_snapshots`` over many days, where the contacts
+after D stay in the history for the later days); one customer alone equals the batch."""
 
 from __future__ import annotations
 
@@ -9,12 +11,25 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from churnml.contract import CHANNELS, STATUSES
-from features import build_features
+from features import build_feature_snapshots, build_features, visible_end
 from tests.oracles.reference_features import duckdb_features, pandas_features
 from tests.oracles.world import make_world
 
 AS_OF = pd.Timestamp("2024-06-30")
-END = AS_OF + pd.Timedelta(days=1)
+END = visible_end(AS_OF)
+# Snapshot days around AS_OF: days after it keep later contacts in the shared history,
+# so that only the per-day cut keeps them out of AS_OF's frame.
+SNAPSHOT_DAYS = [AS_OF - pd.Timedelta(days=35), AS_OF, END, AS_OF + pd.Timedelta(days=60)]
+
+
+def features_on_as_of(path: str, customers: pd.DataFrame, interactions: pd.DataFrame):
+    """AS_OF's features by the scoring path or the training (snapshot) path."""
+    if path == "build_features":
+        return build_features(customers, interactions, AS_OF)
+    return build_feature_snapshots(customers, interactions, SNAPSHOT_DAYS)[AS_OF]
+
+
+PATHS = pytest.mark.parametrize("path", ["build_features", "snapshots"])
 
 
 @pytest.fixture(scope="module")
@@ -54,13 +69,14 @@ def typed_like(frame: pd.DataFrame, template: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+@PATHS
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(data=st.data())
-def test_contacts_after_as_of_change_nothing(world, data):
+def test_contacts_after_as_of_change_nothing(world, path, data):
     customers, interactions = world
-    expected = build_features(customers, interactions, AS_OF)
+    expected = features_on_as_of(path, customers, interactions)
     ids = customers["customer_id"].tolist()[:20]
     later = interactions["started_at"] >= END
     action = data.draw(st.sampled_from(["add", "remove", "change"]))
@@ -80,21 +96,66 @@ def test_contacts_after_as_of_change_nothing(world, data):
         changed.loc[rows, "case_id"] = changed.loc[rows[::-1], "case_id"].to_numpy()
         changed.loc[rows, "csat"] = 1.0
         changed.loc[rows, "wait_seconds"] = 99_999.0
-    pd.testing.assert_frame_equal(build_features(customers, changed, AS_OF), expected)
+    pd.testing.assert_frame_equal(features_on_as_of(path, customers, changed), expected)
 
 
+@PATHS
 @settings(
     max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(days_after=st.integers(1, 2000), share=st.floats(0.0, 1.0))
-def test_moving_churned_at_past_as_of_changes_nothing(world, days_after, share):
+def test_moving_churned_at_past_as_of_changes_nothing(world, path, days_after, share):
     customers, interactions = world
-    expected = build_features(customers, interactions, AS_OF)
+    expected = features_on_as_of(path, customers, interactions)
     changed = customers.copy()
     future = changed["churned_at"].isna() | (changed["churned_at"] > AS_OF)
     pick = future & (np.random.default_rng(days_after).random(len(changed)) < share)
     changed.loc[pick, "churned_at"] = AS_OF + pd.Timedelta(days=days_after)
-    pd.testing.assert_frame_equal(build_features(changed, interactions, AS_OF), expected)
+    pd.testing.assert_frame_equal(features_on_as_of(path, changed, interactions), expected)
+
+
+def test_the_property_world_has_contacts_right_after_as_of():
+    """The property above means something on the snapshot path: the world has contacts
+    on the days after AS_OF that a cut one day late would let in."""
+    _, interactions = make_world(300, 3000, end="2024-09-30", days=270, seed=7)
+    next_day = (interactions["started_at"] >= END) & (
+        interactions["started_at"] < END + pd.Timedelta(days=1)
+    )
+    assert next_day.sum() >= 5
+
+
+@pytest.mark.parametrize(
+    ("started_at", "visible_on_as_of"),
+    [
+        ("2024-06-30 23:59:59.999999999", True),  # the last instant of D
+        ("2024-07-01 00:00:00", False),  # the first instant of D + 1
+    ],
+)
+def test_snapshot_cut_is_the_end_of_the_day(started_at, visible_on_as_of):
+    """A contact at 00:00 of D + 1 is not visible on D in any snapshot, one the instant
+    before is; the scoring path agrees."""
+    from tests.features.helpers import customers as customer_rows
+    from tests.features.helpers import interactions as contact_rows_of
+
+    customers = customer_rows({"customer_id": "C1"})
+    contacts = contact_rows_of(
+        {"started_at": started_at, "case_id": "K1", "status": "pending", "wait_seconds": 900.0}
+    )
+    snapshots = build_feature_snapshots(customers, contacts, SNAPSHOT_DAYS)
+    alone = build_features(customers, contacts, AS_OF)
+    for frame in (snapshots[AS_OF], alone):
+        row = frame.loc["C1"]
+        assert row["contacts_7d"] == float(visible_on_as_of)
+        assert row["open_cases"] == float(visible_on_as_of)
+        assert row["long_waits_90d"] == float(visible_on_as_of)
+        assert np.isnan(row["days_since_last_contact"]) != visible_on_as_of
+    # The day after sees it whatever side of midnight it started.
+    assert snapshots[END].loc["C1", "contacts_7d"] == 1.0
+
+
+def test_visible_end_is_the_next_midnight():
+    assert visible_end("2024-06-30") == pd.Timestamp("2024-07-01")
+    assert visible_end(pd.Timestamp("2024-06-30", tz="UTC")) == pd.Timestamp("2024-07-01")
 
 
 def test_one_customer_alone_equals_the_customer_in_a_batch_of_thousands():

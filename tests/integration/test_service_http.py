@@ -171,6 +171,87 @@ def test_risk_list_endpoints_answer_from_the_stored_lists(server: str, risk_stor
     assert status == 200 and raw.lower().startswith(b"<!doctype html")
 
 
+def test_thin_history_is_flagged_in_score_and_the_list_over_http(
+    server: str, risk_store: str
+) -> None:
+    """A customer who joined 20 days before as_of is thin_history in POST /score, with the
+    history line as the first reason; the list's rows and /score_ids carry the same flag."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from churnml.validation import load_tables
+    from features import FeatureSettings
+    from serving.loading import load_served_model
+    from serving.risklist import make_risk_list
+    from serving.settings import RiskListSettings
+    from serving.store import RiskListStore
+    from tests.serving.helpers import SAMPLE
+
+    settled = payload_customers(1)[0]
+    new = json.loads(json.dumps(settled))
+    new["customer_id"] = "NEW-1"
+    new["signup_date"] = str((pd.Timestamp(AS_OF) - pd.Timedelta(days=20)).date())
+    new["interactions"] = [
+        {**c, "interaction_id": f"NEW-{i}"}
+        for i, c in enumerate(new["interactions"])
+        if c["started_at"] >= new["signup_date"]
+    ] or [
+        {
+            "interaction_id": "NEW-0",
+            "started_at": f"{AS_OF}T09:00:00Z",
+            "channel": "phone",
+            "status": "pending",
+            "case_id": "NEW-CASE",
+        }
+    ]
+    status, raw = call(
+        server + "/score", method="POST", body={"customers": [settled, new], "as_of": AS_OF}
+    )
+    assert status == 200, raw
+    old_score, new_score = json.loads(raw)["scores"]
+    assert old_score["thin_history"] is False
+    assert all(r["code"] != "thin_history" for r in old_score["reasons"])
+    assert new_score["thin_history"] is True
+    assert new_score["reasons"][0]["code"] == "thin_history"
+    assert new_score["reasons"][0]["text"] == "joined 20 days ago: little history yet"
+
+    home = trained_home()
+    served = load_served_model(
+        "models:/churn-risk@champion", f"sqlite:///{(home / 'mlflow.db').resolve()}"
+    )
+    tables = load_tables(SAMPLE / "customers.csv", SAMPLE / "interactions.csv")
+    day = dt.date(2026, 6, 17)
+    make_risk_list(
+        tables.customers,
+        tables.interactions,
+        day,
+        served,
+        RiskListStore(risk_store),
+        RiskListSettings(capacity=30),
+    )
+    rows: list[dict] = []
+    total = 1
+    while len(rows) < total:
+        status, raw = call(server + f"/risk-list?scope=all&limit=1000&offset={len(rows)}")
+        assert status == 200, raw
+        page = json.loads(raw)
+        rows, total = rows + page["rows"], page["total"]
+    customers = tables.customers.set_index("customer_id")
+    longest = max(FeatureSettings().windows)
+    tenure = {
+        r["customer_id"]: (pd.Timestamp(day) - customers.loc[r["customer_id"], "signup_date"]).days
+        for r in rows
+    }
+    assert any(r["thin_history"] for r in rows)
+    assert all(r["thin_history"] == (tenure[r["customer_id"]] < longest) for r in rows)
+    thin_one = next(r["customer_id"] for r in rows if r["thin_history"])
+    status, raw = call(server + "/score_ids", method="POST", body={"customer_ids": [thin_one]})
+    assert status == 200, raw
+    (score,) = json.loads(raw)["scores"]
+    assert score["thin_history"] is True and score["reasons"][0]["code"] == "thin_history"
+
+
 @pytest.fixture(scope="module")
 def served_schema(server: str):
     status, raw = call(server + "/docs.json")

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from churnml.validation import load_tables
+from features import visible_end
 
 
 def load_world(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -26,7 +27,7 @@ def simple_builder(
     result = {}
     ids = customers["customer_id"]
     for day in days:
-        end = day + pd.Timedelta(days=1)
+        end = visible_end(day)
         active = (customers["signup_date"] <= day) & (
             customers["churned_at"].isna() | (customers["churned_at"] > day)
         )

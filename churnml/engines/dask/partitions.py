@@ -135,6 +135,7 @@ def explained_partition(
             CUSTOMER_ID: features.index.astype(str).to_numpy(dtype=object),
             "churn_probability": prediction.probability,
             "risk_band": prediction.band,
+            "thin_history": prediction.thin_history,
             "reasons": pd.Series(prediction.reasons, dtype=object).to_numpy(),
             ORDER: place_in_table(features, customers),
         }
@@ -145,8 +146,9 @@ def score_dask(
     predictor: Predictor, tables: DaskTables, as_of: dt.date | str | pd.Timestamp
 ) -> pd.DataFrame:
     """Scores of every customer active on ``as_of``, computed on the cluster: columns
-    customer_id, churn_probability, risk_band and reasons (the model's drivers, a list of
-    dicts per customer, as the risk list keeps them), in the customers table's order."""
+    customer_id, churn_probability, risk_band, thin_history and reasons (the model's
+    drivers, a list of dicts per customer, as the risk list keeps them), in the customers
+    table's order."""
     day = parse_as_of(as_of)
     parts = map_with_model(explained_partition, predictor, tables, day, what="scoring")
     return in_table_order(parts, day)

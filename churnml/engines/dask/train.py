@@ -726,6 +726,7 @@ def fit_on_cluster(
     from training import learners
 
     params = {k: v for k, v in params.items() if k != "num_threads"}
+    params = learners.monotone_params(params, list(valid_x.columns))
     params["n_estimators"] = learners.MAX_BOOST_ROUNDS
     workers = [worker for worker, _part in placed]
     with cluster_errors("training LightGBM on the cluster"):
