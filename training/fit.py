@@ -157,6 +157,7 @@ def _fit_booster(
             settings.seed,
             data.train_weight,
             fit=fit,
+            max_trials=settings.tuning_max_trials or None,
         )
     if fit is not None:
         return fit(valid_x, valid_y, params), params, []

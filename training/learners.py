@@ -137,6 +137,7 @@ def tune_booster(
     weight: np.ndarray | None = None,
     *,
     fit: Callable[[pd.DataFrame, np.ndarray, dict[str, Any]], lgb.Booster] | None = None,
+    max_trials: int | None = None,
 ) -> tuple[lgb.Booster, dict[str, Any], list[dict[str, Any]]]:
     """``training.tuning.search`` over ``booster_space(params)`` within ``budget_seconds``,
     each candidate fitted with early stopping on the validation rows; ``params`` (the
@@ -168,6 +169,7 @@ def tune_booster(
         space=booster_space(params),
         budget_seconds=budget_seconds,
         seed=seed,
+        max_trials=max_trials,
     )
     return kept["booster"], found.best_params, [t.record() for t in found.trials]
 

@@ -35,6 +35,8 @@ class TrainingSettings:
             the fold that produces the model (``training.tuning``; the defaults are the
             first candidate); 0: no search, the defaults. The default keeps ``churnml
             train`` on the sample world under a minute on a shared 2-core machine.
+        tuning_max_trials: at most this many candidates, the defaults included (0: as
+            many as the budget allows).
         max_train_rows: above this many training rows of a fold, the fit keeps every
             churner row and a seeded sample of the other rows, weighted by the inverse of
             their sampling rate (``training.learners.training_sample``). Rows repeat each
@@ -80,6 +82,7 @@ class TrainingSettings:
     ece_bound: float = 0.05
     seed: int = 42
     tuning_budget_seconds: float = 10.0
+    tuning_max_trials: int = 0
     max_train_rows: int = 500_000
     max_snapshot_customers: int = 150_000
     blend: str = "stack"
@@ -127,6 +130,10 @@ class TrainingSettings:
             )
         if not 0 < self.ece_bound < 1:
             raise ConfigError(f"ece_bound = {self.ece_bound}: expected 0 < x < 1")
+        if self.tuning_max_trials < 0:
+            raise ConfigError(
+                f"tuning_max_trials = {self.tuning_max_trials}: expected >= 0 (0: no limit)"
+            )
         if self.tuning_budget_seconds < 0:
             raise ConfigError(
                 f"tuning_budget_seconds = {self.tuning_budget_seconds}: expected >= 0"
