@@ -150,8 +150,6 @@ def refit(
         logistic=evaluated.logistic,
     )
     blocks = _blocks(days, settings)
-    if settings.refit == "holdout":
-        blocks = blocks[-1:]
     scored_raw, scored_y, groups, records = [], [], [], []
     for number, (held_out, fitted_on) in enumerate(blocks, start=1):
         say(
@@ -300,11 +298,15 @@ def _blocks(
     """``settings.refit_blocks`` contiguous blocks of ``days``, each with the days a model
     that scores it may be fitted on: the other days, except those within the horizon of
     the block (``d + H < first`` or ``d - H > last``), so that no label window of a fitted
-    row reaches into the block's."""
+    row reaches into the block's. ``holdout``: the newest block alone, with the days
+    before it."""
     count = min(settings.refit_blocks, len(days))
     horizon = pd.Timedelta(days=settings.horizon_days)
     blocks = []
-    for chunk in np.array_split(np.arange(len(days)), count):
+    chunks = np.array_split(np.arange(len(days)), count)
+    if settings.refit == "holdout":
+        chunks = chunks[-1:]  # the newest block alone
+    for chunk in chunks:
         held_out = [days[i] for i in chunk]
         first, last = held_out[0], held_out[-1]
         fitted_on = [d for d in days if d + horizon < first or d - horizon > last]

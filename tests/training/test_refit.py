@@ -20,7 +20,7 @@ from tests.training.helpers import load_world, simple_builder
 from training import TrainingSettings, learners, promote
 from training.folds import FoldData, LocalSnapshots
 from training.pipeline import TrainResult, train_on_snapshots
-from training.refit import REFIT_FOLD_NUMBER
+from training.refit import REFIT_FOLD_NUMBER, _blocks
 from training.snapshots import (
     LABEL,
     SNAPSHOT_DATE,
@@ -220,3 +220,19 @@ def test_a_tuning_budget_logs_every_trial_with_the_defaults_first(trained) -> No
     assert np.isfinite(table["validation_log_loss"]).all()
     chosen = int(np.argmin(table["validation_log_loss"].to_numpy()))
     assert int(run.data.params["lgbm.num_leaves"]) == int(table.iloc[chosen]["num_leaves"])
+
+
+@pytest.mark.parametrize("method", ["crossfit", "holdout"])
+def test_calibration_blocks_leave_a_horizon_around_the_held_out_days(method: str) -> None:
+    days = list(pd.date_range("2025-01-06", periods=40, freq="7D"))
+    settings = TrainingSettings(refit=method, refit_blocks=3)
+    blocks = _blocks(days, settings)
+    assert len(blocks) == (3 if method == "crossfit" else 1)
+    horizon = pd.Timedelta(days=settings.horizon_days)
+    for held_out, fitted_on in blocks:
+        assert min(abs(d - s) for d in fitted_on for s in held_out) > horizon
+    if method == "holdout":
+        held_out, fitted_on = blocks[0]
+        assert max(held_out) == days[-1] and max(fitted_on) + horizon < min(held_out)
+    else:
+        assert sorted(d for held_out, _ in blocks for d in held_out) == days
