@@ -66,7 +66,11 @@ class Backtest:
 class Candidate:
     """A trained model and its evidence: every fold's outcome, the fit of the model's fold,
     that fold's test rows (``test_x``, ``test_y``) and their scores by the model and the
-    baselines (``test_scores``), and the run's parameters about the data (``params``)."""
+    baselines (``test_scores``), and the run's parameters about the data (``params``).
+
+    ``fitted`` and the scores are the evaluated fit's (fold 1): the gate and the metrics
+    read them. ``model`` is what is registered: fold 1's fit, or the refit on every
+    labelled day (``refit``, None without one)."""
 
     model: ChurnModel
     backtest: Backtest
@@ -75,6 +79,7 @@ class Candidate:
     test_y: np.ndarray
     test_scores: dict[str, np.ndarray]
     params: dict[str, Any]
+    refit: Any = None  # training.refit.Refit: how ``model`` was refit after the evaluation
 
 
 def score_test_rows(

@@ -27,14 +27,17 @@ class BoosterFit:
     Dask engine fits ``lightgbm.dask`` on every training row, on the cluster.
 
     ``fit(valid_x, valid_y, params)`` returns the booster (early stopping on the validation
-    rows, as ``learners.fit_booster``); ``rows`` and ``positives`` are what it trains on (the
-    LightGBM parameters scale with them); ``params`` changes ``learners.lightgbm_params`` for
-    this fit (a value of None removes the parameter)."""
+    rows, as ``learners.fit_booster``); ``fit_rounds(params, rounds)`` one of exactly
+    ``rounds`` rounds (the refit, ``learners.fit_booster_rounds``); ``rows`` and
+    ``positives`` are what it trains on (the LightGBM parameters scale with them);
+    ``params`` changes ``learners.lightgbm_params`` for this fit (a value of None removes
+    the parameter)."""
 
     fit: Callable[[pd.DataFrame, np.ndarray, dict[str, Any]], lgb.Booster]
     rows: int
     positives: int
     params: dict[str, Any] = field(default_factory=dict)
+    fit_rounds: Callable[[dict[str, Any], int], lgb.Booster] | None = None
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,7 @@ def _fit_booster(
             settings.seed,
             data.train_weight,
             fit=fit,
+            max_trials=settings.tuning_max_trials or None,
         )
     if fit is not None:
         return fit(valid_x, valid_y, params), params, []

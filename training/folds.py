@@ -49,7 +49,8 @@ class FoldData:
     """One fold's rows on the client. ``parts``: the feature columns of "train" (the fit's
     rows; with ``booster_fit`` a sample for the logistic baseline), "validation" and
     "test"; ``test``: the test rows' rule count, snapshot date and segment;
-    ``train_rows``: the fold's train_rows parameter."""
+    ``train_rows``: the fold's train_rows parameter; ``available_rows``: every training
+    row of the fold's days (before any ``max_train_rows`` sample)."""
 
     parts: dict[str, pd.DataFrame]
     labels: dict[str, np.ndarray]
@@ -59,6 +60,7 @@ class FoldData:
     capacity: int
     train_rows: str
     booster_fit: BoosterFit | None = None
+    available_rows: int = 0
 
     def fit_input(self, categorical: list[str], *, tune: bool) -> FitInput:
         """What the fit takes of these rows."""
@@ -161,6 +163,7 @@ class LocalSnapshots:
             capacity=capacity_on_sample(settings.capacity, snapshots, rows["test"]),
             train_rows=f"{len(rows['train'])} of {len(available)}"
             + (", weighted" if weight is not None else ""),
+            available_rows=len(available),
         )
 
     def categories(self) -> dict[str, list[str]]:

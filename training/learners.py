@@ -3,13 +3,14 @@ must beat."""
 
 from __future__ import annotations
 
-import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.isotonic import IsotonicRegression
@@ -132,6 +133,20 @@ def fit_booster(
     )
 
 
+def fit_booster_rounds(
+    train_x: pd.DataFrame,
+    train_y: np.ndarray,
+    params: dict[str, Any],
+    rounds: int,
+    weight: np.ndarray | None = None,
+) -> lgb.Booster:
+    """Fit exactly ``rounds`` rounds, no validation rows (the refit: ``training.refit``),
+    within the features' known directions as ``fit_booster``."""
+    params = monotone_params(params, list(train_x.columns))
+    train_set = lgb.Dataset(train_x, label=train_y, weight=weight, free_raw_data=True)
+    return lgb.train(params, train_set, num_boost_round=rounds)
+
+
 def tune_booster(
     train_x: pd.DataFrame,
     train_y: np.ndarray,
@@ -143,41 +158,55 @@ def tune_booster(
     weight: np.ndarray | None = None,
     *,
     fit: Callable[[pd.DataFrame, np.ndarray, dict[str, Any]], lgb.Booster] | None = None,
+    max_trials: int | None = None,
 ) -> tuple[lgb.Booster, dict[str, Any], list[dict[str, Any]]]:
-    """A small random search within a time budget; keeps the default when nothing beats it.
+    """``training.tuning.search`` over ``booster_space(params)`` within ``budget_seconds``,
+    each candidate fitted with early stopping on the validation rows; ``params`` (the
+    defaults) are the first candidate and stay when nothing beats them on validation log
+    loss. Returns the winner's booster, its parameters and every trial's record.
 
-    Candidates are compared on validation log loss; the first candidate is the default.
     ``fit(valid_x, valid_y, params)`` fits one candidate (default: ``fit_booster`` on
     ``train_x``, ``train_y`` and ``weight``; the Dask engine fits on the cluster).
     """
+    from training import tuning
+
     if fit is None:
 
         def fit(vx: pd.DataFrame, vy: np.ndarray, p: dict[str, Any]) -> lgb.Booster:
             return fit_booster(train_x, train_y, vx, vy, p, weight)
 
-    rng = np.random.default_rng(seed)
-    deadline = time.monotonic() + budget_seconds
-    best = fit(valid_x, valid_y, params)
-    best_params = params
-    best_loss = best.best_score["validation"]["binary_logloss"]
-    trials = [{"trial": 0, "validation_logloss": best_loss, **_tunable(params)}]
-    while time.monotonic() < deadline:
-        candidate = dict(params)
-        candidate["num_leaves"] = int(rng.choice([7, 15, 31, 63]))
-        candidate["min_data_in_leaf"] = int(params["min_data_in_leaf"] * rng.choice([0.5, 1, 2, 4]))
-        candidate["feature_fraction"] = float(rng.choice([0.5, 0.7, 0.9]))
-        candidate["lambda_l2"] = float(rng.choice([0.0, 1.0, 10.0]))
+    kept: dict[str, Any] = {}
+
+    def evaluate(candidate: dict[str, Any]) -> tuple[float, int]:
         booster = fit(valid_x, valid_y, candidate)
-        loss = booster.best_score["validation"]["binary_logloss"]
-        trials.append({"trial": len(trials), "validation_logloss": loss, **_tunable(candidate)})
-        if loss < best_loss:
-            best, best_params, best_loss = booster, candidate, loss
-    return best, best_params, trials
+        loss = float(booster.best_score["validation"]["binary_logloss"])
+        if "loss" not in kept or loss < kept["loss"]:
+            kept.update(loss=loss, booster=booster)  # the best so far: no refit at the end
+        return loss, int(booster.best_iteration or booster.current_iteration())
+
+    found = tuning.search(
+        evaluate,
+        first=params,
+        space=booster_space(params),
+        budget_seconds=budget_seconds,
+        seed=seed,
+        max_trials=max_trials,
+    )
+    return kept["booster"], found.best_params, [t.record() for t in found.trials]
 
 
-def _tunable(params: dict[str, Any]) -> dict[str, Any]:
-    keys = ("num_leaves", "min_data_in_leaf", "feature_fraction", "lambda_l2")
-    return {key: params[key] for key in keys}
+def booster_space(params: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
+    """The search space around ``lightgbm_params``' defaults: leaves, leaf size (a multiple
+    of the default, which grows with the rows), learning rate (rounds follow by early
+    stopping), L2 and the feature fraction."""
+    leaf = int(params["min_data_in_leaf"])
+    return {
+        "num_leaves": (4, 7, 15, 31, 63),
+        "min_data_in_leaf": tuple(sorted({max(5, int(leaf * f)) for f in (0.25, 0.5, 1, 2, 4)})),
+        "learning_rate": (0.02, 0.05, 0.1),
+        "lambda_l2": (0.0, 1.0, 10.0, 30.0),
+        "feature_fraction": (0.3, 0.5, 0.7, 0.9),
+    }
 
 
 def fit_calibrator(method: str, raw: np.ndarray, y: np.ndarray) -> Calibrator:
@@ -221,6 +250,8 @@ def fit_logistic_baseline(
     categorical: list[str],
     seed: int,
     weight: np.ndarray | None = None,
+    *,
+    start: Pipeline | None = None,
 ) -> Pipeline:
     """Logistic regression on the same features: median imputation, scaling, one-hot.
 
@@ -231,6 +262,9 @@ def fit_logistic_baseline(
     share a signal, and one of them can take the opposite sign) is left out, its values
     held at 0 so that its coefficient is exactly 0, and the regression refitted, until every
     coefficient agrees. The pipeline keeps every column, so ``linear_term`` reads it as is.
+    ``start``: a pipeline fitted on similar rows (the refit's: fold 1's) whose coefficients
+    start the solver of the first fit (the same optimum, about a quarter of the
+    iterations); ignored when its columns differ.
     """
     numeric = [c for c in x.columns if c not in categorical]
     if len(x) > LOGISTIC_MAX_ROWS:
@@ -241,10 +275,8 @@ def fit_logistic_baseline(
     prepared = _for_sklearn(x, categorical)
     for _ in range(len(numeric) + 1):
         pipeline = _logistic_pipeline(numeric, categorical)
-        if weight is None:
-            pipeline.fit(prepared, y)
-        else:
-            pipeline.fit(prepared, y, classifier__sample_weight=weight)
+        _fit_from(pipeline, prepared, y, weight, start)
+        start = None
         coef = pipeline.named_steps["classifier"].coef_[0][: len(numeric)]
         against = [c for c, k in zip(numeric, coef * directions < 0, strict=True) if k]
         if not against:
@@ -258,9 +290,7 @@ def _logistic_pipeline(numeric: list[str], categorical: list[str]) -> Pipeline:
         [
             (
                 "numeric",
-                make_pipeline(
-                    SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler()
-                ),
+                make_pipeline(MedianImputer(), StandardScaler()),
                 numeric,
             ),
             (
@@ -276,6 +306,51 @@ def _logistic_pipeline(numeric: list[str], categorical: list[str]) -> Pipeline:
     return Pipeline(
         [("prepare", transformer), ("classifier", LogisticRegression(max_iter=2000, C=1.0))]
     )
+
+
+def _fit_from(
+    pipeline: Pipeline,
+    prepared: pd.DataFrame,
+    y: np.ndarray,
+    weight: np.ndarray | None,
+    start: Pipeline | None,
+) -> Pipeline:
+    fit_params = {} if weight is None else {"classifier__sample_weight": weight}
+    if start is not None:
+        begun = start.named_steps["classifier"]
+        classifier = pipeline.named_steps["classifier"]
+        classifier.set_params(warm_start=True)
+        classifier.coef_, classifier.intercept_ = begun.coef_.copy(), begun.intercept_.copy()
+        try:
+            return pipeline.fit(prepared, y, **fit_params)
+        except ValueError:  # another one-hot width: start from zero
+            classifier.set_params(warm_start=False)
+    return pipeline.fit(prepared, y, **fit_params)
+
+
+class MedianImputer(TransformerMixin, BaseEstimator):
+    """``SimpleImputer(strategy="median", keep_empty_features=True)`` on numeric columns,
+    with the medians from ``np.nanmedian``: the same ``statistics_`` (0 for an empty
+    column), in a fraction of the time (scikit-learn's masked-array median took 1.5 s of
+    a 4.5 s logistic fit on 10^5 snapshot rows, and the refit fits several)."""
+
+    def fit(self, x: Any, y: Any = None) -> MedianImputer:
+        values = np.asarray(x, dtype=np.float64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column
+            medians = np.nanmedian(values, axis=0) if len(values) else np.zeros(values.shape[1])
+        self.statistics_ = np.nan_to_num(medians, nan=0.0)
+        self.n_features_in_ = values.shape[1]
+        return self
+
+    def transform(self, x: Any) -> np.ndarray:
+        values = np.array(x, dtype=np.float64)
+        missing = np.isnan(values)
+        values[missing] = np.take(self.statistics_, np.nonzero(missing)[1])
+        return values
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.asarray(input_features, dtype=object)
 
 
 def linear_term(

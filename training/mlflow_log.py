@@ -1,7 +1,7 @@
 """The logging stage: what one training run writes to its MLflow run — the parameters (the
 data, the settings, LightGBM's, the environment), the metrics of every fold, the JSON
-artifacts (features, fold metrics, the gate's decision, tuning, importance), the plots and
-the run's tags.
+artifacts (features, fold metrics, the gate's decision, importance), the tuning trials,
+the refit, the plots and the run's tags.
 """
 
 from __future__ import annotations
@@ -64,6 +64,8 @@ def log_run(
     """Everything of the active run but the model and its tags (``tag_run``)."""
     log_params(candidate, settings, env)
     log_metrics(candidate.backtest)
+    log_tuning(candidate.fitted.trials)
+    log_refit(candidate)
     importance = log_artifacts(candidate, decision, evidence)
     log_plots(plot_folder, candidate, importance, settings)
 
@@ -96,6 +98,45 @@ def log_metrics(backtest: Backtest) -> None:
             mlflow.log_metric(name, outcome.metrics[who]["roc_auc"], step=step)
 
 
+def log_tuning(trials: list[dict[str, Any]]) -> None:
+    """Every trial of the parameter search: the trials table (``tuning/trials.json``, one
+    row per trial), and ``tuning_validation_log_loss`` / ``tuning_best_rounds`` with the
+    trial's number as step. Nothing without a search."""
+    if not trials:
+        return
+    mlflow.log_table(pd.DataFrame(trials), artifact_file="tuning/trials.json")
+    for trial in trials:
+        step = int(trial["number"])
+        mlflow.log_metric("tuning_validation_log_loss", trial["validation_log_loss"], step=step)
+        mlflow.log_metric("tuning_best_rounds", trial["best_rounds"], step=step)
+    mlflow.log_metric("tuning_trials", len(trials))
+
+
+def log_refit(candidate: Candidate) -> None:
+    """The refit's out-of-fold calibration metrics and the tags that say which model is
+    registered (the evaluated metrics stay ``test_*``)."""
+    refitted = candidate.refit
+    if refitted is None:
+        mlflow.set_tags({"registered_model": "evaluated (fold 1, no refit)"})
+        return
+    mlflow.log_metrics(
+        {
+            f"refit_oof_{k}": v
+            for k, v in refitted.calibration_metrics.items()
+            if v is not None and np.isfinite(v)
+        }
+    )
+    mlflow.log_metric("refit_rounds", refitted.rounds)
+    mlflow.log_dict({"blocks": list(refitted.blocks)}, "refit.json")
+    mlflow.set_tags(
+        {
+            "registered_model": f"refit ({refitted.method}) on {refitted.window.text()}",
+            "evaluated.train_window": candidate.params.get("evaluated.train_window", ""),
+            "refit.train_window": refitted.window.text(),
+        }
+    )
+
+
 def flat_metrics(backtest: Backtest) -> dict[str, float]:
     """``test_*`` for the model's fold (``test_segment_*`` per segment), ``foldN_*`` for
     the others, ``best_iteration``; undefined values left out."""
@@ -118,14 +159,12 @@ def log_artifacts(
     candidate: Candidate, decision: GateDecision, evidence: GateEvidence
 ) -> pd.Series:
     """The run's JSON artifacts; returns the features' gain importance, largest first."""
-    model, fitted = candidate.model, candidate.fitted
+    model = candidate.model
     mlflow.log_dict({"features": model.feature_names}, "features.json")
     mlflow.log_dict({"folds": [_fold_record(o) for o in candidate.backtest.folds]}, "metrics.json")
     mlflow.log_dict(decision_record(decision, evidence), "gate.json")
-    if fitted.trials:
-        mlflow.log_dict({"trials": fitted.trials}, "tuning.json")
     importance = pd.Series(
-        fitted.booster.feature_importance(importance_type="gain"), index=model.feature_names
+        model.booster.feature_importance(importance_type="gain"), index=model.feature_names
     ).sort_values(ascending=False)
     mlflow.log_dict({k: float(v) for k, v in importance.items()}, "importance_gain.json")
     return importance

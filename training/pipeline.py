@@ -28,13 +28,19 @@ from features.build import INTERACTION_COLUMNS_USED
 from features.columns import FAMILY_DESCRIPTIONS, feature_family
 from model.artifact import KIND_INTERACTIONS, KIND_TABLE, ChurnModel, table_features
 from model.predictor import Predictor
-from training import learners
+from training import learners, refit
 from training.evaluate import Backtest, Candidate, FoldOutcome, HeldOutRows, evaluate_fold
 from training.fit import FitInput, FittedFold, fit_fold
 from training.folds import FoldData, LocalSnapshots, SnapshotSource
 from training.mlflow_log import environment, log_run, pip_requirements, tag_run
 from training.model import ChurnRiskPyfunc
-from training.promotion import ChampionScores, GateDecision, gather_evidence, promotion_gate
+from training.promotion import (
+    ChampionScores,
+    FittedOnTestRows,
+    GateDecision,
+    gather_evidence,
+    promotion_gate,
+)
 from training.registry import CHALLENGER, experiment_id, register, set_champion, tracking
 from training.settings import TrainingSettings
 from training.snapshots import (
@@ -64,6 +70,8 @@ class TrainResult:
     champion_version: str | None
     as_of: str | None
     seconds: dict[str, float] = field(default_factory=dict)
+    # The training data of the evaluated model (fold 1) and of the registered one.
+    windows: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> str:
         m = self.test["model"]
@@ -87,6 +95,11 @@ class TrainResult:
                     for b in ("logistic", "rule")
                     if b in outcome.metrics
                 )
+            )
+        if "refit" in self.windows:
+            lines.append(
+                f"registered: refit on {self.windows['refit']}; evaluated (fold 1) on "
+                f"{self.windows['evaluated']}"
             )
         lines.append(self.gate.text())
         lines.append(
@@ -179,10 +192,27 @@ def train_on_snapshots(
     model_fold = _model_fold(folds)
     for fold in folds:
         source.check(fold)
-    backtest, fitted, scores, sample_params = _fit_and_evaluate_folds(source, folds, settings, say)
+    backtest, fitted, scores, sample_params, evaluated_window = _fit_and_evaluate_folds(
+        source, folds, settings, say
+    )
     clock["fit"] = time.perf_counter()
-    model = _interactions_model(source, model_fold, fitted, feature_settings, as_of, settings)
-    test_frame = source.test_frame(model_fold)
+    test_frame = source.test_frame(model_fold)  # before the refit's folds replace it (Dask)
+    windows = {"evaluated": evaluated_window}
+    refitted = None
+    if settings.refit != "off":
+        refitted = refit.refit(source, needed, fitted, evaluated_window, settings, say)
+        windows["refit"] = refitted.window
+        clock["refit"] = time.perf_counter()
+    model = _interactions_model(
+        source,
+        model_fold if refitted is None else refitted.fold,
+        fitted if refitted is None else refitted.fitted,
+        feature_settings,
+        as_of,
+        settings,
+        windows=windows,
+        evaluated_metrics=backtest.model.metrics["model"],
+    )
     params = {
         "path": "interactions",
         "as_of": f"{as_of:%Y-%m-%d}",
@@ -195,6 +225,8 @@ def train_on_snapshots(
         "train_sampling": train_sampling,
         **sample_params,
         "feature_settings": json.dumps(model.feature_settings, default=str)[:5000],
+        **_window_params("evaluated", evaluated_window),
+        **({"refit": "off"} if refitted is None else refitted.params()),
     }
     candidate = Candidate(
         model=model,
@@ -204,9 +236,10 @@ def train_on_snapshots(
         test_y=test_frame[LABEL].to_numpy(dtype="int8"),
         test_scores=scores,
         params=params,
+        refit=refitted,
     )
     champion_scores = _interactions_champion_scores(
-        model, test_frame, model_fold, champion_features
+        model, test_frame, model_fold, champion_features, settings.horizon_days
     )
     result = _gate_log_register(
         candidate, champion_scores, settings, as_of=f"{as_of:%Y-%m-%d}", say=say
@@ -231,9 +264,10 @@ def _fit_and_evaluate_folds(
     folds: list[Fold],
     settings: TrainingSettings,
     say: Callable[[str], None],
-) -> tuple[Backtest, FittedFold, dict[str, np.ndarray], dict[str, Any]]:
+) -> tuple[Backtest, FittedFold, dict[str, np.ndarray], dict[str, Any], refit.Window]:
     """Fit and evaluate each fold in turn (tuning the fold that produces the model): the
-    backtest, that fold's fit and test scores, and the folds' sampling parameters."""
+    backtest, that fold's fit, test scores and training window, and the folds' sampling
+    parameters."""
     outcomes: list[FoldOutcome] = []
     sample_params: dict[str, Any] = {}
     for fold in folds:
@@ -247,9 +281,20 @@ def _fit_and_evaluate_folds(
         outcomes.append(outcome)
         if fold.produces_model:
             model_outcome, model_fit, model_scores = outcome, fitted, scores
+            window = refit.window_of(fold, part)
         del part, fitted, scores
     others = tuple(o for o, fold in zip(outcomes, folds, strict=True) if not fold.produces_model)
-    return Backtest(model_outcome, others), model_fit, model_scores, sample_params
+    return Backtest(model_outcome, others), model_fit, model_scores, sample_params, window
+
+
+def _window_params(name: str, window: refit.Window) -> dict[str, Any]:
+    """The run's parameters about one model's training data."""
+    return {
+        f"{name}.train_window": window.text(),
+        f"{name}.train_first_day": f"{window.first:%Y-%m-%d}",
+        f"{name}.train_last_day": f"{window.last:%Y-%m-%d}",
+        f"{name}.train_rows": window.rows,
+    }
 
 
 def _sample_params(fold: Fold, part: FoldData, settings: TrainingSettings) -> dict[str, Any]:
@@ -267,9 +312,24 @@ def _interactions_model(
     feature_settings: FeatureSettings | None,
     as_of: pd.Timestamp,
     settings: TrainingSettings,
+    *,
+    windows: dict[str, refit.Window],
+    evaluated_metrics: dict[str, float],
 ) -> ChurnModel:
-    """The model of ``fold``'s fit, with its training rows' profile and frozen features."""
+    """The model of ``fold``'s fit (fold 1's, or the refit's), with its training rows'
+    profile and frozen features; its metadata name the training window of the evaluated
+    model and of the refit one, and the evaluated test metrics."""
     base_rate, reference, distribution = source.profile(fold)
+    metadata = {
+        "as_of": f"{as_of:%Y-%m-%d}",
+        "horizon_days": settings.horizon_days,
+        "refit": settings.refit,
+        "train_window": windows.get("refit", windows["evaluated"]).record(),
+        "evaluated": {
+            "train_window": windows["evaluated"].record(),
+            "test_roc_auc": evaluated_metrics["roc_auc"],
+        },
+    }
     return ChurnModel(
         kind=KIND_INTERACTIONS,
         booster=fitted.booster,
@@ -281,7 +341,7 @@ def _interactions_model(
         feature_settings=_frozen_feature_settings(feature_settings, source.feature_frame()),
         families=_feature_families(source.feature_names),
         family_words=dict(FAMILY_DESCRIPTIONS),
-        metadata={"as_of": f"{as_of:%Y-%m-%d}", "horizon_days": settings.horizon_days},
+        metadata=metadata,
         reference=reference,
         distribution=distribution,
     )
@@ -314,13 +374,17 @@ def _interactions_champion_scores(
     test_frame: pd.DataFrame,
     fold: Fold,
     champion_features: Callable[[ChurnModel, pd.Timestamp], pd.DataFrame],
+    horizon_days: int,
 ) -> ChampionScores:
     """The champion's scores of ``fold``'s test rows: on this model's features when it reads
-    the same ones, else on its own features built for each test day."""
+    the same ones, else on its own features built for each test day. A champion refit on
+    days within the horizon of the test days has seen their labels: ``FittedOnTestRows``
+    with its own evaluated test ROC-AUC instead."""
 
     def scores(champion: ChurnModel) -> np.ndarray:
         if champion.kind != KIND_INTERACTIONS:
             raise ModelError("it was trained on a customer table")
+        _check_unseen(champion, fold, horizon_days)
         predictor = Predictor(champion)
         if champion.feature_settings == model.feature_settings and set(
             champion.feature_names
@@ -337,6 +401,23 @@ def _interactions_champion_scores(
         return probability
 
     return scores
+
+
+def _check_unseen(champion: ChurnModel, fold: Fold, horizon_days: int) -> None:
+    """``FittedOnTestRows`` when ``champion`` was fitted on a day whose label window
+    reaches the first test day of ``fold``."""
+    window = champion.metadata.get("train_window")
+    if not window:
+        return
+    last = pd.Timestamp(window["last"])
+    if last + pd.Timedelta(days=horizon_days) < min(fold.test):
+        return
+    evaluated = champion.metadata.get("evaluated", {}).get("test_roc_auc")
+    raise FittedOnTestRows(
+        f"it was refit on snapshots up to {last:%Y-%m-%d}, within {horizon_days} days of "
+        f"these test days",
+        evaluated_roc_auc=None if evaluated is None else float(evaluated),
+    )
 
 
 # -- the customer-table path -------------------------------------------------------------
@@ -537,6 +618,11 @@ def _gate_log_register(
                 gate=decision,
                 champion_version=champion_version,
                 as_of=as_of,
+                windows={
+                    name: str(candidate.params[f"{name}.train_window"])
+                    for name in ("evaluated", "refit")
+                    if f"{name}.train_window" in candidate.params
+                },
             )
 
 

@@ -23,7 +23,18 @@ from training.settings import TrainingSettings
 
 ChampionScores = Callable[[ChurnModel], np.ndarray]
 """``scores(champion)``: the champion's probabilities of the candidate's test rows, in
-their order; raises ModelError or DataError when the champion cannot score them."""
+their order; raises ModelError or DataError when the champion cannot score them, and
+``FittedOnTestRows`` when it was fitted on them."""
+
+
+class FittedOnTestRows(ModelError):
+    """The champion was fitted on the candidate's test rows (a refit model: every labelled
+    day), so its score there would flatter it: the gate compares the candidate with the
+    champion's own evaluated test ROC-AUC (``evaluated_roc_auc``, None when unknown)."""
+
+    def __init__(self, message: str, *, evaluated_roc_auc: float | None) -> None:
+        super().__init__(message)
+        self.evaluated_roc_auc = evaluated_roc_auc
 
 
 @dataclass(frozen=True)
@@ -98,6 +109,7 @@ def promotion_gate(evidence: GateEvidence, settings: TrainingSettings) -> GateDe
             f"test ROC-AUC {_f(evidence.test_roc_auc)} {'>=' if ok else '<'} champion "
             f"v{evidence.champion_version}'s {_f(evidence.champion_test_roc_auc)} minus "
             f"tolerance {settings.gate_auc_tolerance}"
+            + (f" ({evidence.champion_note})" if evidence.champion_note else "")
         )
 
     ok = evidence.test_ece <= settings.ece_bound
@@ -154,6 +166,9 @@ def _champion_roc_auc(
     """The champion's test ROC-AUC, or None and the first line of why it has none."""
     try:
         return float(roc_auc_score(test_y, champion_scores(load_champion(settings)))), None
+    except FittedOnTestRows as seen:
+        note = f"{seen}; compared with its evaluated test ROC-AUC"
+        return seen.evaluated_roc_auc, note[:300]
     except (
         ModelError,
         DataError,

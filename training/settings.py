@@ -10,6 +10,8 @@ from churnml.errors import ConfigError
 from churnml.settings import DEFAULT_HOME, Settings, tracking_uri_for
 
 BLEND_METHODS = ("stack", "none")
+REFIT_METHODS = ("crossfit", "holdout", "off")
+REFIT_ROUNDS = ("scaled", "same")
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,13 @@ class TrainingSettings:
         gate_auc_tolerance: how much lower than the champion's test ROC-AUC a challenger may be.
         ece_bound: the largest expected calibration error the gate accepts.
     Fit:
-        seed, tuning_budget_seconds (0: no tuning),
+        seed,
+        tuning_budget_seconds: seconds for the parameter search on the validation fold of
+            the fold that produces the model (``training.tuning``; the defaults are the
+            first candidate); 0: no search, the defaults. The default keeps ``churnml
+            train`` on the sample world under a minute on a shared 2-core machine.
+        tuning_max_trials: at most this many candidates, the defaults included (0: as
+            many as the budget allows).
         max_train_rows: above this many training rows of a fold, the fit keeps every
             churner row and a seeded sample of the other rows, weighted by the inverse of
             their sampling rate (``training.learners.training_sample``). Rows repeat each
@@ -44,6 +52,15 @@ class TrainingSettings:
             alone (the model before stacking, for comparisons).
         threads: LightGBM threads (0: all cores). One by default: on a shared 2-core
             machine OpenMP's waiting threads made a fit 5-10x slower than one thread.
+    Refit (interaction logs, ``training.refit``):
+        refit: "crossfit": the registered model is refit on every labelled snapshot (up
+            to ``as_of - horizon``) with fold 1's parameters, rounds and blend weight,
+            calibrated on cross-fitted out-of-fold scores of ``refit_blocks`` time
+            blocks; "holdout": fitted on the days before the newest block, calibrated
+            on that block; "off": fold 1's model is registered (no refit).
+        refit_blocks: contiguous time blocks of the cross-fitted calibration.
+        refit_rounds: "scaled": fold 1's rounds times (refit rows / fold-1 rows);
+            "same": fold 1's rounds.
     Customer-table path:
         table_split: train / validation / test shares of the stratified split.
     MLflow:
@@ -64,10 +81,14 @@ class TrainingSettings:
     gate_auc_tolerance: float = 0.01
     ece_bound: float = 0.05
     seed: int = 42
-    tuning_budget_seconds: float = 0.0
+    tuning_budget_seconds: float = 10.0
+    tuning_max_trials: int = 0
     max_train_rows: int = 500_000
     max_snapshot_customers: int = 150_000
     blend: str = "stack"
+    refit: str = "crossfit"
+    refit_blocks: int = 3
+    refit_rounds: str = "scaled"
     threads: int = 1
     table_split: tuple[float, float, float] = (0.6, 0.2, 0.2)
     model_name: str = "churn-risk"
@@ -86,12 +107,19 @@ class TrainingSettings:
             "capacity": self.capacity,
             "max_train_rows": self.max_train_rows,
             "max_snapshot_customers": self.max_snapshot_customers,
+            "refit_blocks": self.refit_blocks,
         }
         for name, value in positive.items():
             if int(value) < 1:
                 raise ConfigError(f"{name} = {value}: expected a whole number >= 1")
         if self.blend not in BLEND_METHODS:
             raise ConfigError(f"blend = {self.blend!r}: expected one of {', '.join(BLEND_METHODS)}")
+        if self.refit not in REFIT_METHODS:
+            raise ConfigError(f"refit = {self.refit!r}: expected one of {', '.join(REFIT_METHODS)}")
+        if self.refit_rounds not in REFIT_ROUNDS:
+            raise ConfigError(
+                f"refit_rounds = {self.refit_rounds!r}: expected one of {', '.join(REFIT_ROUNDS)}"
+            )
         if self.threads < 0:
             raise ConfigError(f"threads = {self.threads}: expected >= 0 (0: all cores)")
         if self.min_history_days < 0:
@@ -102,6 +130,10 @@ class TrainingSettings:
             )
         if not 0 < self.ece_bound < 1:
             raise ConfigError(f"ece_bound = {self.ece_bound}: expected 0 < x < 1")
+        if self.tuning_max_trials < 0:
+            raise ConfigError(
+                f"tuning_max_trials = {self.tuning_max_trials}: expected >= 0 (0: no limit)"
+            )
         if self.tuning_budget_seconds < 0:
             raise ConfigError(
                 f"tuning_budget_seconds = {self.tuning_budget_seconds}: expected >= 0"

@@ -168,10 +168,14 @@ def time_folds(
 def snapshot_plan(
     first_contact: pd.Timestamp, as_of: pd.Timestamp, settings: TrainingSettings
 ) -> tuple[list[Fold], list[pd.Timestamp]]:
-    """The backtest folds and every snapshot day they need, oldest first."""
+    """The backtest folds and every snapshot day they need, oldest first: with a refit
+    (``settings.refit``), every day from the first the folds use to ``as_of - horizon``,
+    the days in the gaps between folds too (the refit trains on every labelled day)."""
     dates = snapshot_dates(first_contact, as_of, settings)
     folds = time_folds(dates, settings, as_of=as_of)
     needed = sorted({d for f in folds for d in (*f.train, *f.validation, *f.test)})
+    if settings.refit != "off":
+        needed = [d for d in dates if d >= needed[0]]
     return folds, needed
 
 

@@ -23,7 +23,7 @@ from churnml.cli.common import (
 )
 from churnml.errors import ConfigError
 from churnml.progress import Reporter
-from training.settings import TrainingSettings
+from training.settings import REFIT_METHODS, TrainingSettings
 
 if TYPE_CHECKING:
     from training.pipeline import TrainResult
@@ -55,7 +55,23 @@ TuningBudget = Annotated[
     typer.Option(
         "--tuning-budget",
         min=0,
-        help="Seconds for the optional parameter search (0: no search).",
+        help="Seconds for the parameter search on fold 1's validation snapshots (the "
+        "defaults first, then seeded random draws; a trial that cannot finish in time is "
+        "not started); 0: no search, the default parameters.",
+    ),
+]
+
+RefitMethod = enum.StrEnum("RefitMethod", {name: name for name in REFIT_METHODS})
+DEFAULT_REFIT = RefitMethod(TrainingSettings.refit)
+
+Refit = Annotated[
+    RefitMethod,
+    typer.Option(
+        "--refit",
+        help="crossfit: register a model refit on every labelled snapshot with fold 1's "
+        "parameters and rounds, calibrated on cross-fitted out-of-fold scores; holdout: "
+        "fitted up to the newest block and calibrated on it; off: register fold 1's model. "
+        "The gate decides on fold 1's evaluated metrics either way.",
     ),
 ]
 
@@ -88,6 +104,7 @@ def train(
     capacity: Capacity = TrainingSettings.capacity,
     tuning_budget: TuningBudget = TrainingSettings.tuning_budget_seconds,
     blend: Blend = TrainingSettings.blend,
+    refit: Refit = DEFAULT_REFIT,
     table: LabelledTable = None,
     label: LabelColumn = None,
     id_column: IdColumn = None,
@@ -113,6 +130,7 @@ def train(
             "capacity": capacity,
             "blend": blend,
             "tuning_budget_seconds": tuning_budget,
+            "refit": refit.value,
         },
     )
     reporter = Reporter(quiet=quiet)

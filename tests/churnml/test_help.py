@@ -32,6 +32,7 @@ DEFAULTS: dict[str, dict[str, object]] = {
         "--capacity": TrainingSettings.capacity,
         "--tuning-budget": TrainingSettings.tuning_budget_seconds,
         "--blend": TrainingSettings.blend,
+        "--refit": TrainingSettings.refit,
         **ENGINE,
     },
     "score": {**MODEL, **ENGINE},

@@ -528,7 +528,9 @@ class DaskSnapshots:
                 positives=churners,
                 # lightgbm.dask sets each worker's threads; data-parallel trees.
                 params={"num_threads": None, "tree_learner": "data"},
+                fit_rounds=functools.partial(self._fit_rounds, fold, weighted),
             ),
+            available_rows=rows,
         )
 
     def categories(self) -> dict[str, list[str]]:
@@ -695,7 +697,27 @@ class DaskSnapshots:
                 shared = share_validation(self.client, valid_x, valid_y)
             self._validation = (valid_x, shared)
         return fit_on_cluster(
-            self.client, placed, valid_x, valid_y, params, shared=self._validation[1]
+            self.client,
+            placed,
+            valid_x,
+            valid_y,
+            params,
+            shared=self._validation[1],
+            columns=self.feature_names,
+        )
+
+    def _fit_rounds(
+        self, fold: Fold, weighted: bool, params: dict[str, Any], rounds: int
+    ) -> lgb.Booster:
+        """``rounds`` rounds on the fold's training rows, no validation (the refit)."""
+        return fit_on_cluster(
+            self.client,
+            self._training_parts(fold, weighted),
+            None,
+            None,
+            params,
+            rounds=rounds,
+            columns=self.feature_names,
         )
 
 
@@ -705,11 +727,13 @@ class DaskSnapshots:
 def fit_on_cluster(
     client: Client,
     placed: list[tuple[str, Future]],
-    valid_x: pd.DataFrame,
-    valid_y: np.ndarray,
+    valid_x: pd.DataFrame | None,
+    valid_y: np.ndarray | None,
     params: dict[str, Any],
     *,
     shared: list[Future] | None = None,
+    rounds: int | None = None,
+    columns: Sequence[str],
 ) -> lgb.Booster:
     """``learners.fit_booster`` with ``lightgbm.dask``: one LightGBM machine per ``(worker,
     part)`` of ``placed``, ranked in that order, each part a dict of "data", "label" and
@@ -722,22 +746,34 @@ def fit_on_cluster(
     a set of task keys (machine r finds the bins of its share of the features on its own
     rows, so the rank order changed the model from run to run), and the eval set is the
     whole validation fold on every machine, not a share of it. Each machine runs
-    ``lightgbm.dask._train_part``, the library's own (requirements.lock pins lightgbm)."""
+    ``lightgbm.dask._train_part``, the library's own (requirements.lock pins lightgbm).
+
+    ``rounds``: exactly that many rounds, without validation rows or early stopping (the
+    refit, ``learners.fit_booster_rounds``). ``columns``: the feature names in the order the
+    machines see them (their known directions are the booster's monotone constraints)."""
     from training import learners
 
     params = {k: v for k, v in params.items() if k != "num_threads"}
-    params = learners.monotone_params(params, list(valid_x.columns))
-    params["n_estimators"] = learners.MAX_BOOST_ROUNDS
+    params = learners.monotone_params(params, list(columns))
+    params["n_estimators"] = learners.MAX_BOOST_ROUNDS if rounds is None else rounds
     workers = [worker for worker, _part in placed]
     with cluster_errors("training LightGBM on the cluster"):
-        shared = shared or share_validation(client, valid_x, valid_y)
-        parts = [
-            client.submit(
-                _with_eval, part, *shared, workers=[worker], allow_other_workers=True, pure=False
-            )
-            for worker, part in placed
-        ]
-        futures = _submit_machines(client, workers, parts, params)
+        if rounds is None:
+            shared = shared or share_validation(client, valid_x, valid_y)
+            parts = [
+                client.submit(
+                    _with_eval,
+                    part,
+                    *shared,
+                    workers=[worker],
+                    allow_other_workers=True,
+                    pure=False,
+                )
+                for worker, part in placed
+            ]
+        else:
+            parts = [part for _worker, part in placed]
+        futures = _submit_machines(client, workers, parts, params, early_stopping=rounds is None)
         try:
             model = client.gather(futures)[0]
         except lgb.basic.LightGBMError as error:
@@ -748,7 +784,7 @@ def fit_on_cluster(
                 "each); no model was kept"
             ) from None
     booster = model.booster_
-    if "validation" not in booster.best_score:
+    if rounds is None and "validation" not in booster.best_score:
         raise DaskEngineError(
             "training LightGBM on the cluster failed: no validation score came back"
         )
@@ -756,10 +792,15 @@ def fit_on_cluster(
 
 
 def _submit_machines(
-    client: Client, workers: list[str], parts: list[Future], params: dict[str, Any]
+    client: Client,
+    workers: list[str],
+    parts: list[Future],
+    params: dict[str, Any],
+    *,
+    early_stopping: bool = True,
 ) -> list[Future]:
     """One ``lightgbm.dask._train_part`` per worker, ranked in ``workers``' order; the
-    model comes back from rank 0."""
+    model comes back from rank 0 (early stopping on the parts' eval set, or none)."""
     from urllib.parse import urlparse
 
     from lightgbm.dask import _assign_open_ports_to_workers, _train_part
@@ -781,8 +822,10 @@ def _submit_machines(
             time_out=params.get("time_out", 120),
             remote_socket=sockets[worker],
             return_model=rank == 0,
-            eval_names=["validation"],
-            callbacks=[lgb.early_stopping(learners.EARLY_STOPPING_ROUNDS, verbose=False)],
+            eval_names=["validation"] if early_stopping else None,
+            callbacks=[lgb.early_stopping(learners.EARLY_STOPPING_ROUNDS, verbose=False)]
+            if early_stopping
+            else None,
             workers=[worker],
             allow_other_workers=False,
             pure=False,
