@@ -95,7 +95,7 @@ class FittedFold:
 
 def fit_fold(data: FitInput, settings: TrainingSettings) -> FittedFold:
     """Fit the baseline, the booster, the blend and the calibrator of one fold."""
-    logistic = learners.fit_logistic_baseline(
+    logistic, linear = learners.fit_logistic_pair(
         data.parts["train"],
         data.labels["train"],
         data.categorical,
@@ -107,7 +107,7 @@ def fit_fold(data: FitInput, settings: TrainingSettings) -> FittedFold:
     raw = booster.predict(
         validation_x, num_iteration=booster.best_iteration or None, raw_score=True
     )
-    blend, blend_record, raw = _stack(logistic, data, raw, settings)
+    blend, blend_record, raw = _stack(linear, data, raw, settings)
     calibrator, calibration_scores = learners.choose_calibrator(
         _sigmoid(raw), validation_y, data.validation_groups, settings.seed
     )

@@ -266,6 +266,21 @@ def fit_logistic_baseline(
     start the solver of the first fit (the same optimum, about a quarter of the
     iterations); ignored when its columns differ.
     """
+    return fit_logistic_pair(x, y, categorical, seed, weight, start=start)[1]
+
+
+def fit_logistic_pair(
+    x: pd.DataFrame,
+    y: np.ndarray,
+    categorical: list[str],
+    seed: int,
+    weight: np.ndarray | None = None,
+    *,
+    start: Pipeline | None = None,
+) -> tuple[Pipeline, Pipeline]:
+    """``fit_logistic_baseline``'s first, unconstrained fit (the baseline the model must
+    beat: a competitor is not held to churnml's directions) and its final fit within the
+    directions (the stacked linear term); the same object when no coefficient disagreed."""
     numeric = [c for c in x.columns if c not in categorical]
     if len(x) > LOGISTIC_MAX_ROWS:
         keep = np.sort(np.random.default_rng(seed).choice(len(x), LOGISTIC_MAX_ROWS, replace=False))
@@ -273,16 +288,19 @@ def fit_logistic_baseline(
         weight = None if weight is None else weight[keep]
     directions = np.array([risk_direction(str(c)) for c in numeric])
     prepared = _for_sklearn(x, categorical)
+    plain = None
     for _ in range(len(numeric) + 1):
         pipeline = _logistic_pipeline(numeric, categorical)
         _fit_from(pipeline, prepared, y, weight, start)
         start = None
+        if plain is None:
+            plain = pipeline
         coef = pipeline.named_steps["classifier"].coef_[0][: len(numeric)]
         against = [c for c, k in zip(numeric, coef * directions < 0, strict=True) if k]
         if not against:
             break
         prepared = prepared.assign(**dict.fromkeys(against, 0.0))
-    return pipeline
+    return plain, pipeline
 
 
 def _logistic_pipeline(numeric: list[str], categorical: list[str]) -> Pipeline:
