@@ -1,13 +1,14 @@
 """Model quality on simulated worlds: fold 1's model, the refit model and the oracle.
 
     python benchmarks/model_quality_bench.py [--scale 1.0] [--variants off,crossfit,holdout]
-        [--trials 6] [--out DIR]
+        [--trials 4] [--out DIR]
 
 Generates four worlds with the simulator (``churnml.simulator.generate_world``) that
 differ in seed, size, business share, contact rate and whether contacts carry a
 ``case_id``; trains on each with ``as_of`` = the oracle's day D (labels complete up to
 D - 30), once per ``--refit`` variant ("off": fold 1's model, what was registered before
-the refit; "crossfit": the default; "holdout": the alternative), each in a tracking
+the refit; "crossfit": the default; "holdout": the alternative; "same-rounds": crossfit
+with fold 1's rounds unscaled), each in a tracking
 store of its own; and scores the customers active on D with each registered model. It
 prints one table: ROC-AUC on D's active customers against their realised labels for
 each model and for the oracle (the simulator's true probability on D), the evaluated
@@ -90,7 +91,8 @@ def train_and_score(
     settings = TrainingSettings(
         home=home,
         backtest_folds=1,
-        refit=refit,
+        refit="crossfit" if refit == "same-rounds" else refit,
+        refit_rounds="same" if refit == "same-rounds" else "scaled",
         tuning_budget_seconds=0 if trials <= 1 else 3600,
         tuning_max_trials=trials,
     )
@@ -128,7 +130,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="world size factor")
     parser.add_argument("--variants", default="off,crossfit,holdout")
-    parser.add_argument("--trials", type=int, default=6, help="search candidates (1: none)")
+    parser.add_argument("--trials", type=int, default=4, help="search candidates (1: none)")
     parser.add_argument("--out", type=Path, default=None, help="folder for the worlds")
     args = parser.parse_args()
     variants = args.variants.split(",")
