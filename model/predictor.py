@@ -49,8 +49,9 @@ class Prediction:
     """What the model says of some rows, one field per head, rows in input order.
 
     ``probability``: calibrated churn probability; ``band``: "high", "medium" or "low";
-    ``reasons``: per row the top families raising the risk (``features.reasons``: code,
-    family, feature, text, value, usual, contribution), None when not asked for."""
+    ``reasons``: per row the families raising the risk with unusual values, those the
+    team can act on first (``features.reasons``: code, family, kind "action"/"context",
+    feature, text, value, usual, contribution), None when not asked for."""
 
     probability: np.ndarray
     band: np.ndarray
@@ -89,6 +90,7 @@ class Predictor:
             model.feature_names,
             {c: model.family_of(c) for c in model.feature_names},
             model.reference,
+            model.categories,  # a value outside them is missing: never a reason
         )
 
     # -- inputs -------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from churnml.errors import ConfigError, DataError
+from features.columns import family_kind
 
 SCHEMA_VERSION = "1"
 BUSY_SECONDS = 600
@@ -415,7 +416,7 @@ def _insert(conn: Connection, table: sa.Table) -> Any:
     )
 
 
-REASON_KEYS = ("code", "family", "feature", "text", "value", "usual", "contribution")
+REASON_KEYS = ("code", "family", "feature", "text", "value", "usual", "contribution", "kind")
 
 
 _JSON = json.JSONEncoder(
@@ -429,7 +430,15 @@ def encode_reasons(reasons: Sequence[dict]) -> str:
 
 
 def decode_reasons(text: str) -> list[dict]:
-    return [dict(zip(REASON_KEYS, r, strict=True)) for r in json.loads(text)]
+    """The stored reasons; those of lists stored before reasons had a ``kind`` get it from
+    their family."""
+    reasons = []
+    for r in json.loads(text):
+        keys = REASON_KEYS if len(r) == len(REASON_KEYS) else REASON_KEYS[:-1]
+        reason = dict(zip(keys, r, strict=True))
+        reason.setdefault("kind", family_kind(reason["family"]))
+        reasons.append(reason)
+    return reasons
 
 
 def _row(found: Any) -> dict:
