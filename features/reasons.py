@@ -49,7 +49,6 @@ import pandas as pd
 from features.columns import (
     LESS_IS_RISKIER,
     MORE_IS_RISKIER,
-    NO_RISKY_DIRECTION,
     family_kind,
     risky_direction,
 )
@@ -58,6 +57,7 @@ REASONS_PER_CUSTOMER = 3
 # How far beyond the usual a value must be to be unusual: 10% of the usual (any amount
 # when the usual is zero), so "3.1 minutes (usually 3 minutes)" is not a reason.
 UNUSUAL_MARGIN = 0.1
+_EITHER_WAY = 2  # a feature without a declared risky direction (``risky_direction``: None)
 EXPLAIN_CHUNK_ROWS = 20_000  # bounds the (rows x features) work arrays of Explainer.explain
 MAX_CACHED_TEXTS = 200_000
 _CACHEABLE = (int, float, str, np.integer, np.floating)
@@ -391,7 +391,10 @@ class Explainer:
     _kind_rank: np.ndarray = field(init=False, repr=False)
     _usual: dict[str, float | None] = field(init=False, repr=False)
     _members: list[np.ndarray] = field(init=False, repr=False)
+    _family_of: np.ndarray = field(init=False, repr=False)  # family index of each feature
     _known: dict[str, frozenset[str]] = field(init=False, repr=False)
+    _direction: np.ndarray = field(init=False, repr=False)  # int8; _EITHER_WAY for None
+    _usual_array: np.ndarray = field(init=False, repr=False)  # medians, NaN when unknown
     _texts: dict[tuple[str, Any], str] = field(init=False, repr=False)
 
     @classmethod
@@ -418,6 +421,13 @@ class Explainer:
     def __post_init__(self) -> None:
         if not self.directions:
             self.directions = tuple(risky_direction(c) for c in self.feature_names)
+        self._direction = np.array(
+            [_EITHER_WAY if d is None else d for d in self.directions], dtype=np.int8
+        )
+        self._usual_array = np.array(
+            [self.reference.get(c, {}).get("median", np.nan) for c in self.feature_names],
+            dtype=np.float64,
+        )
         names = sorted(set(self.families))
         families = np.array(self.families, dtype=object)
         self._family_names = names
@@ -429,6 +439,7 @@ class Explainer:
             name: self.reference.get(name, {}).get("median") for name in self.feature_names
         }
         self._members = [np.flatnonzero(families == name) for name in names]
+        self._family_of = np.array([names.index(f) for f in self.families], dtype=np.intp)
         self._known = {c: frozenset(map(str, v)) for c, v in self.categories.items()}
         self._texts = {}
 
@@ -461,30 +472,31 @@ class Explainer:
             result += self._explain_chunk(contributions[start:stop], column, top)
         return result
 
-    def _unusual(self, j: int, values: np.ndarray) -> np.ndarray:
-        """Which of feature ``j``'s values are unusual in its risky direction (missing:
-        never); without a declared direction, far enough from the usual on either side
-        (the caller keeps those whose contribution is positive)."""
-        column = self.feature_names[j]
-        if column in self._known:  # a category the model knows; missing or unseen: never
-            known = self._known[column]
-            return np.fromiter(
-                (isinstance(v, str) and v in known for v in values), dtype=bool, count=len(values)
-            )
-        number = _floats(values)
-        direction = self.directions[j]
-        usual = self._usual[column]
-        usual = np.nan if usual is None else float(usual)
-        margin = UNUSUAL_MARGIN * abs(usual)
-        with np.errstate(invalid="ignore"):
-            if direction == MORE_IS_RISKIER:  # NaN compares False: missing is never a reason
-                above = number > 0
-                return above if math.isnan(usual) else above & (number - usual > margin)
-            if direction == LESS_IS_RISKIER:
-                return usual - number > margin  # False throughout when the usual is unknown
-            if direction == NO_RISKY_DIRECTION or math.isnan(usual):
-                return np.zeros(len(number), dtype=bool)
-            return np.abs(number - usual) > margin
+    def _unusual(self, features: Sequence[int], values: np.ndarray) -> np.ndarray:
+        """Which values of numeric ``features`` (rows x len(features), NaN when missing)
+        are unusual in their risky directions; missing: never. Without a declared
+        direction, far enough from the usual on either side (the caller keeps those whose
+        contribution is positive); without a usual, only a count above zero."""
+        direction = self._direction[features]
+        usual = self._usual_array[features]
+        margin = UNUSUAL_MARGIN * np.abs(usual)
+        known = ~np.isnan(usual)
+        with np.errstate(invalid="ignore"):  # NaN compares False: missing is never a reason
+            more = (values > 0) & (~known | (values - usual > margin))
+            less = usual - values > margin
+            either = known & (np.abs(values - usual) > margin)
+        return np.where(
+            direction == MORE_IS_RISKIER,
+            more,
+            np.where(direction == LESS_IS_RISKIER, less, (direction == _EITHER_WAY) & either),
+        )
+
+    def _known_category(self, column: str, values: np.ndarray) -> np.ndarray:
+        """A category the model knows; missing or never seen: never a reason."""
+        known = self._known[column]
+        return np.fromiter(
+            (isinstance(v, str) and v in known for v in values), dtype=bool, count=len(values)
+        )
 
     def _explain_chunk(
         self, contributions: np.ndarray, column_of: Callable[[str], np.ndarray], top: int
@@ -497,25 +509,34 @@ class Explainer:
         )
         rows = len(contributions)
         # Whole-chunk array work first (a per-row loop of numpy calls cost ~60 us a row).
-        # Only features that raise some row's risk can back a reason: only their values
-        # are read.
-        positive = contributions > 0
-        columns: dict[str, np.ndarray] = {}
-        backing = np.zeros_like(contributions)  # the shares of values that may be reasons
-        for j in np.flatnonzero(positive.any(axis=0)).tolist():
-            name = self.feature_names[j]
-            columns[name] = column = column_of(name)
-            backs = positive[:, j] & self._unusual(j, column)
-            backing[:, j] = np.where(backs, contributions[:, j], 0.0)
         # Family sums row by row over C-ordered rows (neither a matrix product nor the
         # column-ordered copy fancy indexing makes: their summation order depends on the
         # number of rows), so that a customer alone gets the very numbers of a batch.
+        totals = np.empty((rows, len(names)))
+        for f, member in enumerate(members):
+            totals[:, f] = np.ascontiguousarray(contributions[:, member]).sum(axis=1)
+        # Only a feature that raises the risk, in a family that does, can back a reason:
+        # only those features' values are read.
+        candidate = (contributions > 0) & (totals[:, self._family_of] > 0)
+        pushing = np.flatnonzero(candidate.any(axis=0)).tolist()
+        columns = {self.feature_names[j]: column_of(self.feature_names[j]) for j in pushing}
+        unusual = np.zeros_like(candidate)
+        numeric = [j for j in pushing if self.feature_names[j] not in self._known]
+        if numeric:
+            values = np.empty((rows, len(numeric)))
+            for k, j in enumerate(numeric):
+                values[:, k] = _floats(columns[self.feature_names[j]])
+            unusual[:, numeric] = self._unusual(numeric, values)
+        for j in pushing:
+            name = self.feature_names[j]
+            if name in self._known:
+                unusual[:, j] = self._known_category(name, columns[name])
+        backing = np.where(candidate & unusual, contributions, 0.0)  # shares of reasons
         strength = np.empty((rows, len(names)))
         driver = np.empty((rows, len(names)), dtype=np.intp)
         for f, member in enumerate(members):
-            total = np.ascontiguousarray(contributions[:, member]).sum(axis=1)
             backs = np.ascontiguousarray(backing[:, member])
-            strength[:, f] = np.minimum(total, backs.sum(axis=1))
+            strength[:, f] = np.minimum(totals[:, f], backs.sum(axis=1))
             driver[:, f] = member[backs.argmax(axis=1)]
         # Actions first, then context; strongest first within each; non-reasons last.
         by_strength = np.argsort(-strength, axis=1, kind="stable")
@@ -531,12 +552,12 @@ class Explainer:
             texts.clear()
         usual_of = self._usual
         # Python lists: indexing them costs a fraction of indexing numpy arrays per item.
-        totals, drivers_of = strength.tolist(), driver.tolist()
+        strengths, drivers_of = strength.tolist(), driver.tolist()
         result: list[list[dict[str, Any]]] = []
         for row, families in enumerate(order.tolist()):
             drivers: list[dict[str, Any]] = []
             for f in families:
-                total = totals[row][f]
+                total = strengths[row][f]
                 if total <= 0:
                     break
                 column = self.feature_names[drivers_of[row][f]]
