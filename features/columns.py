@@ -32,6 +32,12 @@ FAMILY_DESCRIPTIONS: dict[str, str] = {
     "profile": "tenure, plan, segment, revenue and other account facts",
 }
 
+# What the retention team cannot act on: facts of the account (tenure, plan, segment,
+# revenue and every other profile column, e.g. contract type, region, payment method).
+# A reason from these families is shown as context; next steps follow only from the
+# others (waits, repeats, open cases, transfers, satisfaction, ...), which the team can act on.
+CONTEXT_FAMILIES: frozenset[str] = frozenset({"profile"})
+
 # Windowed features: base name -> family, in output order (per window, bases in this order).
 WINDOWED_FEATURES: dict[str, str] = {
     "contacts": "contact volume",
@@ -108,6 +114,59 @@ RISK_FALLING: frozenset[str] = frozenset(
         "days_since_last_bad_experience",
     }
 )
+# The monotone sets above are a strict part of RISKY_DIRECTION below (a test holds it):
+# the reasons may call a rise in contacts unusual, but the trees are not forced on it.
+# Which way a feature's value is risky, per base name (window suffix removed): a reason
+# is shown only when the feature raises the risk AND its value is unusual this way
+# (``features.reasons``). MORE_IS_RISKIER: above the usual (and above zero: a count of
+# zero is never a reason); LESS_IS_RISKIER: below the usual (so never the best rating or
+# a full resolution rate); NO_RISKY_DIRECTION: the value alone says nothing of the
+# customer's mood (how many ratings they gave), never a reason. Profile columns are not
+# here: for them the model's push says which side is risky (``risky_direction``: None).
+MORE_IS_RISKIER, LESS_IS_RISKIER, NO_RISKY_DIRECTION = 1, -1, 0
+RISKY_DIRECTION: dict[str, int] = {
+    **dict.fromkeys(
+        [
+            "contacts",
+            *(f"contacts_{channel}" for channel in CHANNELS),
+            "wait_mean_seconds",
+            "wait_p90_seconds",
+            "wait_max_seconds",
+            "long_waits",
+            "abandoned_contacts",
+            "repeat_contacts",
+            "channel_switches",
+            "multi_agent_cases",
+            "transfers",
+            "transferred_contacts",
+            "escalated_contacts",
+            "cases_started",
+            "bad_experiences",
+            "open_cases",
+            "open_escalated_cases",
+            "oldest_open_case_age_days",
+            "contacts_trend_per_day",
+            "contacts_trend_ratio",
+            "bad_experiences_trend_per_day",
+            "bad_experiences_trend_ratio",
+        ],
+        MORE_IS_RISKIER,
+    ),
+    **dict.fromkeys(
+        [
+            "first_contact_resolution_rate",
+            "csat_mean",
+            "csat_min",
+            "csat_last",
+            # A contact or a bad experience just now is the moment the customer may leave.
+            "days_since_last_contact",
+            "days_since_last_bad_experience",
+            "tenure_days",
+        ],
+        LESS_IS_RISKIER,
+    ),
+    "csat_answers": NO_RISKY_DIRECTION,
+}
 
 # Categorical profile features from the contract (pandas ``category`` dtype).
 CATEGORICAL_FEATURES: tuple[str, ...] = ("segment", "plan")
@@ -170,3 +229,21 @@ def risk_direction(column: str) -> int:
 def feature_families(columns: Iterable[str]) -> dict[str, str]:
     """Column -> family for every given feature column."""
     return {column: feature_family(column) for column in columns}
+
+
+def risky_direction(column: str) -> int | None:
+    """The risky direction of a feature column (``RISKY_DIRECTION``); None for profile
+    columns and columns churnml does not build (a customer table's), whose risky side the
+    model's contribution tells."""
+    if column in RISKY_DIRECTION:
+        return RISKY_DIRECTION[column]
+    base = _WINDOW_SUFFIX.sub("", column)
+    if base != column and base in WINDOWED_FEATURES:
+        return RISKY_DIRECTION.get(base)
+    return None
+
+
+def family_kind(family: str) -> str:
+    """``"context"`` for a family the team cannot act on (``CONTEXT_FAMILIES``), else
+    ``"action"``."""
+    return "context" if family in CONTEXT_FAMILIES else "action"

@@ -9,16 +9,29 @@ How a reason is made, for one customer:
 1. **Contributions.** The model splits its raw score (log-odds) into one share per
    feature (``model.attributions``: one tree traversal per row, the shares add up
    exactly to the raw score).
-2. **Families.** The shares are summed per family of ``features.columns`` (waiting,
+2. **Unusual in the risky direction.** A feature can back a reason only when its share
+   is positive AND its value is unusual the way ``features.columns.RISKY_DIRECTION``
+   declares risky: at least ``UNUSUAL_MARGIN`` beyond "the usual" (the median over the
+   training rows, stored in the model spec by ``reference_statistics``), above it where
+   more is worse (and above zero: a count of zero is never a reason), below it where less
+   is worse (so never the best rating). A missing value (no recorded wait, a profile field
+   the input lacks, a category the model never saw) is never a reason: it is not a fact
+   about the customer. Profile columns have no declared direction: the model's push says
+   which side is risky, and the value must differ from the usual by the margin.
+3. **Families.** Shares are grouped per family of ``features.columns`` (waiting,
    repeating yourself, an unresolved case, transfers, satisfaction, ...): a person thinks
-   "long waits", not "wait_p90_seconds_30d". The top families with a positive sum are
-   the reasons.
-3. **Words.** Each reason is phrased from the family's strongest feature, with the
-   customer's own value and "the usual" (the median over the training rows, stored in
-   the model spec by ``reference_statistics``): "waited 14 minutes on average in the
-   last 30 days, 3 times the usual".
-4. **Next step.** ``next_step`` suggests what the retention agent should do about the
-   first reason.
+   "long waits", not "wait_p90_seconds_30d". A family is a reason when it raises the risk
+   and some of its features back it; its strength is the smaller of the family's sum and
+   the sum of its backing shares.
+4. **Action or context.** Families the team can act on (``kind: "action"``) come first,
+   strongest first, then those it cannot (``kind: "context"``: tenure, plan, segment and
+   the other profile facts, ``features.columns.CONTEXT_FAMILIES``); up to
+   ``REASONS_PER_CUSTOMER`` in all.
+5. **Words.** Each reason is phrased from the family's strongest backing feature, with
+   the customer's value and the usual: "waited 14 minutes on average in the last 30
+   days, 3 times the usual".
+6. **Next step.** ``next_step`` suggests what the retention agent should do about the
+   first actionable reason; context never makes a next step.
 """
 
 from __future__ import annotations
@@ -33,7 +46,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.columns import (
+    LESS_IS_RISKIER,
+    MORE_IS_RISKIER,
+    family_kind,
+    risky_direction,
+)
+
 REASONS_PER_CUSTOMER = 3
+# How far beyond the usual a value must be to be unusual: 10% of the usual (any amount
+# when the usual is zero), so "3.1 minutes (usually 3 minutes)" is not a reason.
+UNUSUAL_MARGIN = 0.1
+_EITHER_WAY = 2  # a feature without a declared risky direction (``risky_direction``: None)
 EXPLAIN_CHUNK_ROWS = 20_000  # bounds the (rows x features) work arrays of Explainer.explain
 MAX_CACHED_TEXTS = 200_000
 _CACHEABLE = (int, float, str, np.integer, np.floating)
@@ -42,7 +66,8 @@ _WINDOW = re.compile(r"^(?P<base>.+)_(?P<window>\d+)d$")
 # (template, unit). ``{v}`` is the customer's value in the unit's words, ``{w}`` the window,
 # ``{s}`` the plural ending of a counted noun.
 # Units: times ("3 times"), count ("3"), duration ("14 minutes"), share ("40%"),
-# score ("2.5 out of 5"), days ("12 days"), money ("80.92 a month"), ratio ("2.1 times").
+# score ("2.5 out of 5"), days ("12 days"), money ("80.92 a month"), ratio ("2.1 times"),
+# a_month (a per-day rate as "2.1 times a month").
 _WINDOWED_WORDS: dict[str, tuple[str, str]] = {
     "contacts": ("contacted service {v} in the last {w} days", "times"),
     "wait_mean_seconds": ("waited {v} on average in the last {w} days", "duration"),
@@ -83,6 +108,11 @@ _WINDOWED_WORDS: dict[str, tuple[str, str]] = {
     ),
 }
 _CHANNEL_CONTACTS = re.compile(r"^contacts_(?P<channel>[a-z]+)$")
+_CHANNEL_WORDS = {
+    "social": "on social media",
+    "store": "in a store",
+    "other": "through another channel",
+}  # the others read "by phone", "by chat", "by email"
 
 _SNAPSHOT_WORDS: dict[str, tuple[str, str]] = {
     "open_cases": ("has {v} case{s} still open", "count"),
@@ -91,11 +121,11 @@ _SNAPSHOT_WORDS: dict[str, tuple[str, str]] = {
     "csat_last": ("rated the last contact {v}", "score"),
     "days_since_last_contact": ("last contacted service {v} ago", "days"),
     "days_since_last_bad_experience": ("had a bad experience {v} ago", "days"),
-    "contacts_trend_per_day": ("contacts {v} per day more than in the months before", "count"),
+    "contacts_trend_per_day": ("contacts service {v} more than in the months before", "a_month"),
     "contacts_trend_ratio": ("contacts service {v} as often as in the months before", "ratio"),
     "bad_experiences_trend_per_day": (
-        "has {v} more bad experiences per day than in the months before",
-        "count",
+        "has bad experiences {v} more than in the months before",
+        "a_month",
     ),
     "bad_experiences_trend_ratio": (
         "has bad experiences {v} as often as in the months before",
@@ -137,10 +167,13 @@ NEXT_STEPS: dict[str, str] = {
     "contact volume": "Find the underlying problem behind the repeated contacts and fix it.",
     "recency": "Follow up on the recent contact and check the customer is now satisfied.",
     "trend": "Contacts are rising: find out what changed for the customer and fix it.",
-    "profile": "Review the account and offer a retention deal that fits the customer's plan.",
 }
 LOW_RISK_STEP = "No retention step needed: serve the customer as usual."
-DEFAULT_STEP = "Review the recent contacts with the customer and offer help."
+# No actionable reason (none at all, or only context such as tenure or plan).
+DEFAULT_STEP = (
+    "No service problem stands out: check in with the customer and ask whether the "
+    "service still meets their needs."
+)
 
 
 def family_code(family: str) -> str:
@@ -229,13 +262,15 @@ def show(value: float, unit: str) -> str:
         return f"{value:,.2f} a month"
     if unit == "ratio":
         return f"{_number(round(value, 1))} times"
+    if unit == "a_month":
+        return f"{_times(round(value * 30, 1))} a month"
     return _number(round(value, 1) if abs(value) < 100 else value)
 
 
 def _compare(value: float, usual: float | None, unit: str, contribution_positive: bool) -> str:
     """ ", 3 times the usual" when far above a positive usual, else ", usually X"."""
-    if usual is None or not math.isfinite(usual):
-        return ""
+    if usual is None or not math.isfinite(usual) or unit in ("ratio", "a_month"):
+        return ""  # ratio, a_month: the words compare with the customer's own past already
     if unit not in ("share", "score", "ratio") and usual > 0 and value >= 1.5 * usual:
         ratio = value / usual
         return (
@@ -286,7 +321,8 @@ def _words_of(column: str) -> tuple[str, str, str, str | None] | None:
     if window and base in _WINDOWED_WORDS:
         template, unit = _WINDOWED_WORDS[base]
     elif channel:
-        template = f"contacted service by {channel['channel']} {{v}} in the last {{w}} days"
+        how = _CHANNEL_WORDS.get(channel["channel"], f"by {channel['channel']}")
+        template = f"contacted service {how} {{v}} in the last {{w}} days"
         unit = "times"
     elif base in _SNAPSHOT_WORDS:
         template, unit = _SNAPSHOT_WORDS[base]
@@ -304,7 +340,7 @@ def _describe_other(column: str, value: Any, usual: float | None) -> str:
     number = _as_float(value)
     if number is None:
         if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-            return f"{name} is unknown"
+            return f"no {name} on record"  # words for a gap, never a fact about the customer
         return f"{name} is {value}"
     text = f"{name} is {_number(number)}"
     if usual is not None and math.isfinite(usual) and abs(usual - number) > 1e-9:
@@ -333,6 +369,7 @@ def thin_history_reason(tenure_days: float) -> dict[str, Any]:
     return {
         "code": THIN_HISTORY_CODE,
         "family": "little history",
+        "kind": "context",
         "feature": "tenure_days",
         "text": f"{joined}: little history yet",
         "value": float(days),
@@ -342,11 +379,14 @@ def thin_history_reason(tenure_days: float) -> dict[str, Any]:
 
 
 def next_step(families: Sequence[str], risk_band: str | None = None) -> str:
-    """What the retention agent should do, from the reasons' families (first one first)."""
+    """What the retention agent should do, from the reasons' families (first one first).
+
+    Only families the team can act on lead to a step (``features.columns.family_kind``);
+    context such as tenure or plan never does."""
     if risk_band == "low":
         return LOW_RISK_STEP
     for family in families:
-        if family in NEXT_STEPS:
+        if family_kind(family) == "action" and family in NEXT_STEPS:
             return NEXT_STEPS[family]
     return DEFAULT_STEP
 
@@ -356,7 +396,7 @@ def next_step(families: Sequence[str], risk_band: str | None = None) -> str:
 
 @dataclass(eq=False)
 class Explainer:
-    """Turns per-feature contributions into the top reasons of each row, family by family.
+    """Turns per-feature contributions into the reasons of each row, family by family.
 
     Not frozen: it owns a cache of texts by (feature, value), filled as rows are explained
     (counts and days repeat across customers and requests); the rest is set once."""
@@ -364,10 +404,18 @@ class Explainer:
     feature_names: tuple[str, ...]
     families: tuple[str, ...]  # family of each feature
     reference: Mapping[str, Mapping[str, float]]
+    directions: tuple[int | None, ...] = ()  # risky direction of each feature
+    categories: Mapping[str, Sequence[str]] = field(default_factory=dict)
     _family_names: list[str] = field(init=False, repr=False)
     _family_codes: list[str] = field(init=False, repr=False)
+    _family_kinds: list[str] = field(init=False, repr=False)
+    _kind_rank: np.ndarray = field(init=False, repr=False)
     _usual: dict[str, float | None] = field(init=False, repr=False)
     _members: list[np.ndarray] = field(init=False, repr=False)
+    _family_of: np.ndarray = field(init=False, repr=False)  # family index of each feature
+    _known: dict[str, frozenset[str]] = field(init=False, repr=False)
+    _direction: np.ndarray = field(init=False, repr=False)  # int8; _EITHER_WAY for None
+    _usual_array: np.ndarray = field(init=False, repr=False)  # medians, NaN when unknown
     _texts: dict[tuple[str, Any], str] = field(init=False, repr=False)
 
     @classmethod
@@ -376,22 +424,44 @@ class Explainer:
         feature_names: Sequence[str],
         families: Mapping[str, str],
         reference: Mapping[str, Mapping[str, float]] | None = None,
+        categories: Mapping[str, Sequence[str]] | None = None,
+        directions: Mapping[str, int | None] | None = None,
     ) -> Explainer:
+        """``categories``: the known categories of each categorical feature (a value
+        outside them is missing); ``directions``: risky directions, by default
+        ``features.columns.risky_direction`` of each name."""
+        directions = directions or {}
         return cls(
             tuple(feature_names),
             tuple(families.get(c, "profile") for c in feature_names),
             reference or {},
+            tuple(directions.get(c, risky_direction(c)) for c in feature_names),
+            dict(categories or {}),
         )
 
     def __post_init__(self) -> None:
+        if not self.directions:
+            self.directions = tuple(risky_direction(c) for c in self.feature_names)
+        self._direction = np.array(
+            [_EITHER_WAY if d is None else d for d in self.directions], dtype=np.int8
+        )
+        self._usual_array = np.array(
+            [self.reference.get(c, {}).get("median", np.nan) for c in self.feature_names],
+            dtype=np.float64,
+        )
         names = sorted(set(self.families))
         families = np.array(self.families, dtype=object)
         self._family_names = names
         self._family_codes = [family_code(name) for name in names]
+        self._family_kinds = [family_kind(name) for name in names]
+        # Sort key of a family's kind: what the team can act on first, then context.
+        self._kind_rank = np.array([k != "action" for k in self._family_kinds], dtype=np.int8)
         self._usual = {
             name: self.reference.get(name, {}).get("median") for name in self.feature_names
         }
         self._members = [np.flatnonzero(families == name) for name in names]
+        self._family_of = np.array([names.index(f) for f in self.families], dtype=np.intp)
+        self._known = {c: frozenset(map(str, v)) for c, v in self.categories.items()}
         self._texts = {}
 
     def explain(
@@ -400,14 +470,16 @@ class Explainer:
         values: pd.DataFrame | Callable[[str], np.ndarray],
         top: int = REASONS_PER_CUSTOMER,
     ) -> list[list[dict[str, Any]]]:
-        """The top ``top`` reasons of each row: the families that raise its risk most.
+        """Up to ``top`` reasons of each row: the families that raise its risk with values
+        unusual in the risky direction, those the team can act on first (see the module).
 
         ``contributions`` (rows, features) in the order of ``feature_names``; ``values``
         holds the same rows' feature values (any column order, at least these columns), or
         gives a column's values as an array (``FeatureArrays.column``: no DataFrame).
-        Each reason: ``code`` (family code), ``family``, ``feature`` (its strongest
-        feature), ``text`` (plain words with the customer's numbers), ``value``, ``usual``
-        and ``contribution`` (log-odds the family adds).
+        Each reason: ``code`` (family code), ``family``, ``kind`` ("action" or "context"),
+        ``feature`` (its strongest backing feature), ``text`` (plain words with the
+        customer's numbers), ``value``, ``usual`` and ``contribution`` (log-odds the
+        family's unusual values add).
         """
         contributions = np.asarray(contributions, dtype=np.float64)
         result: list[list[dict[str, Any]]] = []
@@ -421,46 +493,97 @@ class Explainer:
             result += self._explain_chunk(contributions[start:stop], column, top)
         return result
 
+    def _unusual(self, features: Sequence[int], values: np.ndarray) -> np.ndarray:
+        """Which values of numeric ``features`` (rows x len(features), NaN when missing)
+        are unusual in their risky directions; missing: never. Without a declared
+        direction, far enough from the usual on either side (the caller keeps those whose
+        contribution is positive); without a usual, only a count above zero."""
+        direction = self._direction[features]
+        usual = self._usual_array[features]
+        margin = UNUSUAL_MARGIN * np.abs(usual)
+        known = ~np.isnan(usual)
+        with np.errstate(invalid="ignore"):  # NaN compares False: missing is never a reason
+            more = (values > 0) & (~known | (values - usual > margin))
+            less = usual - values > margin
+            either = known & (np.abs(values - usual) > margin)
+        return np.where(
+            direction == MORE_IS_RISKIER,
+            more,
+            np.where(direction == LESS_IS_RISKIER, less, (direction == _EITHER_WAY) & either),
+        )
+
+    def _known_category(self, column: str, values: np.ndarray) -> np.ndarray:
+        """A category the model knows; missing or never seen: never a reason."""
+        known = self._known[column]
+        return np.fromiter(
+            (isinstance(v, str) and v in known for v in values), dtype=bool, count=len(values)
+        )
+
     def _explain_chunk(
         self, contributions: np.ndarray, column_of: Callable[[str], np.ndarray], top: int
     ) -> list[list[dict[str, Any]]]:
-        names, members, codes = self._family_names, self._members, self._family_codes
+        names, members, codes, kinds = (
+            self._family_names,
+            self._members,
+            self._family_codes,
+            self._family_kinds,
+        )
         rows = len(contributions)
-        # Whole-chunk array work first (a per-row loop of numpy calls cost ~60 us a row):
-        # families strongest first; in each family its strongest positive feature, or its
-        # strongest feature when none is positive.
+        # Whole-chunk array work first (a per-row loop of numpy calls cost ~60 us a row).
         # Family sums row by row over C-ordered rows (neither a matrix product nor the
         # column-ordered copy fancy indexing makes: their summation order depends on the
         # number of rows), so that a customer alone gets the very numbers of a batch.
-        by_family = np.empty((rows, len(names)))
+        totals = np.empty((rows, len(names)))
+        for f, member in enumerate(members):
+            totals[:, f] = np.ascontiguousarray(contributions[:, member]).sum(axis=1)
+        # Only a feature that raises the risk, in a family that does, can back a reason:
+        # only those features' values are read.
+        candidate = (contributions > 0) & (totals[:, self._family_of] > 0)
+        pushing = np.flatnonzero(candidate.any(axis=0)).tolist()
+        columns = {self.feature_names[j]: column_of(self.feature_names[j]) for j in pushing}
+        unusual = np.zeros_like(candidate)
+        numeric = [j for j in pushing if self.feature_names[j] not in self._known]
+        if numeric:
+            values = np.empty((rows, len(numeric)))
+            for k, j in enumerate(numeric):
+                values[:, k] = _floats(columns[self.feature_names[j]])
+            unusual[:, numeric] = self._unusual(numeric, values)
+        for j in pushing:
+            name = self.feature_names[j]
+            if name in self._known:
+                unusual[:, j] = self._known_category(name, columns[name])
+        backing = np.where(candidate & unusual, contributions, 0.0)  # shares of reasons
+        strength = np.empty((rows, len(names)))
         driver = np.empty((rows, len(names)), dtype=np.intp)
         for f, member in enumerate(members):
-            inside = np.ascontiguousarray(contributions[:, member])
-            by_family[:, f] = inside.sum(axis=1)
-            strongest = inside.argmax(axis=1)
-            has_positive = inside[np.arange(rows), strongest] > 0
-            positive = np.where(inside > 0, inside, -np.inf).argmax(axis=1)
-            driver[:, f] = member[np.where(has_positive, positive, strongest)]
-        order = np.argsort(-by_family, axis=1, kind="stable")[:, :top]
-        # Only the columns some reason will quote (~3 ms for all 89 of a one-row frame).
-        quoted = np.unique(np.take_along_axis(driver, order, axis=1))
-        columns = {self.feature_names[j]: column_of(self.feature_names[j]) for j in quoted}
+            backs = np.ascontiguousarray(backing[:, member])
+            strength[:, f] = np.minimum(totals[:, f], backs.sum(axis=1))
+            driver[:, f] = member[backs.argmax(axis=1)]
+        # Actions first, then context; strongest first within each; non-reasons last.
+        by_strength = np.argsort(-strength, axis=1, kind="stable")
+        rank = np.where(
+            np.take_along_axis(strength, by_strength, axis=1) > 0,
+            self._kind_rank[by_strength],
+            2,
+        )
+        order = np.take_along_axis(by_strength, np.argsort(rank, axis=1, kind="stable"), axis=1)
+        order = order[:, :top]
         texts = self._texts
         if len(texts) > MAX_CACHED_TEXTS:
             texts.clear()
         usual_of = self._usual
         # Python lists: indexing them costs a fraction of indexing numpy arrays per item.
-        totals, drivers_of = by_family.tolist(), driver.tolist()
+        strengths, drivers_of = strength.tolist(), driver.tolist()
         result: list[list[dict[str, Any]]] = []
         for row, families in enumerate(order.tolist()):
             drivers: list[dict[str, Any]] = []
             for f in families:
-                total = totals[row][f]
+                total = strengths[row][f]
                 if total <= 0:
                     break
                 column = self.feature_names[drivers_of[row][f]]
                 value = columns[column][row]
-                if isinstance(value, _CACHEABLE) and value == value:  # not NaN
+                if isinstance(value, _CACHEABLE):
                     key = (column, value)
                     text = texts.get(key)
                     if text is None:
@@ -471,6 +594,7 @@ class Explainer:
                     {
                         "code": codes[f],
                         "family": names[f],
+                        "kind": kinds[f],
                         "feature": column,
                         "text": text,
                         "value": _json_value(value),
@@ -480,6 +604,16 @@ class Explainer:
                 )
             result.append(drivers)
         return result
+
+
+def _floats(values: Any) -> np.ndarray:
+    """A column's values as floats, NaN where missing or not a number."""
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(
+            dtype=np.float64, na_value=np.nan
+        )
 
 
 def _frame_column(frame: pd.DataFrame, name: str) -> np.ndarray:

@@ -49,10 +49,11 @@ class Prediction:
     """What the model says of some rows, one field per head, rows in input order.
 
     ``probability``: calibrated churn probability; ``band``: "high", "medium" or "low";
-    ``reasons``: per row the top families raising the risk (``features.reasons``: code,
-    family, feature, text, value, usual, contribution), None when not asked for; a row
-    with ``thin_history`` starts with the "little history" line instead of its weakest
-    driver. ``thin_history``: less history than the feature windows
+    ``reasons``: per row the families raising the risk with unusual values, those the
+    team can act on first (``features.reasons``: code, family, kind "action"/"context",
+    feature, text, value, usual, contribution), None when not asked for; a row with
+    ``thin_history`` starts with the "little history" context line instead of its weakest
+    reason. ``thin_history``: less history than the feature windows
     (``features.build.thin_history``); all False for a model without ``tenure_days``."""
 
     probability: np.ndarray
@@ -93,6 +94,7 @@ class Predictor:
             model.feature_names,
             {c: model.family_of(c) for c in model.feature_names},
             model.reference,
+            model.categories,  # a value outside them is missing: never a reason
         )
 
     # -- inputs -------------------------------------------------------------------------

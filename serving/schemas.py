@@ -268,6 +268,11 @@ class Reason(BaseModel):
         "line of a customer with little history."
     )
     family: str = Field(description="The family in words, e.g. 'repeating yourself'.")
+    kind: Literal["action", "context"] = Field(
+        description="action: something the team can act on (waits, repeats, open cases, "
+        "transfers, ...), the action follows from these; context: a fact of the account "
+        "(tenure, plan, segment, other profile fields), shown after the actions."
+    )
     feature: str = Field(
         description="The feature that drives the reason most, e.g. wait_mean_seconds_30d."
     )
@@ -303,11 +308,16 @@ class CustomerScore(BaseModel):
         "rests on little data, and the first reason (code thin_history) says so."
     )
     reasons: list[Reason] = Field(
-        description="Up to 3 reasons that raise the risk most, strongest first; empty when "
-        "nothing raises it above the average customer. With thin_history the first is the "
-        "context line 'joined N days ago: little history yet' (code thin_history)."
+        description="Up to 3 reasons: families that raise the risk and whose values are "
+        "unusual in the risky direction (never a missing value); those the team can act on "
+        "first (kind action), then context, strongest first within each; empty when none. "
+        "With thin_history the first is the context line 'joined N days ago: little "
+        "history yet' (code thin_history)."
     )
-    action: str = Field(description="Suggested next step for the retention agent.")
+    action: str = Field(
+        description="Suggested next step for the retention agent, from the first reason of "
+        "kind action; never from context."
+    )
     model_name: str = Field(description="Registered model name in MLflow.")
     model_version: str = Field(description="Registered model version that produced the score.")
     as_of: dt.date = Field(description="The day the score is as of.")

@@ -46,6 +46,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from churnml.errors import ConfigError, DataError
+from features.columns import family_kind
 
 SCHEMA_VERSION = "2"  # 2: freshness, withdrawal and thin_history (a v1 store is upgraded in place)
 BUSY_SECONDS = 600
@@ -580,7 +581,7 @@ def _insert(conn: Connection, table: sa.Table) -> Any:
     )
 
 
-REASON_KEYS = ("code", "family", "feature", "text", "value", "usual", "contribution")
+REASON_KEYS = ("code", "family", "feature", "text", "value", "usual", "contribution", "kind")
 
 
 _JSON = json.JSONEncoder(
@@ -594,7 +595,15 @@ def encode_reasons(reasons: Sequence[dict]) -> str:
 
 
 def decode_reasons(text: str) -> list[dict]:
-    return [dict(zip(REASON_KEYS, r, strict=True)) for r in json.loads(text)]
+    """The stored reasons; those of lists stored before reasons had a ``kind`` get it from
+    their family."""
+    reasons = []
+    for r in json.loads(text):
+        keys = REASON_KEYS if len(r) == len(REASON_KEYS) else REASON_KEYS[:-1]
+        reason = dict(zip(keys, r, strict=True))
+        reason.setdefault("kind", family_kind(reason["family"]))
+        reasons.append(reason)
+    return reasons
 
 
 def _row(found: Any) -> dict:

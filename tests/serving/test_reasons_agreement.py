@@ -10,20 +10,23 @@ of the sample world, scores them with the champion trained on it, and words thei
 reasons twice through the same ``Explainer``: once from the path attributions, once
 from exact TreeSHAP. It compares the reason codes (families) a caller would see.
 
-Agreement measures, measured on the sample model (400 customers, 11 families),
-and the bounds this test holds (each well below the measured value, none at it):
+Agreement measures, measured on the sample model (400 customers, 11 families; a reason
+only where the customer's value is unusual in the risky direction, actions first), and
+the bounds this test holds (each well below the measured value, none at it):
 
 | measure | measured | bound |
 |---|---|---|
-| served first reason is among TreeSHAP's (up to 3) | 96.7% | >= 90% |
-| TreeSHAP's first reason is among the served (up to 3) | 86.4% | >= 80% |
-| the two lists share >= 2 codes (208 customers with >= 2 on both sides) | 95.2% | >= 88% |
-| same first reason | 81.3% | >= 70% |
+| customers with at least one reason from TreeSHAP | 292 of 400 | >= 240 |
+| served first reason is among TreeSHAP's (up to 3) | 100% (288) | >= 95% |
+| TreeSHAP's first reason is among the served (up to 3) | 98.3% (292) | >= 92% |
+| the two lists share >= 2 codes (208 customers with >= 2 on both sides, >= 180 held) | 100% | >= 95% |
+| same first reason | 96.2% (288) | >= 88% |
 
-Only families that raise the risk are reasons, so a list may hold fewer than 3 codes;
-that is most of why TreeSHAP's first reason is sometimes missing from the served list.
-The first reason alone agrees less often (81%): when two families are close, the two
-methods may order them differently; the family still shows among the reasons.
+Only families that raise the risk with unusual values are reasons, so a list may hold
+fewer than 3 codes, and a customer whose values are all usual has none (most of the 108
+without). Both lists read the same values, so they differ only where the two methods
+weigh the features differently: when two families are close, they may order them
+differently; the family still shows among the reasons.
 """
 
 from __future__ import annotations
@@ -78,14 +81,14 @@ def _share(flags: list[bool]) -> float:
 def test_the_exact_first_reason_is_among_the_served_reasons(both_reasons) -> None:
     served, exact = both_reasons
     flags = [e[0] in s for s, e in zip(served, exact, strict=True) if e]
-    assert len(flags) >= 0.8 * SAMPLE_CUSTOMERS
-    assert _share(flags) >= 0.80, f"TreeSHAP's first reason among the served: {_share(flags):.1%}"
+    assert len(flags) >= 0.6 * SAMPLE_CUSTOMERS
+    assert _share(flags) >= 0.92, f"TreeSHAP's first reason among the served: {_share(flags):.1%}"
 
 
 def test_the_served_first_reason_is_among_the_exact_reasons(both_reasons) -> None:
     served, exact = both_reasons
     flags = [s[0] in e for s, e in zip(served, exact, strict=True) if s]
-    assert _share(flags) >= 0.90, f"served first reason among TreeSHAP's 3: {_share(flags):.1%}"
+    assert _share(flags) >= 0.95, f"served first reason among TreeSHAP's 3: {_share(flags):.1%}"
 
 
 def test_the_top_three_share_at_least_two_families(both_reasons) -> None:
@@ -95,11 +98,11 @@ def test_the_top_three_share_at_least_two_families(both_reasons) -> None:
         for s, e in zip(served, exact, strict=True)
         if len(s) >= 2 and len(e) >= 2
     ]
-    assert len(flags) >= 0.5 * SAMPLE_CUSTOMERS
-    assert _share(flags) >= 0.88, f"top-3 lists sharing >= 2 families: {_share(flags):.1%}"
+    assert len(flags) >= 0.45 * SAMPLE_CUSTOMERS
+    assert _share(flags) >= 0.95, f"top-3 lists sharing >= 2 families: {_share(flags):.1%}"
 
 
 def test_the_first_reason_mostly_agrees(both_reasons) -> None:
     served, exact = both_reasons
     flags = [s[0] == e[0] for s, e in zip(served, exact, strict=True) if s and e]
-    assert _share(flags) >= 0.70, f"same first reason: {_share(flags):.1%}"
+    assert _share(flags) >= 0.88, f"same first reason: {_share(flags):.1%}"

@@ -36,12 +36,15 @@ def test_a_customer_gets_a_calibrated_score_reasons_and_a_next_step(client) -> N
         assert any(ch.isdigit() for ch in reason["text"]) or "no " in reason["text"]
 
 
-def test_reasons_name_distinct_families_strongest_first(client) -> None:
+def test_reasons_name_distinct_families_actions_first_strongest_first(client) -> None:
     for result in score(client, payload_customers(20)).json()["scores"]:
         codes = [r["code"] for r in result["reasons"]]
         assert len(codes) == len(set(codes))
-        contributions = [r["contribution"] for r in result["reasons"]]
-        assert contributions == sorted(contributions, reverse=True)
+        for kind in ("action", "context"):
+            contributions = [r["contribution"] for r in result["reasons"] if r["kind"] == kind]
+            assert contributions == sorted(contributions, reverse=True)
+        kinds = [r["kind"] for r in result["reasons"]]
+        assert kinds == sorted(kinds)  # "action" before "context"
 
 
 def test_a_customer_alone_scores_as_inside_a_batch(client) -> None:
