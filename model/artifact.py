@@ -30,6 +30,7 @@ from features.build import build_features
 from features.reasons import reference_statistics
 from features.settings import FeatureSettings
 from model.linear import Blend
+from model.schema import SchemaField, profile_schema
 
 EPS = 1e-6
 BOOSTER_FILE = "booster.txt"
@@ -79,6 +80,9 @@ class ChurnModel:
     # A logistic regression stacked in log-odds: raw = (1 - w) * booster's raw score
     # + w * linear's (see Blend). None: the booster alone.
     blend: Blend | None = None
+    # The profile fields the model was trained on: type, categories, missing share in
+    # training (model.schema). Recorded at training; derived at load for older models.
+    input_schema: list[SchemaField] = field(default_factory=list)
 
     # -- what the model was trained on -------------------------------------------------
     @cached_property
@@ -158,6 +162,7 @@ class ChurnModel:
             "reference": self.reference,
             "distribution": self.distribution,
             "blend": None if self.blend is None else self.blend.to_dict(),
+            "input_schema": [f.to_dict() for f in self.input_schema],
         }
         (folder / SPEC_FILE).write_text(json.dumps(spec, indent=1, default=str))
         return folder
@@ -183,7 +188,7 @@ class ChurnModel:
                 f"{folder}: the model was trained for data contract v{contract}, this churnml "
                 f"reads v{CONTRACT_VERSION}; retrain it with `churnml train`"
             )
-        return cls(
+        model = cls(
             kind=spec["kind"],
             booster=booster,
             calibrator=Calibrator.from_dict(spec["calibrator"]),
@@ -198,6 +203,21 @@ class ChurnModel:
             reference={k: dict(v) for k, v in (spec.get("reference") or {}).items()},
             distribution=dict(spec.get("distribution") or {}),
             blend=Blend.from_dict(spec["blend"]) if spec.get("blend") else None,
+        )
+        if "input_schema" in spec:
+            model.input_schema = [SchemaField.from_dict(f) for f in spec["input_schema"]]
+        else:  # saved before the schema was recorded: derived from what the model stores
+            model.input_schema = model.derived_input_schema()
+        return model
+
+    def derived_input_schema(self) -> list[SchemaField]:
+        """The input schema from the features, categories and drift distribution (missing
+        shares None when the model has no distribution); training records it so."""
+        return profile_schema(
+            self.feature_names,
+            self.categories,
+            self.distribution,
+            table=self.kind == KIND_TABLE,
         )
 
 

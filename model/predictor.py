@@ -39,6 +39,7 @@ from features.build import FeatureArrays, thin_history
 from features.reasons import REASONS_PER_CUSTOMER, Explainer, thin_history_reason
 from model.artifact import ChurnModel
 from model.attributions import BlendedAttributions, PathAttributions
+from model.schema import SchemaField
 
 EXPLAIN_CHUNK_ROWS = 5_000  # bounds the (rows x trees x depth) work arrays of explain
 Values = pd.DataFrame | Callable[[str], np.ndarray]  # feature values for the reasons' words
@@ -78,6 +79,12 @@ class Predictor:
             list(map(str, cats)) == list(model.categories[c])
             for c, cats in zip(self._categorical, booster_categories, strict=False)
         )
+
+    @property
+    def input_schema(self) -> list[SchemaField]:
+        """The profile fields the model was trained on: type, categories, missing share in
+        training (``model.schema``)."""
+        return self.model.input_schema
 
     @cached_property
     def attributions(self) -> PathAttributions | BlendedAttributions:

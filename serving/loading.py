@@ -74,6 +74,7 @@ def load_served_model(uri: str, tracking_uri: str, *, version: str | None = None
         "contract_version": str(model.metadata.get("contract_version", CONTRACT_VERSION)),
         "test_metrics": metrics,
         "features": list(model.feature_names),
+        "input_schema": [field.to_dict() for field in model.input_schema],
         "loaded_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     predictor = Predictor(model)

@@ -26,6 +26,7 @@ from pydantic_core import InitErrorDetails
 from typing_extensions import TypedDict
 
 from churnml.contract import CHANNELS, CSAT_RANGE, STATUSES
+from model.schema import RARELY_MISSING_SHARE as RARELY
 
 MAX_CUSTOMERS = 1000
 MAX_INTERACTIONS_PER_CUSTOMER = 10_000
@@ -289,6 +290,19 @@ class Reason(BaseModel):
     )
 
 
+class FieldWarning(BaseModel):
+    """A profile field the model needs that the customer lacks."""
+
+    field: str = Field(
+        description="The missing field, e.g. contract_type: one of the model's input_schema "
+        f"(GET /model) that was missing in under {RARELY:.0%} of the training rows."
+    )
+    text: str = Field(
+        description="What it means, in words: the score treats the value as unknown, as "
+        "training did, and can move a lot once the field is sent."
+    )
+
+
 class CustomerScore(BaseModel):
     """The churn risk of one customer."""
 
@@ -318,6 +332,12 @@ class CustomerScore(BaseModel):
         description="Suggested next step for the retention agent, from the first reason of "
         "kind action; never from context."
     )
+    warnings: list[FieldWarning] = Field(
+        default_factory=list,
+        description="Fields the model was trained on almost always having (missing in under "
+        f"{RARELY:.0%} of training rows) that this customer lacks (absent or null); empty "
+        "when none.",
+    )
     model_name: str = Field(description="Registered model name in MLflow.")
     model_version: str = Field(description="Registered model version that produced the score.")
     as_of: dt.date = Field(description="The day the score is as of.")
@@ -325,6 +345,25 @@ class CustomerScore(BaseModel):
 
 class ScoreResponse(BaseModel):
     scores: list[CustomerScore] = Field(description="One score per customer, in request order.")
+
+
+class SchemaField(BaseModel):
+    """One profile field the model was trained on (``model.schema``)."""
+
+    name: str = Field(description="The customer field, as sent in a request, e.g. contract_type.")
+    feature: str = Field(description="The feature column it becomes, e.g. profile_contract_type.")
+    type: Literal["number", "category"] = Field(description="number or category (text).")
+    categories: list[str] = Field(
+        description="The categories the model knows (a category field); any other value "
+        "is scored as unknown. Empty for a number."
+    )
+    missing_share: float | None = Field(
+        ge=0,
+        le=1,
+        description="Share of the training rows that lacked it; null when the model did not "
+        f"record it. A field missing in under {RARELY:.0%} of them is warned about when "
+        "missing (a warning in the customer's score).",
+    )
 
 
 class ModelInfo(BaseModel):
@@ -342,6 +381,10 @@ class ModelInfo(BaseModel):
         description="Metrics on the held-out test fold (roc_auc, pr_auc, brier, ece, ...)."
     )
     features: list[str] = Field(description="The model's feature columns, in order.")
+    input_schema: list[SchemaField] = Field(
+        description="The profile fields the model was trained on, beyond the contract's "
+        "required customer fields: type, known categories, missing share in training."
+    )
     loaded_at: str = Field(description="When this process loaded the model (UTC, ISO 8601).")
 
 

@@ -45,6 +45,7 @@ from churnml.validation import (
 from features.build import FeatureArrays, build_feature_arrays, visible_end
 from features.reasons import REASONS_PER_CUSTOMER, next_step
 from model.predictor import Prediction, Predictor
+from model.schema import warned_fields
 from serving.schemas import Customer, Interaction, as_utc
 
 MAX_PROBLEMS = 20
@@ -443,6 +444,9 @@ class Scorer:
         self.categorical_profile = {
             c[len("profile_") :] for c in model.categories if c.startswith("profile_")
         }
+        # Fields the model was trained on almost always having: a customer lacking one is
+        # warned about (model.schema), with the same words each time.
+        self.warned = {field.name: field.warning() for field in warned_fields(model.input_schema)}
         # Built now, when the model is loaded, not on the first request.
         self.attributions = predictor.attributions
         self.explainer = predictor.explainer
@@ -480,11 +484,30 @@ class Scorer:
         features = features.reindex(pd.Index(ids, dtype=features.index.dtype))
         return self.predictor.matrix(features), features
 
+    def warnings(self, columns: RequestColumns) -> list[list[dict[str, str]]]:
+        """Per customer, in request order, a warning for each ``warned`` field it lacks
+        (absent or null). The score treats the missing value as training did."""
+        found: list[list[dict[str, str]]] = [[] for _ in columns.customers]
+        for name, warning in self.warned.items():
+            if name in columns.customer:  # a declared field: segment, plan, monthly_revenue
+                values = columns.customer[name]
+            else:
+                values = [(c.model_extra or {}).get(name) for c in columns.customers]
+            for row, value in enumerate(values):
+                if value is None:
+                    found[row].append(warning)
+        return found
+
     def results(
-        self, ids: list[str], prediction: Prediction, as_of: dt.date
+        self,
+        ids: list[str],
+        prediction: Prediction,
+        as_of: dt.date,
+        warnings: list[list[dict[str, str]]] | None = None,
     ) -> list[dict[str, Any]]:
         """One answer per customer, in request order (``CustomerScore``'s fields)."""
         day = as_of.isoformat()
+        warnings = warnings or [[] for _ in ids]
         return [
             {
                 "customer_id": customer_id,
@@ -492,17 +515,19 @@ class Scorer:
                 "risk_band": band,
                 "thin_history": thin,
                 "reasons": why,
+                "warnings": lacks,
                 "action": next_step([r["family"] for r in why], band),
                 "model_name": self.name,
                 "model_version": self.version,
                 "as_of": day,
             }
-            for customer_id, p, band, thin, why in zip(
+            for customer_id, p, band, thin, why, lacks in zip(
                 ids,
                 prediction.probability.tolist(),
                 prediction.band.tolist(),
                 _thin(prediction),
                 prediction.reasons or [],
+                warnings,
                 strict=True,
             )
         ]
@@ -518,7 +543,8 @@ class Scorer:
         arrays = self.feature_arrays(columns, as_of)
         ids = list(columns.customer["customer_id"])
         x, values = self.model_input(arrays, ids)
-        return self.results(ids, self.predictor.explain(x, values, top=top), as_of)
+        prediction = self.predictor.explain(x, values, top=top)
+        return self.results(ids, prediction, as_of, self.warnings(columns))
 
 
 def _thin(prediction: Prediction) -> list[bool]:

@@ -28,6 +28,7 @@ from features.build import INTERACTION_COLUMNS_USED
 from features.columns import FAMILY_DESCRIPTIONS, feature_family
 from model.artifact import KIND_INTERACTIONS, KIND_TABLE, ChurnModel, table_features
 from model.predictor import Predictor
+from model.schema import profile_schema
 from training import learners, refit
 from training.evaluate import Backtest, Candidate, FoldOutcome, HeldOutRows, evaluate_fold
 from training.fit import FitInput, FittedFold, fit_fold
@@ -344,6 +345,7 @@ def _interactions_model(
         metadata=metadata,
         reference=reference,
         distribution=distribution,
+        input_schema=profile_schema(source.feature_names, source.categories(), distribution),
     )
 
 
@@ -515,6 +517,7 @@ def _table_model(
     settings: TrainingSettings,
 ) -> ChurnModel:
     """The model of the table's fit, with its training rows' profile and the schema."""
+    distribution = drift.distribution(x.iloc[train])
     return ChurnModel(
         kind=KIND_TABLE,
         booster=fitted.booster,
@@ -526,7 +529,10 @@ def _table_model(
         table_schema=schema,
         metadata={"label_column": label, "split": list(settings.table_split)},
         reference=ChurnModel.reference_statistics(x.iloc[train]),
-        distribution=drift.distribution(x.iloc[train]),
+        distribution=distribution,
+        input_schema=profile_schema(
+            list(x.columns), schema["categorical"], distribution, table=True
+        ),
     )
 
 
