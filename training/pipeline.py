@@ -29,7 +29,7 @@ from features.columns import FAMILY_DESCRIPTIONS, feature_family
 from model.artifact import KIND_INTERACTIONS, KIND_TABLE, ChurnModel, table_features
 from model.predictor import Predictor
 from training import table_cv
-from training.evaluate import Backtest, Candidate, FoldOutcome, HeldOutRows, evaluate_fold
+from training.evaluate import Backtest, Candidate, FoldOutcome, evaluate_fold
 from training.fit import FittedFold, fit_fold
 from training.folds import FoldData, LocalSnapshots, SnapshotSource
 from training.mlflow_log import environment, log_run, pip_requirements, tag_run

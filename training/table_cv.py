@@ -149,8 +149,9 @@ class CrossValidation:
         (``stacked_rows`` gives their table positions)."""
         return np.concatenate(
             [
-                booster.predict(self.x.iloc[s.held_out], num_iteration=result.best_rounds,
-                                raw_score=True)
+                booster.predict(
+                    self.x.iloc[s.held_out], num_iteration=result.best_rounds, raw_score=True
+                )
                 for booster, s in zip(result.boosters, self.splits, strict=True)
             ]
         )
@@ -349,7 +350,9 @@ def cross_validate(
         train_x, held_x = x.iloc[split.train], x.iloc[split.held_out]
         pipeline = learners.fit_logistic_baseline(train_x, y[split.train], categorical, seed)
         logistic.append(learners.predict_logistic(pipeline, held_x, categorical))
-        default_lightgbm.append(default_lightgbm_probability(train_x, y[split.train], held_x, threads))
+        default_lightgbm.append(
+            default_lightgbm_probability(train_x, y[split.train], held_x, threads)
+        )
     logistic_p = np.concatenate(logistic)
     labels = y[rows]
     tree_raw = choice.oof_raw
@@ -361,9 +364,7 @@ def cross_validate(
         record.update(linear_weight=weight, oof_log_loss=losses)
         raw = (1 - weight) * tree_raw + weight * logit(logistic_p)
     probability = 1.0 / (1.0 + np.exp(-raw))
-    method, calibration_scores, calibrated = cross_fitted_calibration(
-        probability, y, splits, rows
-    )
+    method, calibration_scores, calibrated = cross_fitted_calibration(probability, y, splits, rows)
     return OutOfFold(
         rows=rows,
         repeat=np.concatenate([np.full(len(s.held_out), s.repeat) for s in splits]),
