@@ -479,6 +479,8 @@ def _table_model(
             "fit_rows": len(y),
             "refit_rounds": int(fitted.params["num_iterations"]),
             "cv_best_rounds": oof.choice.best_rounds,
+            "chosen": _chosen_trial(oof.choice.trials),
+            "trials": len(oof.choice.trials),
             "evaluated": {
                 who: {"roc_auc": m["roc_auc"], "pr_auc": m["pr_auc"]}
                 for who, m in outcome.metrics.items()
@@ -516,9 +518,7 @@ def _table_params(
         "train_rows": f"{len(table)} of {len(table)} (the refit on every row)",
         "cv.fold_train_rows": round(oof.fold_train_rows, 1),
         "cv.trials": len(oof.choice.trials),
-        "cv.chosen": oof.choice.trials[
-            min(range(len(oof.choice.trials)), key=lambda i: oof.choice.trials[i]["cv_log_loss"])
-        ]["candidate"],
+        "cv.chosen": _chosen_trial(oof.choice.trials)["candidate"],
         "cv.best_rounds": oof.choice.best_rounds,
         "refit.rounds": rounds,
         "refit.rounds_rule": (
@@ -528,6 +528,11 @@ def _table_params(
         "refit.calibration": f"{oof.calibration} fitted on the out-of-fold scores",
         "dropped_columns": ",".join(schema["dropped"]) or "(none)",
     }
+
+
+def _chosen_trial(trials: list[dict[str, Any]]) -> dict[str, Any]:
+    """The trial whose parameters the model has (the lowest CV log loss, first on ties)."""
+    return min(trials, key=lambda trial: (trial["cv_log_loss"], trial["trial"]))
 
 
 def _table_champion_scores(rows: pd.DataFrame) -> ChampionScores:
