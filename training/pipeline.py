@@ -29,9 +29,9 @@ from features.columns import FAMILY_DESCRIPTIONS, feature_family
 from model.artifact import KIND_INTERACTIONS, KIND_TABLE, ChurnModel, table_features
 from model.predictor import Predictor
 from model.schema import profile_schema
-from training import learners, refit
-from training.evaluate import Backtest, Candidate, FoldOutcome, HeldOutRows, evaluate_fold
-from training.fit import FitInput, FittedFold, fit_fold
+from training import refit, table_cv
+from training.evaluate import Backtest, Candidate, FoldOutcome, evaluate_fold
+from training.fit import FittedFold, fit_fold
 from training.folds import FoldData, LocalSnapshots, SnapshotSource
 from training.mlflow_log import environment, log_run, pip_requirements, tag_run
 from training.model import ChurnRiskPyfunc
@@ -54,7 +54,7 @@ from training.snapshots import (
     default_builder,
     snapshot_plan,
 )
-from training.table import infer_schema, map_labels, stratified_split
+from training.table import check_folds, infer_schema, map_labels
 
 
 @dataclass(frozen=True)
@@ -79,10 +79,11 @@ class TrainResult:
         lines = [
             f"run {self.run_id}: {self.kind} model registered as version {self.model_version} "
             f"(alias {CHALLENGER})" + (f", as of {self.as_of}" if self.as_of else ""),
-            f"test: ROC-AUC {m['roc_auc']:.4f}, PR-AUC {m['pr_auc']:.4f}, Brier {m['brier']:.4f}, "
+            f"{'out-of-fold' if self.kind == KIND_TABLE else 'test'}: ROC-AUC {m['roc_auc']:.4f}, "
+            f"PR-AUC {m['pr_auc']:.4f}, Brier {m['brier']:.4f}, "
             f"ECE {m['ece']:.4f}, top-decile lift {m['lift_top_decile']:.2f}",
         ]
-        for baseline in ("logistic", "rule"):
+        for baseline in ("logistic", "lightgbm", "rule"):
             if baseline in self.test:
                 b = self.test[baseline]
                 lines.append(
@@ -431,10 +432,12 @@ def train_from_table(
     id_column: str | None = None,
     report: Callable[[str], None] | None = None,
 ) -> TrainResult:
-    """Train on one labelled row per customer with a stratified train/validation/test split.
+    """Train on one labelled row per customer: stratified k-fold cross-validation chooses
+    the parameters, rounds, blend and calibration and gives the evaluated (out-of-fold)
+    metrics; the registered model is refit on every row (``training.table_cv``).
 
-    The split is ``settings.table_split`` (default 60/20/20), stratified by the label,
-    with ``settings.seed``; there are no snapshots and one fold.
+    ``settings.table_folds`` folds (default 5), repeated ``settings.table_repeats`` times
+    (0: more often for small tables), stratified by the label, with ``settings.seed``.
     """
     say = report or (lambda message: None)
     clock = {"start": time.perf_counter()}
@@ -443,27 +446,28 @@ def train_from_table(
     y = map_labels(table[label], label)
     schema = infer_schema(table, label, id_column)
     x = table_features(table, schema)
-    train, validation, test = stratified_split(y, settings.table_split, settings.seed)
-    say(f"fitting on {len(train)} rows, validating on {len(validation)}, testing on {len(test)}")
-    keep, weight = learners.training_sample(y[train], None, settings.max_train_rows, settings.seed)
-    rows = {"train": train if keep is None else train[keep], "validation": validation, "test": test}
-    fitted, outcome, scores = _fit_and_evaluate_split(x, y, rows, weight, schema, settings)
-    clock["fit"] = time.perf_counter()
-    train_rows = f"{len(rows['train'])} of {len(train)}" + (
-        ", weighted (every churner and a seeded sample of the others)" if weight is not None else ""
+    check_folds(y, settings.table_folds)
+    repeats = table_cv.fold_repeats(len(y), settings.table_repeats)
+    say(
+        f"cross-validating on {len(y)} rows: {settings.table_folds} stratified folds"
+        + (f", {repeats} times" if repeats > 1 else "")
     )
+    fitted, outcome, oof = _fit_and_evaluate_split(x, y, schema, settings, repeats)
+    clock["fit"] = time.perf_counter()
+    first = oof.rows[oof.repeat == 0]
+    scores = {who: score[oof.repeat == 0] for who, score in oof.scores.items()}
+    if schema["rule_column"]:
+        scores["rule"] = x[schema["rule_column"]].fillna(0).to_numpy(dtype="float64")[first]
     candidate = Candidate(
-        model=_table_model(fitted, x, y, train, schema, label, settings),
+        model=_table_model(fitted, x, y, schema, label, settings, oof, outcome),
         backtest=Backtest(outcome),
         fitted=fitted,
-        test_x=x.iloc[test],
-        test_y=y[test],
+        test_x=x.iloc[first],
+        test_y=y[first],
         test_scores=scores,
-        params=_table_params(
-            table, source, label, id_column, schema, settings, train_rows=train_rows
-        ),
+        params=_table_params(table, source, label, id_column, schema, settings, oof=oof),
     )
-    champion_scores = _table_champion_scores(table.iloc[test])
+    champion_scores = _table_champion_scores(table.iloc[first])
     result = _gate_log_register(candidate, champion_scores, settings, as_of=None, say=say)
     clock["end"] = time.perf_counter()
     return _with_seconds(result, clock)
@@ -482,42 +486,68 @@ def _labelled_table(table: pd.DataFrame, label: str) -> pd.DataFrame:
 def _fit_and_evaluate_split(
     x: pd.DataFrame,
     y: np.ndarray,
-    rows: dict[str, np.ndarray],
-    train_weight: np.ndarray | None,
     schema: dict[str, Any],
     settings: TrainingSettings,
-) -> tuple[FittedFold, FoldOutcome, dict[str, np.ndarray]]:
-    """The table's one fold, fitted (tuned) on ``rows`` and evaluated on its test rows."""
-    data = FitInput(
-        parts={part: x.iloc[part_rows] for part, part_rows in rows.items()},
-        labels={part: y[part_rows] for part, part_rows in rows.items()},
-        categorical=list(schema["categorical"]),
-        validation_groups=rows["validation"],
-        train_weight=train_weight,
-        tune=True,
+    repeats: int,
+) -> tuple[FittedFold, FoldOutcome, table_cv.OutOfFold]:
+    """The table's cross-validation (the evaluated OOF metrics) and the refit on every
+    row with its choices (the fit that is registered)."""
+    categorical = list(schema["categorical"])
+    oof = table_cv.cross_validate(
+        x,
+        y,
+        categorical,
+        folds=settings.table_folds,
+        repeats=repeats,
+        blend=settings.blend,
+        budget_seconds=settings.tuning_budget_seconds,
+        seed=settings.seed,
+        threads=settings.threads,
     )
-    fitted = fit_fold(data, settings)
     rule = schema["rule_column"]
-    held_out = HeldOutRows(
-        labels=data.labels["test"],
-        capacity=settings.capacity,
-        rule=x[rule].iloc[rows["test"]].fillna(0).to_numpy(dtype="float64") if rule else None,
+    rule_values = x[rule].fillna(0).to_numpy(dtype="float64") if rule else None
+    metrics = table_cv.oof_metrics(oof, y, rule_values, settings.capacity)
+    refit = table_cv.refit_on_all_rows(x, y, categorical, oof, settings.seed)
+    fitted = FittedFold(
+        booster=refit.booster,
+        params={**oof.choice.params, "num_iterations": refit.rounds},
+        trials=oof.choice.trials,
+        blend=refit.blend,
+        blend_record=oof.blend_record,
+        calibrator=refit.calibrator,
+        calibration_scores=oof.calibration_scores,
+        logistic=refit.logistic,
+        categorical=categorical,
     )
-    outcome, scores = evaluate_fold("test", "", fitted, data.parts["test"], held_out)
-    return fitted, outcome, scores
+    outcome = FoldOutcome(
+        name="oof",
+        metrics=metrics,
+        segments={},
+        best_iteration=oof.choice.best_rounds,
+        calibration=oof.calibration,
+        calibration_scores=oof.calibration_scores,
+        describe=(
+            f"out-of-fold: stratified {settings.table_folds}-fold CV x{repeats}, "
+            f"seed {settings.seed}"
+        ),
+        blend=oof.blend_record,
+    )
+    return fitted, outcome, oof
 
 
 def _table_model(
     fitted: FittedFold,
     x: pd.DataFrame,
     y: np.ndarray,
-    train: np.ndarray,
     schema: dict[str, Any],
     label: str,
     settings: TrainingSettings,
+    oof: table_cv.OutOfFold,
+    outcome: FoldOutcome,
 ) -> ChurnModel:
-    """The model of the table's fit, with its training rows' profile and the schema."""
-    distribution = drift.distribution(x.iloc[train])
+    """The model refit on every row, with their profile and the schema; its metadata say
+    how it was evaluated and refit."""
+    distribution = drift.distribution(x)
     return ChurnModel(
         kind=KIND_TABLE,
         booster=fitted.booster,
@@ -525,10 +555,22 @@ def _table_model(
         blend=fitted.blend,
         feature_names=list(x.columns),
         categories={c: list(v) for c, v in schema["categorical"].items()},
-        base_rate=float(y[train].mean()),
+        base_rate=float(y.mean()),
         table_schema=schema,
-        metadata={"label_column": label, "split": list(settings.table_split)},
-        reference=ChurnModel.reference_statistics(x.iloc[train]),
+        metadata={
+            "label_column": label,
+            "evaluation": outcome.describe,
+            "fit_rows": len(y),
+            "refit_rounds": int(fitted.params["num_iterations"]),
+            "cv_best_rounds": oof.choice.best_rounds,
+            "chosen": _chosen_trial(oof.choice.trials),
+            "trials": len(oof.choice.trials),
+            "evaluated": {
+                who: {"roc_auc": m["roc_auc"], "pr_auc": m["pr_auc"]}
+                for who, m in outcome.metrics.items()
+            },
+        },
+        reference=ChurnModel.reference_statistics(x),
         distribution=distribution,
         input_schema=profile_schema(
             list(x.columns), schema["categorical"], distribution, table=True
@@ -544,34 +586,65 @@ def _table_params(
     schema: dict[str, Any],
     settings: TrainingSettings,
     *,
-    train_rows: str,
+    oof: table_cv.OutOfFold,
 ) -> dict[str, Any]:
-    """The run's parameters about the table, its split and the training sample."""
-    split = "/".join(f"{s:.0%}" for s in settings.table_split)
+    """The run's parameters about the table, its cross-validation and the refit."""
+    rounds = table_cv.scaled_rounds(oof.choice.best_rounds, len(table), oof.fold_train_rows)
     return {
         "path": "table",
         "table": str(source) if source else "(frame)",
         "label_column": label,
         "id_column": id_column or "(row number)",
-        "split": f"stratified train/validation/test {split}, seed {settings.seed}",
+        "evaluation": (
+            f"out-of-fold, stratified {oof.extra['folds']}-fold CV x{oof.extra['repeats']}, "
+            f"seed {settings.seed}"
+        ),
         "table_rows": len(table),
         "table_sha256": fingerprint(table),
         "rule_column": schema["rule_column"] or "(none)",
-        "train_rows": train_rows,
+        "train_rows": f"{len(table)} of {len(table)} (the refit on every row)",
+        "cv.fold_train_rows": round(oof.fold_train_rows, 1),
+        "cv.trials": len(oof.choice.trials),
+        "cv.chosen": _chosen_trial(oof.choice.trials)["candidate"],
+        "cv.best_rounds": oof.choice.best_rounds,
+        "refit.rounds": rounds,
+        "refit.rounds_rule": (
+            f"{oof.choice.best_rounds} CV rounds x {len(table)} rows / "
+            f"{oof.fold_train_rows:.0f} rows a split"
+        ),
+        "refit.calibration": f"{oof.calibration} fitted on the out-of-fold scores",
         "dropped_columns": ",".join(schema["dropped"]) or "(none)",
     }
 
 
-def _table_champion_scores(test_table: pd.DataFrame) -> ChampionScores:
-    """The champion's scores of the table's test rows (a table model's only)."""
+def _chosen_trial(trials: list[dict[str, Any]]) -> dict[str, Any]:
+    """The trial whose parameters the model has (the lowest CV log loss, first on ties)."""
+    return min(trials, key=lambda trial: (trial["cv_log_loss"], trial["trial"]))
+
+
+def _table_champion_scores(rows: pd.DataFrame) -> ChampionScores:
+    """The champion's scores of the table's rows (a table model's only). A table model is
+    refit on every row of its table, so on the same table its scores would be of rows it
+    was fitted on: such a champion cannot be compared here (a person can promote)."""
 
     def scores(champion: ChurnModel) -> np.ndarray:
         if champion.kind != KIND_TABLE:
             raise ModelError("it was trained on interaction logs")
+        if "fit_rows" in champion.metadata:
+            evaluated = champion.metadata.get("evaluated", {}).get("model", {})
+            raise ModelError(
+                f"it was refit on all {champion.metadata['fit_rows']} rows of its table, so "
+                "its scores of these rows may be of rows it was fitted on (its out-of-fold "
+                f"ROC-AUC: {_fmt(evaluated.get('roc_auc'))})"
+            )
         predictor = Predictor(champion)
-        return predictor.probability(predictor.prepare(champion.features_from_table(test_table)))
+        return predictor.probability(predictor.prepare(champion.features_from_table(rows)))
 
     return scores
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 # -- the stages after the fit ------------------------------------------------------------

@@ -41,7 +41,8 @@ class FittedOnTestRows(ModelError):
 class GateEvidence:
     """What the gate looks at; every number comes from the same test fold(s)."""
 
-    fold_roc_auc: tuple[dict[str, float | None], ...]  # per fold: model, logistic, rule
+    # per fold: model, logistic, rule and (table path) lightgbm, LGBMClassifier() by default
+    fold_roc_auc: tuple[dict[str, float | None], ...]
     test_roc_auc: float
     test_ece: float
     champion_version: str | None = None
@@ -70,16 +71,20 @@ class GateDecision:
 def promotion_gate(evidence: GateEvidence, settings: TrainingSettings) -> GateDecision:
     """The one rule by which a trained model becomes champion without a person.
 
-    It passes when (1) the model's ROC-AUC beats both baselines on every fold, (2) its
+    It passes when (1) the model's ROC-AUC beats both baselines on every fold, and on the
+    table path ``lightgbm.LGBMClassifier()`` with its default parameters too, (2) its
     test ROC-AUC is at most ``gate_auc_tolerance`` below the current champion's on the
     same test fold (or there is no champion), and (3) its test ECE is at most ``ece_bound``.
     """
     reasons: list[str] = []
     checks: dict[str, bool] = {}
 
-    losses = []
+    losses, behind_lightgbm = [], []
     for number, fold in enumerate(evidence.fold_roc_auc, start=1):
         model = fold["model"]
+        default = fold.get("lightgbm")
+        if default is not None and (model is None or not model > default):
+            behind_lightgbm.append(f"fold {number}: ROC-AUC {_f(model)} vs {_f(default)}")
         for baseline in ("logistic", "rule"):
             other = fold.get(baseline)
             if other is None:
@@ -91,6 +96,16 @@ def promotion_gate(evidence: GateEvidence, settings: TrainingSettings) -> GateDe
         reasons.append("does not beat the baselines (" + ", ".join(losses) + ")")
     else:
         reasons.append(f"beats the baselines on all {len(evidence.fold_roc_auc)} folds")
+    if any(fold.get("lightgbm") is not None for fold in evidence.fold_roc_auc):
+        checks["beats_default_lightgbm"] = not behind_lightgbm
+        if behind_lightgbm:
+            reasons.append(
+                "does not beat lightgbm.LGBMClassifier() with default parameters on the same "
+                "training rows (" + ", ".join(behind_lightgbm) + "): a plain LightGBM ranks "
+                "these customers at least as well"
+            )
+        else:
+            reasons.append("beats default LightGBM (LGBMClassifier()) on the same rows")
 
     if evidence.champion_version is None:
         checks["not_worse_than_champion"] = True
@@ -147,7 +162,7 @@ def gather_evidence(
         fold_roc_auc=tuple(
             {
                 who: o.metrics[who]["roc_auc"]
-                for who in ("model", "logistic", "rule")
+                for who in ("model", "logistic", "rule", "lightgbm")
                 if who in o.metrics
             }
             for o in backtest.folds

@@ -62,7 +62,11 @@ class TrainingSettings:
         refit_rounds: "scaled": fold 1's rounds times (refit rows / fold-1 rows);
             "same": fold 1's rounds.
     Customer-table path:
-        table_split: train / validation / test shares of the stratified split.
+        table_folds: stratified folds of the cross-validation (``training.table_cv``).
+        table_repeats: how often the folds are cut with other seeds (0: once for 2,000
+            rows and more, up to 3 times for smaller tables).
+        table_split: no longer used (the table path cross-validates); kept so that code
+            which sets it still runs.
     MLflow:
         home: CHURNML_HOME; the embedded tracking store lives here when tracking_uri is None.
         tracking_uri: MLFLOW_TRACKING_URI, or None for ``sqlite:///<home>/mlflow.db``.
@@ -91,6 +95,8 @@ class TrainingSettings:
     refit_rounds: str = "scaled"
     threads: int = 1
     table_split: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    table_folds: int = 5
+    table_repeats: int = 0
     model_name: str = "churn-risk"
     experiment_name: str = "churnml"
     home: Path = field(default=DEFAULT_HOME)
@@ -138,6 +144,10 @@ class TrainingSettings:
             raise ConfigError(
                 f"tuning_budget_seconds = {self.tuning_budget_seconds}: expected >= 0"
             )
+        if self.table_folds < 2:
+            raise ConfigError(f"table_folds = {self.table_folds}: expected a whole number >= 2")
+        if self.table_repeats < 0:
+            raise ConfigError(f"table_repeats = {self.table_repeats}: expected >= 0 (0: auto)")
         shares = tuple(float(s) for s in self.table_split)
         if len(shares) != 3 or min(shares) <= 0 or abs(sum(shares) - 1) > 1e-6:
             raise ConfigError(

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from churnml.errors import DataError
 from model.artifact import table_text
@@ -116,22 +115,12 @@ def _contact_column(numeric: list[str]) -> str | None:
     return None
 
 
-def stratified_split(
-    labels: np.ndarray, shares: tuple[float, float, float], seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Row positions of train, validation and test, each with the table's churn rate."""
-    rows = np.arange(len(labels))
-    train_share, validation_share, test_share = shares
-    if min(np.bincount(labels, minlength=2)) < 10:
+def check_folds(labels: np.ndarray, folds: int) -> None:
+    """DataError unless each value of the label has enough rows for ``folds`` stratified
+    folds (at least 2 a fold, 10 in all)."""
+    rarer = int(min(np.bincount(labels, minlength=2)))
+    if rarer < max(10, 2 * folds):
         raise DataError(
-            f"the label has only {int(min(np.bincount(labels, minlength=2)))} rows of its rarer "
-            "value; a stratified split needs at least 10"
+            f"the label has only {rarer} rows of its rarer value; stratified {folds}-fold "
+            f"cross-validation needs at least {max(10, 2 * folds)}"
         )
-    rest, test = train_test_split(rows, test_size=test_share, stratify=labels, random_state=seed)
-    train, validation = train_test_split(
-        rest,
-        test_size=validation_share / (train_share + validation_share),
-        stratify=labels[rest],
-        random_state=seed,
-    )
-    return np.sort(train), np.sort(validation), np.sort(test)

@@ -48,6 +48,21 @@ def test_the_gate_keeps_a_model_that_fails_one_check(changes: dict, failed: str)
     assert not decision.checks[failed]
 
 
+def test_a_table_model_behind_default_lightgbm_is_kept_and_the_reason_says_so() -> None:
+    behind = ({"model": 0.90, "logistic": 0.82, "rule": 0.61, "lightgbm": 0.91},)
+    decision = promotion_gate(evidence(fold_roc_auc=behind), SETTINGS)
+    assert not decision.promote
+    assert not decision.checks["beats_default_lightgbm"]
+    assert "does not beat lightgbm.LGBMClassifier() with default parameters" in decision.text()
+    assert "0.9000 vs 0.9100" in decision.text()
+
+
+def test_a_table_model_ahead_of_default_lightgbm_passes_that_check() -> None:
+    ahead = ({"model": 0.92, "logistic": 0.82, "rule": 0.61, "lightgbm": 0.91},)
+    decision = promotion_gate(evidence(fold_roc_auc=ahead), SETTINGS)
+    assert decision.promote and decision.checks["beats_default_lightgbm"]
+
+
 def test_within_the_tolerance_of_the_champion_is_still_promoted() -> None:
     decision = promotion_gate(evidence(champion_version="1", champion_test_roc_auc=0.805), SETTINGS)
     assert decision.promote
