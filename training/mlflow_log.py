@@ -101,13 +101,17 @@ def log_metrics(backtest: Backtest) -> None:
 def log_tuning(trials: list[dict[str, Any]]) -> None:
     """Every trial of the parameter search: the trials table (``tuning/trials.json``, one
     row per trial), and ``tuning_validation_log_loss`` / ``tuning_best_rounds`` with the
-    trial's number as step. Nothing without a search."""
+    trial's number as step (the table path's trials carry their cross-validated log loss
+    there). Nothing without a search."""
     if not trials:
         return
     mlflow.log_table(pd.DataFrame(trials), artifact_file="tuning/trials.json")
     for trial in trials:
-        step = int(trial["number"])
-        mlflow.log_metric("tuning_validation_log_loss", trial["validation_log_loss"], step=step)
+        # A snapshot search names its trials "number" and scores them on the validation
+        # fold; the table path's cross-validation names them "trial" (``table_cv``).
+        step = int(trial.get("number", trial.get("trial", 0)))
+        loss = trial.get("validation_log_loss", trial.get("cv_log_loss"))
+        mlflow.log_metric("tuning_validation_log_loss", loss, step=step)
         mlflow.log_metric("tuning_best_rounds", trial["best_rounds"], step=step)
     mlflow.log_metric("tuning_trials", len(trials))
 
