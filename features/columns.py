@@ -36,7 +36,9 @@ FAMILY_DESCRIPTIONS: dict[str, str] = {
 # revenue and every other profile column, e.g. contract type, region, payment method).
 # A reason from these families is shown as context; next steps follow only from the
 # others (waits, repeats, open cases, transfers, satisfaction, ...), which the team can act on.
-CONTEXT_FAMILIES: frozenset[str] = frozenset({"profile"})
+# "little history" is the context line of a customer who joined recently
+# (``features.reasons.thin_history_reason``).
+CONTEXT_FAMILIES: frozenset[str] = frozenset({"profile", "little history"})
 
 # Windowed features: base name -> family, in output order (per window, bases in this order).
 WINDOWED_FEATURES: dict[str, str] = {

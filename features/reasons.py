@@ -362,8 +362,9 @@ THIN_HISTORY_CODE = "thin_history"
 
 def thin_history_reason(tenure_days: float) -> dict[str, Any]:
     """The context line of a customer with little history (``features.build.thin_history``),
-    shaped as a reason: it comes first and says that the numbers behind the score are few.
-    Its family, "little history", has no next step of its own (``next_step`` skips it)."""
+    shaped as a reason of kind context: it follows the actions and says that the numbers
+    behind the score are few. Its family, "little history", is context and has no next
+    step (``next_step`` skips it)."""
     days = max(int(tenure_days), 0)
     joined = "joined today" if days == 0 else f"joined {days} day{'s' if days != 1 else ''} ago"
     return {

@@ -53,8 +53,8 @@ class Prediction:
     ``reasons``: per row the families raising the risk with unusual values, those the
     team can act on first (``features.reasons``: code, family, kind "action"/"context",
     feature, text, value, usual, contribution), None when not asked for; a row with
-    ``thin_history`` starts with the "little history" context line instead of its weakest
-    reason. ``thin_history``: less history than the feature windows
+    ``thin_history`` has the "little history" context line after its actions, in place of
+    its weakest reason when full. ``thin_history``: less history than the feature windows
     (``features.build.thin_history``); all False for a model without ``tenure_days``."""
 
     probability: np.ndarray
@@ -228,7 +228,7 @@ class Predictor:
         thin = thin_history(tenure, self.model.build_settings)
         if reasons is not None and thin.any():
             reasons = [
-                [thin_history_reason(tenure[i]), *row][:top] if thin[i] else row
+                _with_thin_history(row, thin_history_reason(tenure[i]), top) if thin[i] else row
                 for i, row in enumerate(reasons)
             ]
         return Prediction(probability, self.model.risk_band(probability), reasons, thin)
@@ -335,3 +335,12 @@ def _rows(values: Any, rows: slice) -> Any:
     if callable(values):
         return lambda name: values(name)[rows]
     return values[rows]
+
+
+def _with_thin_history(row: list[dict[str, Any]], line: dict[str, Any], top: int) -> list:
+    """``row`` with the little-history context line after its actions and before the other
+    context, never cut: when the row is full it takes the place of the weakest reason."""
+    actions = [r for r in row if r.get("kind") == "action"]
+    context = [r for r in row if r.get("kind") != "action"]
+    ordered = [*actions, line, *context]
+    return ordered[:top] if line in ordered[:top] else [*ordered[: top - 1], line]

@@ -319,14 +319,14 @@ class CustomerScore(BaseModel):
     thin_history: bool = Field(
         description="True when the customer has less history than the feature windows "
         "(joined fewer days before as_of than the longest window, 90 by default): the score "
-        "rests on little data, and the first reason (code thin_history) says so."
+        "rests on little data, and a context reason (code thin_history) says so."
     )
     reasons: list[Reason] = Field(
         description="Up to 3 reasons: families that raise the risk and whose values are "
         "unusual in the risky direction (never a missing value); those the team can act on "
         "first (kind action), then context, strongest first within each; empty when none. "
-        "With thin_history the first is the context line 'joined N days ago: little "
-        "history yet' (code thin_history)."
+        "With thin_history the context line 'joined N days ago: little history yet' "
+        "(code thin_history) follows the actions."
     )
     action: str = Field(
         description="Suggested next step for the retention agent, from the first reason of "

@@ -77,6 +77,7 @@ def test_both_engines_give_the_same_scores(engines, predictor) -> None:
         "customer_id",
         "churn_probability",
         "risk_band",
+        "thin_history",
         "reasons",
         "reason_codes",
         "as_of",

@@ -175,7 +175,7 @@ def test_thin_history_is_flagged_in_score_and_the_list_over_http(
     server: str, risk_store: str
 ) -> None:
     """A customer who joined 20 days before as_of is thin_history in POST /score, with the
-    history line as the first reason; the list's rows and /score_ids carry the same flag."""
+    history line among its reasons (context, after the actions); the list's rows and /score_ids carry the same flag."""
     import datetime as dt
 
     import pandas as pd
@@ -213,8 +213,11 @@ def test_thin_history_is_flagged_in_score_and_the_list_over_http(
     assert old_score["thin_history"] is False
     assert all(r["code"] != "thin_history" for r in old_score["reasons"])
     assert new_score["thin_history"] is True
-    assert new_score["reasons"][0]["code"] == "thin_history"
-    assert new_score["reasons"][0]["text"] == "joined 20 days ago: little history yet"
+    (line,) = [r for r in new_score["reasons"] if r["code"] == "thin_history"]
+    assert line["text"] == "joined 20 days ago: little history yet"
+    assert line["kind"] == "context"  # after the actions, which the team can act on
+    kinds = [r["kind"] for r in new_score["reasons"]]
+    assert kinds == sorted(kinds)
 
     home = trained_home()
     served = load_served_model(

@@ -71,7 +71,8 @@ def in_the_risky_direction(reason: dict, categories: dict[str, list[str]]) -> bo
 
 
 def test_no_reason_of_the_whole_list_has_a_value_in_the_safe_direction(risk_list, served):
-    reasons = [r for row in risk_list["reasons"] for r in row]
+    # The little-history line states the tenure (a fact, not a value judged unusual).
+    reasons = [r for row in risk_list["reasons"] for r in row if r["code"] != "thin_history"]
     assert len(reasons) >= len(risk_list)  # the list has reasons to check
     categories = served.model.categories
     wrong = [r for r in reasons if not in_the_risky_direction(r, categories)]
