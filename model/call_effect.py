@@ -169,7 +169,7 @@ def feature_matrix(
     for name in feature_names:
         values = features[name]
         if name in categories:
-            codes = pd.Categorical(values.astype("string"), categories=categories[name]).codes
+            codes = pd.Index(categories[name]).get_indexer(values.astype("string"))
             codes = codes.astype("float64")
             codes[codes < 0] = np.nan
             columns.append(codes)

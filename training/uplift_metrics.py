@@ -131,6 +131,7 @@ def bootstrap_interval(
     values = np.empty(samples)
     for i in range(samples):
         rows = np.concatenate([rng.choice(group, size=len(group)) for group in groups])
+        rows = rng.permutation(rows)  # tied scores must not meet in group order
         values[i] = metric(score[rows], treated[rows].astype("int8"), churned[rows].astype("int8"))
     values = values[~np.isnan(values)]
     if len(values) == 0:
