@@ -18,7 +18,8 @@ with a 95% bootstrap interval, the true effect the top K hold against the oracle
 and the Spearman correlation with the true effect. "risk" ranks by the true churn risk
 without a call, the best a risk model could do. causalml (BaseTClassifier,
 BaseXClassifier, BaseDRLearner, LightGBM base models with the same tree settings) runs
-where it is installed; it is not a dependency of churnml, see the module's README entry.
+where it is installed; it is not a dependency of churnml (README, Benchmarks: how to
+run it in a private venv).
 """
 
 from __future__ import annotations
@@ -187,7 +188,7 @@ def main() -> None:
     contenders = {f"churnml {name.upper()}": ours(name, args.threads) for name in uplift.LEARNERS}
     reference = causalml_learners(args.threads)
     if not reference:
-        print("causalml is not installed: its rows are left out (see the module docstring)")
+        print("causalml is not installed: its rows are left out (README, Benchmarks: its venv)")
     contenders.update(reference)
     worlds = WORLDS[:1] if args.quick else WORLDS
     samples = 50 if args.quick else args.samples
