@@ -71,7 +71,9 @@ def fit(
     """The call-effect model of the randomised picks ``X, t, y`` (see the module).
 
     ``propensity``: the probability each row was treated (a number or one per row), known
-    from the team's random holdout; None takes the treated share of the rows. Non-numeric
+    from the team's random holdout; None takes the treated share of the rows. The
+    DR-learner weighs each row by its own; the X-learner blends its two effect models by
+    their mean, since the customers it predicts for later have no propensity. Non-numeric
     columns of ``X`` are categorical."""
     if learner not in LEARNERS:
         raise DataError(f"call-effect learner {learner!r}: expected one of {', '.join(LEARNERS)}")
