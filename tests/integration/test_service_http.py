@@ -252,7 +252,8 @@ def test_thin_history_is_flagged_in_score_and_the_list_over_http(
     status, raw = call(server + "/score_ids", method="POST", body={"customer_ids": [thin_one]})
     assert status == 200, raw
     (score,) = json.loads(raw)["scores"]
-    assert score["thin_history"] is True and score["reasons"][0]["code"] == "thin_history"
+    assert score["thin_history"] is True
+    assert "thin_history" in [r["code"] for r in score["reasons"]]
 
 
 @pytest.fixture(scope="module")
