@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import fcntl
 import gc
 import hashlib
 import json
@@ -119,20 +120,13 @@ class ChurnService:
         # The workers of one `churnml serve` share their parent (BentoML's arbiter): a signal
         # written in this run names the version every worker serves, a restarted one too.
         self._run = os.getppid()
-        self._follow_mtime = self._signal_mtime()
-        signal = self._read_signal()
-        self._named = signal.get("version") if signal.get("run") == self._run else None
         self._failed: str | None = None
         self._following: asyncio.Task | None = None
         self._poller: asyncio.Task | None = None
         try:
-            self.served: ServedModel = load_served_model(
-                self.settings.model_uri, self.settings.tracking_uri, version=self._named
-            )
+            self.served: ServedModel = self._load_at_start()
         except ChurnmlError as error:
             _cannot_start(error)
-        if self._named is None:  # the first worker of this run names the version it loaded
-            self._signal(self.served.version)
         log.info(
             "serving %s version %s (%s)", self.served.name, self.served.version, self.served.uri
         )
@@ -354,6 +348,34 @@ class ChurnService:
                 self.served = new
                 log.info("now serving version %s (a reload in another worker)", new.version)
                 _freeze_heap()
+
+    def _load_at_start(self) -> ServedModel:
+        """The version this run's workers serve: the one a worker of this run named, else the
+        champion, loaded and named by the first worker under an exclusive lock, so that a
+        worker starting while the alias moves still serves what the others serve."""
+        path = self._signal_path()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            lock = os.open(path.with_suffix(".lock"), os.O_CREAT | os.O_RDWR, 0o600)
+        except OSError as error:
+            log.warning("start: other workers not told (%s)", error)
+            lock = None
+        try:
+            if lock is not None:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            self._follow_mtime = self._signal_mtime()
+            signal = self._read_signal()
+            self._named = signal.get("version") if signal.get("run") == self._run else None
+            if self._named is None:  # the first worker of this run: load and name
+                served = load_served_model(self.settings.model_uri, self.settings.tracking_uri)
+                self._signal(served.version)
+                return served
+        finally:
+            if lock is not None:
+                os.close(lock)  # releases the lock
+        return load_served_model(
+            self.settings.model_uri, self.settings.tracking_uri, version=self._named
+        )
 
     def _signal_path(self) -> Path:
         key = hashlib.sha256(
