@@ -43,6 +43,8 @@ class Population:
     patience: np.ndarray  # float32 seconds
     propensity: np.ndarray  # float32 daily problem rate
     base_hazard: np.ndarray  # float32 daily hazard without tenure and experience
+    lost_cause: np.ndarray  # bool: leaves for reasons service cannot touch (price, moving)
+    sleeping_dog: np.ndarray  # bool: a call while content reminds them to shop around
     # hidden dynamic state
     churn_day: np.ndarray  # int32, first day no longer a customer (NEVER while active)
     frustration: np.ndarray  # float32
@@ -57,6 +59,8 @@ class Population:
     case_agent: np.ndarray  # int32 agent id of the last served contact (-1: none)
     next_contact: np.ndarray  # int32 day the customer contacts about the open case
     backoffice_day: np.ndarray  # int32 day the back office closes a pending/escalated case
+    status_known: np.ndarray  # bool: a retention call told them where the open case stands
+    woken_until: np.ndarray  # int32 first day a woken sleeping dog stops shopping around
     world: np.ndarray  # int32 replicate world of the row (0 in the main run)
 
     def __len__(self) -> int:
@@ -353,7 +357,7 @@ def simulate_day(
     waiting = pop.case_open & ((pop.case_status == PENDING) | (pop.case_status == ESCALATED))
     _close(pop, np.flatnonzero(waiting & (pop.backoffice_day <= day)))
     # an open case whose status the customer does not know wears on them every day
-    unknown = active & pop.case_open
+    unknown = active & pop.case_open & ~pop.status_known
     pop.frustration[unknown] += (
         pop.sensitivity[unknown] * p.weight_status_unknown * p.status_unknown_daily_fraction
     )
@@ -373,6 +377,7 @@ def simulate_day(
     pop.case_channel[new_rows] = -1
     pop.case_agent[new_rows] = -1
     pop.backoffice_day[new_rows] = NEVER
+    pop.status_known[new_rows] = False
     next_case_id += n_new
 
     skill = agents.skill(day, p)
@@ -412,5 +417,63 @@ def daily_hazard(pop: Population, day: int, params: SimulationParams) -> np.ndar
     tenure_factor = np.asarray(p.tenure_factors, dtype=F32)[band]
     log_lift = p.frustration_hazard_coef * pop.frustration - p.goodwill_hazard_coef * pop.goodwill
     experience = np.exp(np.minimum(log_lift, 20.0))  # the cap binds long before e**20
-    erosion = np.minimum(pop.base_hazard * tenure_factor * experience, p.daily_hazard_cap)
+    woken = np.where(day < pop.woken_until, F32(1.0 + p.sleeping_dog_lift), F32(1.0))
+    erosion = np.minimum(pop.base_hazard * tenure_factor * experience * woken, p.daily_hazard_cap)
     return (1.0 - (1.0 - erosion) * (1.0 - pop.instant)).astype(F32)
+
+
+# indices into churnml.contract.OUTCOMES
+REACHED, NOT_REACHED, ACCEPTED_OFFER, DECLINED = 0, 1, 2, 3
+
+
+def retention_call(
+    pop: Population, rows: np.ndarray, day: int, params: SimulationParams, rng: np.random.Generator
+) -> np.ndarray:
+    """The retention team calls ``rows`` (unique) on ``day``: returns each call's outcome
+    (an index into ``contract.OUTCOMES``) and changes the hidden state it acts through.
+
+    A reached call takes ownership: it removes a share of the frustration (most on an
+    open case, whose status the customer then knows, so it stops wearing on them; less
+    the more a customer's mind is made up, ``retention_decided_frustration``) and
+    adds goodwill, more with an accepted offer; all of it x the segment's reaction and
+    x ``lost_cause_response`` for a lost cause. A reached sleeping dog that is content
+    (no open case, little frustration) and takes no offer is woken: its erosion hazard
+    rises for ``sleeping_dog_days``. Calls that do not reach change nothing.
+    """
+    p = params
+    n = len(rows)
+    u_reach, u_offer, u_accept = rng.random((3, n))
+    frustration = pop.frustration[rows]
+    lost = pop.lost_cause[rows]
+    open_case = pop.case_open[rows]
+    response = np.asarray(p.segment_reaction)[pop.segment[rows]] * np.where(
+        lost, p.lost_cause_response, 1.0
+    )
+    reached = u_reach < p.retention_reach_probability
+    offered = reached & (u_offer < p.retention_offer_probability)
+    accept = p.retention_accept_base + p.retention_accept_frustration * np.tanh(frustration)
+    accepted = offered & (u_accept < accept * np.where(lost, p.lost_cause_response, 1.0))
+    outcome = np.where(
+        ~reached,
+        NOT_REACHED,
+        np.where(accepted, ACCEPTED_OFFER, np.where(offered, DECLINED, REACHED)),
+    ).astype(np.int8)
+
+    content = ~open_case & (frustration < p.sleeping_dog_content_frustration)
+    decided = 1.0 / (1.0 + (frustration / p.retention_decided_frustration) ** 2)
+    relief = np.clip(
+        p.retention_relief
+        * np.where(open_case, 1.0, p.retention_closed_case_factor)
+        * response
+        * decided,
+        0.0,
+        1.0,
+    )
+    goodwill = response * (p.retention_goodwill + p.retention_offer_goodwill * accepted)
+    r = rows[reached]
+    pop.frustration[r] = (frustration * (1.0 - relief))[reached].astype(F32)
+    pop.goodwill[r] += goodwill[reached].astype(F32)
+    pop.status_known[rows[reached & open_case]] = True
+    woken = rows[reached & content & pop.sleeping_dog[rows] & ~accepted]
+    pop.woken_until[woken] = day + 1 + p.sleeping_dog_days
+    return outcome

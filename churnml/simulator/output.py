@@ -10,6 +10,7 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from churnml.contract import CHANNELS, STATUSES
+from churnml.contract import CHANNELS, GROUPS, OUTCOMES, STATUSES
 from churnml.simulator.dynamics import NEVER, Contacts, Population
 from churnml.simulator.params import (
     CONTRACT_TYPES,
@@ -29,6 +30,7 @@ from churnml.simulator.params import (
     SEGMENTS,
     TOPICS,
 )
+from churnml.simulator.retention import NO_OUTCOME, TREATED, RetentionLog
 
 BATCH_ROWS = 1_000_000
 
@@ -232,29 +234,83 @@ def write_interactions(
     return path, n
 
 
+@dataclass(frozen=True)
+class OracleFrame:
+    """The oracle on one date: its rows, the true risk without a call, the realised label
+    and the true call effect of each replicate stream (shape (streams, rows))."""
+
+    day: int
+    rows: np.ndarray
+    probability: np.ndarray
+    label: np.ndarray
+    stream_effects: np.ndarray
+
+    @property
+    def effects(self) -> np.ndarray:
+        """The true call effect: the mean over the streams."""
+        return self.stream_effects.mean(axis=0)
+
+
 def write_oracle(
-    frames: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]],
+    frames: list[OracleFrame],
     n_customers: int,
     start: date,
     out_dir: Path,
     fmt: str,
 ) -> Path:
-    """oracle.<fmt>: customer_id, as_of, true_probability, label per (date, active customer)."""
+    """oracle.<fmt>: customer_id, as_of, true_probability, true_call_effect, label per
+    (date, active customer), and with several streams ``true_call_effect_<s>`` for each
+    stream s = 1, 2, ... (their mean is ``true_call_effect``)."""
     width = id_width(n_customers, 6)
     parts = []
-    for day, rows, probability, label in frames:
-        parts.append(
-            pa.table(
-                {
-                    "customer_id": format_ids("C", rows + 1, width),
-                    "as_of": _dates(start, np.full(len(rows), day, dtype=np.int32)),
-                    "true_probability": pa.array(np.round(probability, 6), type=pa.float64()),
-                    "label": pa.array(label, type=pa.int8()),
-                }
-            )
-        )
+    for frame in frames:
+        rows = frame.rows
+        columns = {
+            "customer_id": format_ids("C", rows + 1, width),
+            "as_of": _dates(start, np.full(len(rows), frame.day, dtype=np.int32)),
+            "true_probability": pa.array(np.round(frame.probability, 6), type=pa.float64()),
+            "true_call_effect": pa.array(np.round(frame.effects, 6), type=pa.float64()),
+            "label": pa.array(frame.label, type=pa.int8()),
+        }
+        if len(frame.stream_effects) > 1:
+            for number, effect in enumerate(frame.stream_effects, start=1):
+                columns[f"true_call_effect_{number}"] = pa.array(
+                    np.round(effect, 6), type=pa.float64()
+                )
+        parts.append(pa.table(columns))
     table = pa.concat_tables(parts)
     path = out_dir / f"oracle.{fmt}"
+    _write_batches(path, table.schema, iter([table]), fmt)
+    return path
+
+
+def write_retention_contacts(
+    log: RetentionLog, n_customers: int, start: date, out_dir: Path, fmt: str
+) -> Path:
+    """retention_contacts.<fmt>: customer_id, contacted_at, group, outcome, channel, one row
+    per pick in the order made (control rows have no outcome and no channel)."""
+    day = log.column("days")
+    group = log.column("groups").astype(np.int8)
+    outcome = log.column("outcomes").astype(np.int8)
+    treated = group == TREATED
+    table = pa.table(
+        {
+            "customer_id": format_ids("C", log.column("customers") + 1, id_width(n_customers, 6)),
+            "contacted_at": _dates(start, day),
+            "group": _labels(GROUPS, group),
+            "outcome": pc.if_else(
+                pa.array(outcome != NO_OUTCOME),
+                _labels(OUTCOMES, np.maximum(outcome, 0)),
+                pa.scalar(None, pa.string()),
+            ),
+            "channel": pc.if_else(
+                pa.array(treated),
+                pa.array(np.full(len(day), "phone")),
+                pa.scalar(None, pa.string()),
+            ),
+        }
+    )
+    path = out_dir / f"retention_contacts.{fmt}"
     _write_batches(path, table.schema, iter([table]), fmt)
     return path
 

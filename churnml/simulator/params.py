@@ -243,12 +243,112 @@ class SimulationParams:
     )
     daily_hazard_cap: float = _param(0.2, "assumption: bound on the erosion hazard per day")
 
+    # --- kinds of customer a retention call meets ----------------------------------
+    lost_cause_share: float = _param(
+        0.05,
+        "domain.md, retention calls (Ascarza 2018; the four kinds of customer): some "
+        "leave for reasons service cannot touch (price, moving); the share is an assumption",
+    )
+    lost_cause_hazard_factor: float = _param(
+        10.0,
+        "assumption: a lost cause's base hazard (outside reasons) is ten times the usual, "
+        "so lost causes are among the riskiest (Ascarza 2018: the riskiest are often not "
+        "the ones a call helps)",
+    )
+    sleeping_dog_share: tuple[float, float] = _param(
+        (0.25, 0.08),
+        "domain.md, retention calls: a call reminds some content customers to shop "
+        "around; shares on monthly and annual contracts (a contract holds them) are "
+        "assumptions",
+    )
+
+    # --- the retention team ------------------------------------------------------
+    retention_daily_share: float = _param(
+        0.003, "assumption: the team picks 0.3% of active customers a day (~9 of 3,000)"
+    )
+    retention_random_share: float = _param(
+        0.3,
+        "assumption: share of the day's picks drawn at random among eligible customers "
+        "(the rest by the team's own risk rule), so the picks cover every kind",
+    )
+    retention_control_share: float = _param(
+        0.2,
+        "domain.md, retention calls (Ascarza 2018): a randomised holdout measures what "
+        "calls change; 20% of picks is an assumption",
+    )
+    retention_cooldown_days: int = _param(
+        31,
+        "assumption: nobody is picked again within 31 days (more than the horizon, so a "
+        "control row's promise holds: no call from its day to the horizon after it)",
+    )
+    retention_reach_probability: float = _param(
+        0.7, "assumption: share of treated customers the team reaches by phone"
+    )
+    retention_offer_probability: float = _param(
+        0.6, "assumption: share of reached customers the team makes a retention offer"
+    )
+    retention_accept_base: float = _param(
+        0.25, "assumption: chance an offer is accepted by a customer without frustration"
+    )
+    retention_accept_frustration: float = _param(
+        0.4,
+        "assumption: added chance of accepting, x tanh(frustration): unhappy customers "
+        "welcome the call",
+    )
+    retention_relief: float = _param(
+        0.5,
+        "domain.md, what follows for retention calls: a call that takes ownership and "
+        "says where a case stands works on not knowing the status (64%) and fast "
+        "resolution (59%); share of frustration it removes on an open case is an assumption",
+    )
+    retention_decided_frustration: float = _param(
+        2.5,
+        "domain.md, retention calls (Ascarza 2018: some leave whatever the team does): "
+        "a call's relief x 1 / (1 + (frustration / 2.5)^2), so a customer who has long "
+        "made up their mind is moved less; the scale is an assumption",
+    )
+    retention_closed_case_factor: float = _param(
+        0.4,
+        "assumption: without an open case a call removes 40% as much frustration "
+        "(it can only apologise for what went badly)",
+    )
+    retention_goodwill: float = _param(
+        0.3, "assumption: goodwill a reached call adds (before segment reaction)"
+    )
+    retention_offer_goodwill: float = _param(
+        0.6, "assumption: goodwill an accepted offer adds (before segment reaction)"
+    )
+    lost_cause_response: float = _param(
+        0.1,
+        "domain.md, what follows for retention calls: a lost cause leaves for reasons "
+        "service cannot touch; a call has 10% of its usual effect on them (assumption)",
+    )
+    sleeping_dog_content_frustration: float = _param(
+        0.3,
+        "assumption: a sleeping dog is woken only while content: no open case and "
+        "frustration below this",
+    )
+    sleeping_dog_lift: float = _param(
+        2.0,
+        "domain.md, retention calls: a call reminds a sleeping dog to leave; a woken "
+        "dog's erosion hazard is x(1 + 2.0) (assumption)",
+    )
+    sleeping_dog_days: int = _param(
+        45, "assumption: days a woken sleeping dog keeps shopping around"
+    )
+
     # --- oracle ------------------------------------------------------------------
     oracle_replicates: int = _param(
         200, "assumption: Monte Carlo replicates per customer (Rao-Blackwellised)"
     )
     oracle_chunk_rows: int = _param(
         400_000, "assumption: rows simulated at once by the oracle (bounds memory)"
+    )
+    oracle_streams: int = _param(
+        1,
+        "assumption: independent replicate streams of oracle_replicates each for the "
+        "true call effect; with 2 or more the oracle also writes each stream's effect "
+        "(a benchmark picks the oracle's top K on one stream and judges it on another)",
     )
 
     def __post_init__(self) -> None:
@@ -270,6 +370,24 @@ class SimulationParams:
             total = sum(getattr(self, name))
             if abs(total - 1.0) > 1e-6:
                 raise ConfigError(f"SimulationParams.{name} sums to {total:.4f}; expected 1")
+        for name in (
+            "lost_cause_share",
+            "retention_daily_share",
+            "retention_random_share",
+            "retention_control_share",
+            "retention_reach_probability",
+            "retention_offer_probability",
+            "retention_relief",
+            "lost_cause_response",
+        ):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(
+                    f"SimulationParams.{name}={getattr(self, name)}; expected a share from 0 to 1"
+                )
+        if self.oracle_streams < 1:
+            raise ConfigError(
+                f"SimulationParams.oracle_streams={self.oracle_streams}; expected at least 1"
+            )
         if self.oracle_replicates < 1:
             raise ConfigError(
                 f"SimulationParams.oracle_replicates={self.oracle_replicates}; expected at least 1"

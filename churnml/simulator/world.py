@@ -25,9 +25,11 @@ from churnml.simulator.dynamics import (
     Population,
     daily_hazard,
     new_agents,
+    retention_call,
     simulate_day,
 )
 from churnml.simulator.params import SimulationParams
+from churnml.simulator.retention import RetentionTeam
 
 FileFormat = Literal["csv", "parquet"]
 Progress = Callable[[str, int, int], None]
@@ -35,7 +37,8 @@ Progress = Callable[[str, int, int], None]
 ``write`` (tables)."""
 
 DEFAULT_START = date(2025, 1, 1)
-_STREAM_POPULATION, _STREAM_DAYS, _STREAM_ORACLE = 0, 1, 2
+_STREAM_POPULATION, _STREAM_DAYS, _STREAM_ORACLE, _STREAM_TRAITS, _STREAM_TEAM = 0, 1, 2, 3, 4
+_STREAM_ORACLE_CALLS = 5
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,10 @@ class WorldSummary:
     oracle_dates: list[date]
     oracle_rows: int
     oracle_roc_auc: dict[str, float] = field(default_factory=dict)
+    retention_start: date | None = None
+    retention_contacts: int = 0
+    retention_controls: int = 0
+    oracle_mean_call_effect: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
@@ -83,6 +90,8 @@ def generate_world(
     params: SimulationParams | None = None,
     file_format: FileFormat = "csv",
     progress: Progress | None = None,
+    retention: bool = True,
+    retention_start: date | None = None,
 ) -> WorldSummary:
     """Simulate customers day by day and write the world's tables to ``out_dir``.
 
@@ -100,6 +109,10 @@ def generate_world(
         params: the world's parameters (default :class:`SimulationParams`).
         file_format: ``"csv"`` or ``"parquet"``.
         progress: called as ``progress(stage, done, total)``.
+        retention: whether a retention team works in the world (and
+            ``retention_contacts.<fmt>`` is written).
+        retention_start: the team's first day; default a third of the way through
+            (``start_date + days // 3``).
 
     Returns:
         A :class:`WorldSummary` with the paths written and the world's numbers.
@@ -113,13 +126,20 @@ def generate_world(
     oracle_days = _check_arguments(
         n_customers, days, seed, out_dir, start_date, oracle_as_of, horizon_days, file_format
     )
+    start_day = _retention_start_day(retention, retention_start, start_date, days)
     out_dir = Path(out_dir)
     report = progress or (lambda stage, done, total: None)
 
-    population_seed, days_seed, oracle_seed = np.random.SeedSequence(seed).spawn(3)
+    population_seed, days_seed, _ = np.random.SeedSequence(seed).spawn(3)
     population_rng = np.random.default_rng(population_seed)
     days_rng = np.random.default_rng(days_seed)
     pop = _initial_population(n_customers, days, params, population_rng)
+    # the kinds a retention call meets come from their own stream
+    _draw_kinds(pop, params, np.random.default_rng(_stream(seed, _STREAM_TRAITS)))
+    team = None
+    if start_day is not None:
+        team_rng = np.random.default_rng(_stream(seed, _STREAM_TEAM))
+        team = RetentionTeam(len(pop), start_day, horizon_days, params, team_rng)
     expected_daily = n_customers * params.issue_rate_per_day * 1.7
     n_agents = max(5, int(np.ceil(expected_daily / params.contacts_per_agent_day)))
     agents = new_agents(n_agents, 0, params, population_rng)
@@ -139,6 +159,8 @@ def generate_world(
         for batch in contacts:
             recorded.append(batch)
             days_of.append(np.full(len(batch.customer), day, dtype=np.int32))
+        if team is not None:
+            team.act(pop, day)
         if day in oracle_days:
             active = np.flatnonzero((pop.signup_day <= day) & (pop.churn_day > day))
             snapshots.append(
@@ -151,15 +173,17 @@ def generate_world(
         report("simulate", day + 1, days)
 
     oracle_frames = []
-    # one stream per oracle date, so adding a date leaves the others unchanged
     for snapshot in snapshots:
-        sequence = np.random.SeedSequence(oracle_seed.entropy, spawn_key=(2, snapshot.day))
-        probability = _oracle_probability(
-            snapshot, horizon_days, params, np.random.default_rng(sequence), report
+        probability, effects = oracle_streams(
+            snapshot, horizon_days, params, seed, params.oracle_streams, report
         )
         # active rows have churn_day > D; the label is D < churned_at <= D + H
         label = pop.churn_day[snapshot.rows] <= snapshot.day + horizon_days
-        oracle_frames.append((snapshot.day, snapshot.rows, probability, label.astype(np.int8)))
+        oracle_frames.append(
+            output.OracleFrame(
+                snapshot.day, snapshot.rows, probability, label.astype(np.int8), effects
+            )
+        )
 
     # a churn decided on the last day takes effect after it: the files do not know it
     churn_day = np.where(pop.churn_day <= last_day, pop.churn_day, NEVER)
@@ -172,14 +196,21 @@ def generate_world(
     )
     report("write", 2, 3)
     aucs: dict[str, float] = {}
+    mean_effects: dict[str, float] = {}
     oracle_rows = 0
     if oracle_frames:
         files["oracle"] = output.write_oracle(
             oracle_frames, len(pop), start_date, out_dir, file_format
         )
-        for day, _, probability, label in oracle_frames:
-            aucs[str(start_date + timedelta(days=day))] = _roc_auc(label, probability)
-            oracle_rows += len(label)
+        for frame in oracle_frames:
+            as_of = str(start_date + timedelta(days=frame.day))
+            aucs[as_of] = _roc_auc(frame.label, frame.probability)
+            mean_effects[as_of] = float(frame.effects.mean())
+            oracle_rows += len(frame.label)
+    if team is not None:
+        files["retention_contacts"] = output.write_retention_contacts(
+            team.log, len(pop), start_date, out_dir, file_format
+        )
     report("write", 3, 3)
 
     summary = WorldSummary(
@@ -195,6 +226,10 @@ def generate_world(
         oracle_dates=[start_date + timedelta(days=d) for d in sorted(oracle_days)],
         oracle_rows=oracle_rows,
         oracle_roc_auc=aucs,
+        retention_start=None if start_day is None else start_date + timedelta(days=start_day),
+        retention_contacts=0 if team is None else len(team.log),
+        retention_controls=0 if team is None else int((team.log.column("groups") == 1).sum()),
+        oracle_mean_call_effect=mean_effects,
     )
     _write_manifest(summary, n_customers, days, seed, horizon_days, params, file_format)
     return _replace_seconds(summary, time.perf_counter() - started)
@@ -244,6 +279,40 @@ def _check_arguments(
             )
         oracle_days.add(day)
     return oracle_days
+
+
+def _stream(seed: int, number: int) -> np.random.SeedSequence:
+    """Stream ``number`` of the world (the first three are ``SeedSequence(seed).spawn(3)``)."""
+    return np.random.SeedSequence(seed, spawn_key=(number,))
+
+
+def _retention_start_day(
+    retention: bool, retention_start: date | None, start_date: date, days: int
+) -> int | None:
+    """The team's first day as a day number, None without a team."""
+    if not retention:
+        return None
+    if retention_start is None:
+        return days // 3
+    if not isinstance(retention_start, date):
+        raise ConfigError(f"--retention-start {retention_start!r} is not a date; pass YYYY-MM-DD")
+    day = (retention_start - start_date).days
+    if not 0 <= day <= days - 1:
+        last = start_date + timedelta(days=days - 1)
+        raise ConfigError(
+            f"--retention-start {retention_start} is outside the simulated days "
+            f"{start_date}..{last}; pass a day inside them or --no-retention"
+        )
+    return day
+
+
+def _draw_kinds(pop: Population, params: SimulationParams, rng: np.random.Generator) -> None:
+    """Lost causes (outside reasons raise their base hazard) and sleeping dogs."""
+    n = len(pop)
+    pop.lost_cause[:] = rng.random(n) < params.lost_cause_share
+    pop.base_hazard[pop.lost_cause] *= F32(params.lost_cause_hazard_factor)
+    dog_share = np.asarray(params.sleeping_dog_share)[pop.contract_type]
+    pop.sleeping_dog[:] = rng.random(n) < dog_share
 
 
 def _initial_population(
@@ -312,6 +381,8 @@ def _initial_population(
         patience=patience,
         propensity=propensity,
         base_hazard=base_hazard,
+        lost_cause=np.zeros(n, dtype=bool),
+        sleeping_dog=np.zeros(n, dtype=bool),
         churn_day=full(NEVER, np.int32),
         frustration=np.zeros(n, dtype=F32),
         goodwill=np.zeros(n, dtype=F32),
@@ -325,18 +396,61 @@ def _initial_population(
         case_agent=full(-1, np.int32),
         next_contact=full(NEVER, np.int32),
         backoffice_day=full(NEVER, np.int32),
+        status_known=np.zeros(n, dtype=bool),
+        woken_until=full(0, np.int32),
         world=full(0, np.int32),
     )
 
 
-def _oracle_probability(
+def oracle_streams(
     snapshot: _Snapshot,
     horizon_days: int,
     params: SimulationParams,
-    rng: np.random.Generator,
+    seed: int,
+    streams: int = 1,
+    report: Progress | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The true risk without a call and the true call effect of every snapshot row.
+
+    Each of ``streams`` independent streams runs ``params.oracle_replicates`` replicate
+    worlds forward from the full state twice: without any retention call in the horizon,
+    and with a call on D+1 (outcome drawn as the team's would be). Both arms share every
+    random number (common random numbers: the same loads, contacts and agents; replicate
+    rows never leave, so the two arms draw alike), so the effect is not Monte Carlo noise
+    of two separate runs. Returns ``(probability, effects)``: the no-call probability
+    averaged over the streams, shape (n,), and the effect of each stream, shape
+    (streams, n); the oracle's ``true_call_effect`` is its mean over the streams. A
+    benchmark picks the oracle's top K on one stream and judges it on another.
+    """
+    report = report or (lambda stage, done, total: None)
+    probabilities, effects = [], []
+    for stream in range(streams):
+        # stream 0 of a date keeps the key it always had; adding a date or a stream
+        # leaves the others unchanged
+        key = (_STREAM_ORACLE, snapshot.day) + ((stream,) if stream else ())
+        calls_key = (_STREAM_ORACLE_CALLS, snapshot.day, stream)
+        without, with_call = _oracle_arms(
+            snapshot,
+            horizon_days,
+            params,
+            np.random.SeedSequence(seed, spawn_key=key),
+            np.random.SeedSequence(seed, spawn_key=calls_key),
+            lambda stage, done, total, s=stream: report(stage, s * total + done, streams * total),
+        )
+        probabilities.append(without)
+        effects.append(without - with_call)
+    return np.mean(probabilities, axis=0), np.asarray(effects)
+
+
+def _oracle_arms(
+    snapshot: _Snapshot,
+    horizon_days: int,
+    params: SimulationParams,
+    sequence: np.random.SeedSequence,
+    calls_sequence: np.random.SeedSequence,
     report: Progress,
-) -> np.ndarray:
-    """P(leave within (D, D+H]) per snapshot row, by simulating forward from its full state.
+) -> tuple[np.ndarray, np.ndarray]:
+    """P(leave within (D, D+H]) per snapshot row without a call and with a call on D+1.
 
     Each replicate world draws its own loads and contacts; the chance of leaving is
     Rao-Blackwellised: 1 - mean over replicates of the product of daily survivals,
@@ -346,27 +460,35 @@ def _oracle_probability(
     n = len(snapshot.rows)
     replicates = params.oracle_replicates
     first_hazard = daily_hazard(snapshot.population, day, params).astype(np.float64)
-    probability = np.empty(n, dtype=np.float64)
+    arms = (np.empty(n, dtype=np.float64), np.empty(n, dtype=np.float64))
     chunk = max(1, params.oracle_chunk_rows // replicates)
     n_chunks = max(1, -(-n // chunk))
+    chunk_seeds = sequence.spawn(n_chunks)
+    call_seeds = calls_sequence.spawn(n_chunks)
     for k, lo in enumerate(range(0, n, chunk)):
         hi = min(n, lo + chunk)
         width = hi - lo
         rows = np.tile(np.arange(lo, hi), replicates)
-        pop = snapshot.population.take(rows)
-        pop.world = np.repeat(np.arange(replicates, dtype=np.int32), width)
-        pop.churn_day[:] = NEVER
-        agents = snapshot.agents.copy()
-        load = Load(np.repeat(snapshot.load.incident_days_left, replicates))
-        survival = np.tile(1.0 - first_hazard[lo:hi], replicates)
-        for future in range(day + 1, day + horizon_days):
-            agents.turnover(future, params, rng)
-            loads = load.draw((snapshot.start_weekday + future) % 7, params, rng)
-            simulate_day(pop, agents, loads, future, 1, params, rng, record=False)
-            survival *= 1.0 - daily_hazard(pop, future, params)
-        probability[lo:hi] = 1.0 - survival.reshape(replicates, width).mean(axis=0)
+        for arm, called in enumerate((False, True)):
+            # the same seed in both arms: common random numbers
+            rng = np.random.default_rng(chunk_seeds[k])
+            call_rng = np.random.default_rng(call_seeds[k])
+            pop = snapshot.population.take(rows)
+            pop.world = np.repeat(np.arange(replicates, dtype=np.int32), width)
+            pop.churn_day[:] = NEVER
+            agents = snapshot.agents.copy()
+            load = Load(np.repeat(snapshot.load.incident_days_left, replicates))
+            survival = np.tile(1.0 - first_hazard[lo:hi], replicates)
+            for future in range(day + 1, day + horizon_days):
+                agents.turnover(future, params, rng)
+                loads = load.draw((snapshot.start_weekday + future) % 7, params, rng)
+                simulate_day(pop, agents, loads, future, 1, params, rng, record=False)
+                if called and future == day + 1:
+                    retention_call(pop, np.arange(len(pop)), future, params, call_rng)
+                survival *= 1.0 - daily_hazard(pop, future, params)
+            arms[arm][lo:hi] = 1.0 - survival.reshape(replicates, width).mean(axis=0)
         report("oracle", k + 1, n_chunks)
-    return probability
+    return arms
 
 
 def _churn_rate_30d(signup_day: np.ndarray, churn_day: np.ndarray, last_day: int) -> float:
@@ -406,6 +528,7 @@ def _write_manifest(
         "command": (
             f"churnml generate --customers {n_customers} --days {days} --seed {seed} "
             f"--out {summary.out_dir}"
+            + (" --no-retention" if summary.retention_start is None else "")
         ),
         "arguments": {
             "n_customers": n_customers,
@@ -415,6 +538,9 @@ def _write_manifest(
             "oracle_as_of": [str(d) for d in summary.oracle_dates],
             "horizon_days": horizon_days,
             "file_format": file_format,
+            "retention_start": None
+            if summary.retention_start is None
+            else str(summary.retention_start),
         },
         "params": asdict(params),
         "summary": {
@@ -427,6 +553,11 @@ def _write_manifest(
             "churn_rate_30d": round(summary.churn_rate_30d, 5),
             "oracle_rows": summary.oracle_rows,
             "oracle_roc_auc": {k: round(v, 4) for k, v in summary.oracle_roc_auc.items()},
+            "oracle_mean_call_effect": {
+                k: round(v, 5) for k, v in summary.oracle_mean_call_effect.items()
+            },
+            "retention_contacts": summary.retention_contacts,
+            "retention_controls": summary.retention_controls,
         },
         "files": {
             name: {"path": path.name, "sha256": output.sha256(path)}

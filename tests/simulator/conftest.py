@@ -17,6 +17,7 @@ class World:
     customers: pd.DataFrame
     interactions: pd.DataFrame
     oracle: pd.DataFrame
+    retention_contacts: pd.DataFrame
 
 
 def load_world(summary: WorldSummary) -> World:
@@ -28,7 +29,9 @@ def load_world(summary: WorldSummary) -> World:
         customers[column] = pd.to_datetime(customers[column], format="%Y-%m-%d")
     interactions["started_at"] = pd.to_datetime(interactions["started_at"], utc=True)
     oracle["as_of"] = pd.to_datetime(oracle["as_of"], format="%Y-%m-%d")
-    return World(summary, customers, interactions, oracle)
+    contacts = pd.read_csv(folder / "retention_contacts.csv", dtype={"customer_id": str})
+    contacts["contacted_at"] = pd.to_datetime(contacts["contacted_at"], format="%Y-%m-%d")
+    return World(summary, customers, interactions, oracle, contacts)
 
 
 @pytest.fixture(scope="session")

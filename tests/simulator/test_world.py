@@ -99,13 +99,21 @@ def test_no_temp_files_are_left_behind(tmp_path: Path) -> None:
         "customers.csv",
         "interactions.csv",
         "oracle.csv",
+        "retention_contacts.csv",
     ]
 
 
 def test_tables_have_the_contract_columns(small_world: World) -> None:
     assert set(column_names("customers")) <= set(small_world.customers.columns)
     assert set(column_names("interactions")) <= set(small_world.interactions.columns)
-    assert list(small_world.oracle.columns) == ["customer_id", "as_of", "true_probability", "label"]
+    assert set(column_names("retention_contacts")) == set(small_world.retention_contacts.columns)
+    assert list(small_world.oracle.columns) == [
+        "customer_id",
+        "as_of",
+        "true_probability",
+        "true_call_effect",
+        "label",
+    ]
 
 
 def test_values_are_in_the_allowed_sets_and_ranges(small_world: World) -> None:
