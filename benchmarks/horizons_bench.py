@@ -1,0 +1,294 @@
+"""Churn within 7, 30 and 90 days from one hazard model, on simulated worlds of different
+churn speed, against the simulator's oracle, lifelines' Cox model and scikit-survival's
+gradient-boosted survival model.
+
+python benchmarks/horizons_bench.py [--sizes 3000,10000] [--large] [--days 540]
+    [--replicates 40] [--survival-rows 20000]
+
+For each world and size: the world is simulated to day D + 92 (D: the as-of day), once per
+horizon H, each run writing the oracle's true P(churn in (D, D + H]) for the customers
+active on D (the simulator gives one horizon per run; the same seed gives the same world,
+so the three runs differ only in the oracle's horizon: see the report of issue 16 for the
+parameter that would give every horizon from one Monte Carlo run). Everything after D is
+then hidden from training (churned_at after D emptied, contacts after D dropped): the
+hazard model trains on the weekly snapshots up to D - 7, censored at D
+(``training.horizons.backtest_horizons``, one backtest fold, then the refit), and scores
+the customers active on D. Printed per horizon: the ROC-AUC on D of the model and of the
+oracle (labels: the world's churn in (D, D + H]); per world: the integrated Brier score
+over the horizons (scikit-survival, censoring weights from the training rows) of the model,
+the oracle, ``lifelines.CoxPHFitter`` and ``sksurv.ensemble.GradientBoostingSurvivalAnalysis``
+(both fitted on a uniform sample of at most ``--survival-rows`` of the same training rows,
+one row per snapshot with time to churn or to D), Uno's concordance, and the seconds of
+each fit. The load average is printed with the table (the machine is shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from dataclasses import replace
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from churnml.simulator import SimulationParams, generate_world
+from churnml.validation import load_tables
+from training import horizons as hz
+from training.settings import TrainingSettings
+from training.snapshots import build_snapshot_frame, default_builder, snapshot_dates
+
+HORIZONS = (7, 30, 90)
+START = date(2025, 1, 1)
+FOLLOW_UP = 92  # days simulated after D: the longest horizon and two more (sksurv's range)
+
+WORLDS = {
+    # the sample world's dynamics: erosion plus some leaving at once
+    "default": {},
+    # many leave at once after one bad experience
+    "at-once": {
+        "at_once_share": 0.9,
+        "at_once_leave_probability": 0.6,
+        "severe_badness": 2.0,
+        "frustration_hazard_coef": 0.6,
+    },
+    # nobody leaves at once; frustration wears on for months
+    "slow-erosion": {
+        "at_once_share": 0.0,
+        "frustration_half_life_days": 120.0,
+        "frustration_hazard_coef": 0.9,
+        "base_monthly_churn": 0.012,
+    },
+}
+
+
+def simulate(
+    name: str, customers: int, days: int, replicates: int, folder: Path
+) -> tuple[Path, date, dict[int, pd.DataFrame]]:
+    """The world's folder, its as-of day D and the oracle per horizon (customer_id ->
+    true_probability, label)."""
+    params = replace(SimulationParams(oracle_replicates=replicates), **WORLDS[name])
+    as_of = START + timedelta(days=days - 1 - FOLLOW_UP)
+    oracles = {}
+    world = folder / f"{name}-{customers}"
+    for horizon in HORIZONS:
+        out = world if horizon == HORIZONS[-1] else folder / f"{name}-{customers}-{horizon}"
+        generate_world(
+            customers,
+            days,
+            7,
+            out,
+            params=params,
+            oracle_as_of=[as_of],
+            horizon_days=horizon,
+        )
+        oracle = pd.read_csv(out / "oracle.csv", dtype={"customer_id": str})
+        oracles[horizon] = oracle.set_index("customer_id")[["true_probability", "label"]]
+    return world, as_of, oracles
+
+
+def survival_matrix(features: pd.DataFrame, reference: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Numbers for the Cox and GBSA models: medians for missing values, one-hot categories,
+    constant columns dropped, standardised (statistics from ``reference``, default itself)."""
+    reference = features if reference is None else reference
+    numeric = [
+        c for c in reference.columns if not isinstance(reference[c].dtype, pd.CategoricalDtype)
+    ]
+    categorical = [c for c in reference.columns if c not in numeric]
+    ref = reference[numeric].astype("float64")
+    medians, spread = ref.median(), ref.std().replace(0, np.nan)
+    out = ((features[numeric].astype("float64").fillna(medians) - ref.mean()) / spread).fillna(0.0)
+    for column in categorical:
+        for value in reference[column].cat.categories[:8]:
+            out[f"{column}={value}"] = (features[column].astype("object") == value).astype(float)
+    keep = [c for c in out.columns if out[c].std() > 0]
+    return out[keep]
+
+
+def run_world(name: str, customers: int, args: argparse.Namespace, folder: Path) -> list[dict]:
+    world, as_of_date, oracles = simulate(name, customers, args.days, args.replicates, folder)
+    as_of = pd.Timestamp(as_of_date)
+    tables = load_tables(world / "customers.csv", world / "interactions.csv")
+    full_customers, interactions = tables.customers, tables.interactions
+    # what the data show on D
+    customers_d = full_customers.assign(
+        churned_at=full_customers["churned_at"].where(full_customers["churned_at"] <= as_of)
+    )
+    interactions_d = interactions[interactions["started_at"] < as_of + pd.Timedelta(days=1)]
+
+    settings = TrainingSettings(backtest_folds=1, lookback_days=365, threads=1)
+    dates = snapshot_dates(
+        interactions_d["started_at"].min(), as_of, settings.with_changes(horizon_days=HORIZONS[0])
+    )
+    builder = default_builder()
+    clock = time.perf_counter()
+    snapshots, _ = build_snapshot_frame(customers_d, interactions_d, dates, builder, settings)
+    rows = hz.horizon_rows(snapshots, customers_d)
+    seconds_features = time.perf_counter() - clock
+    clock = time.perf_counter()
+    backtest = hz.backtest_horizons(rows, HORIZONS, settings, as_of=as_of)
+    seconds_model = time.perf_counter() - clock
+
+    # the customers active on D, with the world's outcomes after D
+    on_day = builder(customers_d, interactions_d, [as_of])[as_of]
+    clock = time.perf_counter()
+    curve = backtest.model.curve(on_day)
+    seconds_score = time.perf_counter() - clock
+    test = hz.horizon_rows(
+        on_day.reset_index().assign(snapshot_date=as_of.as_unit("ns")), full_customers
+    )
+    oracle_curve = np.column_stack(
+        [oracles[h]["true_probability"].reindex(on_day.index).to_numpy() for h in HORIZONS]
+    )
+    end = as_of + pd.Timedelta(days=FOLLOW_UP)
+    result = []
+    for k, horizon in enumerate(HORIZONS):
+        y, known = test.labels_at(horizon, end)
+        oracle_label = oracles[horizon]["label"].reindex(on_day.index).to_numpy()
+        agree = float(np.mean(oracle_label == y))
+        result.append(
+            {
+                "world": name,
+                "customers": customers,
+                "horizon": horizon,
+                "churn_rate": float(y[known].mean()),
+                "roc_model": roc_auc_score(y[known], curve[known, k]),
+                "roc_oracle": roc_auc_score(y[known], oracle_curve[known, k]),
+                "label_agree": agree,
+                "fold_roc": backtest.metrics[0][horizon]["model"]["roc_auc"],
+                "fold_logistic": backtest.metrics[0][horizon]
+                .get("logistic", {})
+                .get("roc_auc", float("nan")),
+                "fold_ece": backtest.metrics[0][horizon]["model"]["ece"],
+            }
+        )
+
+    # the curve against Cox and GBSA, on the same training rows (censored at D)
+    train_y = rows.survival(as_of)
+    rng = np.random.default_rng(0)
+    sample = np.sort(rng.choice(len(rows), min(len(rows), args.survival_rows), replace=False))
+    train_x = survival_matrix(rows.features.iloc[sample])
+    test_x = survival_matrix(on_day, rows.features.iloc[sample])[train_x.columns]
+    survival = {
+        "model": 1.0 - curve,
+        "oracle": 1.0 - oracle_curve,
+    }
+    fit_seconds = {"model": seconds_model}
+    from lifelines import CoxPHFitter
+
+    clock = time.perf_counter()
+    cox = CoxPHFitter(penalizer=0.1)
+    cox.fit(
+        train_x.assign(T=train_y["time"][sample], E=train_y["event"][sample]),
+        duration_col="T",
+        event_col="E",
+    )
+    fit_seconds["cox"] = time.perf_counter() - clock
+    survival["cox"] = cox.predict_survival_function(test_x, times=list(HORIZONS)).to_numpy().T
+
+    from sksurv.ensemble import GradientBoostingSurvivalAnalysis
+
+    clock = time.perf_counter()
+    gbsa = GradientBoostingSurvivalAnalysis(
+        n_estimators=100, max_depth=3, learning_rate=0.1, subsample=0.8, random_state=0
+    )
+    gbsa.fit(train_x.to_numpy(), train_y[sample])
+    fit_seconds["gbsa"] = time.perf_counter() - clock
+    functions = gbsa.predict_survival_function(test_x.to_numpy())
+    survival["gbsa"] = np.array([fn(np.asarray(HORIZONS, dtype=float)) for fn in functions])
+
+    curve_metrics = {
+        who: hz.survival_metrics(s, HORIZONS, rows, test, train_cutoff=as_of, test_cutoff=end)
+        for who, s in survival.items()
+    }
+    for row in result:
+        row.update(
+            {
+                f"ibs_{who}": curve_metrics[who]["integrated_brier"]
+                for who in ("model", "oracle", "cox", "gbsa")
+            }
+        )
+        row.update({f"uno_{who}": curve_metrics[who]["uno_c"] for who in ("model", "cox", "gbsa")})
+        row.update(
+            {
+                "s_features": seconds_features,
+                "s_model": fit_seconds["model"],
+                "s_cox": fit_seconds["cox"],
+                "s_gbsa": fit_seconds["gbsa"],
+                "s_score": seconds_score,
+                "train_rows": len(rows),
+                "scored": len(on_day),
+                "gate": backtest.gate.passed,
+            }
+        )
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000", help="customers per world, comma-separated")
+    parser.add_argument("--large", action="store_true", help="also 100000 customers")
+    parser.add_argument("--days", type=int, default=540, help="simulated days")
+    parser.add_argument("--replicates", type=int, default=40, help="oracle Monte Carlo runs")
+    parser.add_argument("--survival-rows", type=int, default=20_000, help="Cox/GBSA rows")
+    parser.add_argument("--worlds", default=",".join(WORLDS))
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")] + ([100_000] if args.large else [])
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="churnml-horizons-") as tmp:
+        for size in sizes:
+            for name in args.worlds.split(","):
+                rows.extend(run_world(name, size, args, Path(tmp)))
+    table = pd.DataFrame(rows)
+    pd.set_option("display.width", 250)
+    pd.set_option("display.max_columns", 40)
+    per_horizon = table[
+        [
+            "world",
+            "customers",
+            "horizon",
+            "churn_rate",
+            "roc_model",
+            "roc_oracle",
+            "fold_roc",
+            "fold_logistic",
+            "fold_ece",
+            "label_agree",
+        ]
+    ].assign(gap=lambda t: t["roc_oracle"] - t["roc_model"])
+    print(per_horizon.round(4).to_string(index=False))
+    per_world = table.drop_duplicates(["world", "customers"])[
+        [
+            "world",
+            "customers",
+            "train_rows",
+            "scored",
+            "ibs_model",
+            "ibs_oracle",
+            "ibs_cox",
+            "ibs_gbsa",
+            "uno_model",
+            "uno_cox",
+            "uno_gbsa",
+            "s_features",
+            "s_model",
+            "s_cox",
+            "s_gbsa",
+            "s_score",
+            "gate",
+        ]
+    ]
+    print()
+    print(per_world.round(4).to_string(index=False))
+    print(
+        f"\nload average (1, 5, 15 min): {', '.join(f'{v:.2f}' for v in os.getloadavg())}; "
+        f"{os.cpu_count()} cores; Cox/GBSA on at most {args.survival_rows} training rows"
+    )
+
+
+if __name__ == "__main__":
+    main()
