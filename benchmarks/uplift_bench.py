@@ -9,7 +9,9 @@ reason a call cannot touch: high risk, about zero effect), sleeping dogs (conten
 case: a call raises their risk) and the rest (a small effect). The kind is hidden; the
 features it shows through (price pressure, open cases, wait, satisfaction, segment) and
 three noise columns are what the learners see. The true effect is exact (it is computed,
-not simulated), so the oracle's top K is not flattered by noise.
+not simulated), so the oracle's top K is not flattered by noise. The same learners on the
+simulator's own worlds (its retention team, its oracle's Monte Carlo streams):
+``benchmarks/uplift_sim_bench.py``.
 
 Every learner fits on the world's training picks (``t = 1`` treated with the world's
 treated share, known to all learners as the propensity) and is judged on 20 000 fresh
@@ -148,7 +150,9 @@ def causalml_learners(threads: int) -> dict[str, Callable[..., np.ndarray]]:
         }
 
     def matrix(X: pd.DataFrame) -> np.ndarray:
-        return X.assign(segment=(X["segment"] == "consumer").astype(float)).to_numpy("float64")
+        if "segment" in X.columns and not pd.api.types.is_numeric_dtype(X["segment"]):
+            X = X.assign(segment=(X["segment"] == "consumer").astype(float))
+        return X.to_numpy("float64")
 
     # causalml's effect is P(y | treated) - P(y | control); with y = churn the call effect
     # of the contract is its negative.
