@@ -77,9 +77,19 @@ def oracle_comparison(world: Path, settings: TrainingSettings, result_version: s
 def quality(world: Path, settings: TrainingSettings | None = None) -> dict:
     home = Path(tempfile.mkdtemp(prefix="churnml-bench-"))
     settings = replace(settings or TrainingSettings(), home=home, tracking_uri=None)
-    tables = load_tables(world / "customers.csv", world / "interactions.csv")
+    contacts = world / "retention_contacts.csv"  # as `churnml train` on the folder would
+    tables = load_tables(
+        world / "customers.csv",
+        world / "interactions.csv",
+        retention_contacts_path=contacts if contacts.exists() else None,
+    )
     started = time.perf_counter()
-    result = train_from_tables(tables.customers, tables.interactions, settings)
+    result = train_from_tables(
+        tables.customers,
+        tables.interactions,
+        settings,
+        retention_contacts=tables.retention_contacts,
+    )
     seconds = time.perf_counter() - started
     test = result.test
     summary = {

@@ -1,6 +1,8 @@
 """The data contract (v1): the input tables outside users write to.
 
-The text of the contract lives in ``shared/contract.md``; this module is its one
+The text of the contract lives in ``shared/contract.md`` (v1.1 adds the optional
+``retention_contacts`` table, whose ``group`` and ``outcome`` take the values of
+``GROUPS`` and ``OUTCOMES``); this module is its one
 machine-readable statement. Column names, kinds and the allowed values are
 declared once here and used by validation, features, the simulator and serving.
 
@@ -28,6 +30,8 @@ Kind = Literal["string", "date", "timestamp", "number", "integer", "boolean"]
 
 CHANNELS: tuple[str, ...] = ("phone", "chat", "email", "social", "store", "other")
 STATUSES: tuple[str, ...] = ("resolved", "pending", "escalated", "unresolved")
+GROUPS: tuple[str, ...] = ("treated", "control")
+OUTCOMES: tuple[str, ...] = ("reached", "not_reached", "accepted_offer", "declined")
 CSAT_RANGE: tuple[int, int] = (1, 5)
 BOOLEAN_WORDS: dict[str, float] = {
     "true": 1.0,
@@ -77,11 +81,27 @@ INTERACTION_COLUMNS: tuple[Column, ...] = (
     Column("csat", "integer", False, "satisfaction answer, 1-5", value_range=CSAT_RANGE),
 )
 
+RETENTION_CONTACT_COLUMNS: tuple[Column, ...] = (
+    Column("customer_id", "string", True, "must exist in customers"),
+    Column("contacted_at", "date", True, "the day the customer was picked (and contacted)"),
+    Column(
+        "group",
+        "string",
+        False,
+        "treated (the default when empty) or control (picked, deliberately not contacted)",
+        allowed=GROUPS,
+    ),
+    Column("outcome", "string", False, "what the contact gave", allowed=OUTCOMES),
+    Column("channel", "string", False, "how the team reached out", allowed=CHANNELS),
+)
+
 TABLES: dict[str, tuple[Column, ...]] = {
     "customers": CUSTOMER_COLUMNS,
     "interactions": INTERACTION_COLUMNS,
+    "retention_contacts": RETENTION_CONTACT_COLUMNS,
 }
 
+DEFAULT_HORIZON_DAYS = 30  # the contract's default label horizon H
 CUSTOMER_ID = "customer_id"
 INTERACTION_ID = "interaction_id"
 

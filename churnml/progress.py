@@ -10,6 +10,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """``count`` and the noun in the number it needs: "1 row", "2,000 rows"."""
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
+
+
 class Reporter:
     """Prints what a command does and how long each step takes, to standard error."""
 

@@ -14,6 +14,7 @@ concern and builds them from this object, so home and the tracking URI are parse
 | state | home | ``CHURNML_HOME`` | ``.churnml`` in the working directory |
 | data | customers | ``CHURNML_CUSTOMERS`` | the sample world: ``data/sample/customers.csv`` |
 | data | interactions | ``CHURNML_INTERACTIONS`` | ``data/sample/interactions.csv`` |
+| data | retention_contacts | ``CHURNML_RETENTION_CONTACTS`` | the sample's, on the sample |
 | data | strict | ``CHURNML_STRICT`` (1/true) | false: rows that break a rule are set aside |
 | engine | engine | ``CHURNML_ENGINE`` (local/dask) | local: one process |
 | engine | scheduler | ``CHURNML_SCHEDULER`` | none: ``--engine dask`` starts a LocalCluster |
@@ -65,6 +66,8 @@ class Settings:
     home: Path = DEFAULT_HOME
     customers: Path = SAMPLE_DIR / "customers.csv"
     interactions: Path = SAMPLE_DIR / "interactions.csv"
+    # The retention team's picks and outcomes (contract v1.1); None: no such table.
+    retention_contacts: Path | None = None
     strict: bool = False
     engine: str = "local"
     scheduler: str | None = None
@@ -81,6 +84,9 @@ class Settings:
             "home": read_env(env, "CHURNML_HOME", Path, "a folder"),
             "customers": read_env(env, "CHURNML_CUSTOMERS", Path, "a file or folder"),
             "interactions": read_env(env, "CHURNML_INTERACTIONS", Path, "a file or folder"),
+            "retention_contacts": read_env(
+                env, "CHURNML_RETENTION_CONTACTS", Path, "a file or folder"
+            ),
             "engine": read_env(env, "CHURNML_ENGINE", _word, "local or dask"),
             "scheduler": env.get("CHURNML_SCHEDULER") or None,
             "dask_workers": read_env(env, "CHURNML_DASK_WORKERS", int, "a whole number"),
@@ -92,6 +98,13 @@ class Settings:
             values["strict"] = parse_flag(env["CHURNML_STRICT"], "CHURNML_STRICT")
         values.update({key: value for key, value in overrides.items() if value is not None})
         settings = replace(cls(), **{k: v for k, v in values.items() if v is not None})
+        sample = SAMPLE_DIR / "retention_contacts.csv"
+        on_sample = (settings.customers, settings.interactions) == (
+            cls.customers,
+            cls.interactions,
+        )
+        if settings.retention_contacts is None and on_sample and sample.exists():
+            settings = replace(settings, retention_contacts=sample)
         if settings.engine not in ENGINES:
             raise ConfigError(
                 f"engine {settings.engine!r}: expected one of {', '.join(ENGINES)} "

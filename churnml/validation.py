@@ -24,7 +24,19 @@ churned_at not before signup_date                  set the customer aside
 every interaction's customer exists                set the row aside
 no contact before signup or after churned_at       set the row aside
 customer set aside                                 set their interactions aside
+                                                   and retention contacts aside
+retention_contacts (optional table):
+required columns present                           stop
+customer_id and contacted_at present, a date       set the row aside
+group, outcome and channel values known            set the row aside
+a control row's promise: no treated row for the    set the control row aside
+customer from contacted_at to the horizon after
+(customer, contacted_at, group) once               set later copies aside
+every contact's customer exists                    set the row aside
+no contact before signup or after churned_at       set the row aside
 =================================================  ==========================
+
+An empty ``group`` means ``treated`` (the contract's default) and is filled in as such.
 
 "Set aside" writes the row, its row number and the reason to a quarantine file
 (CSV under ``CHURNML_HOME/quarantine/``), and the command reports the count and
@@ -59,11 +71,21 @@ from churnml import contract
 from churnml.contract import Column
 from churnml.errors import ContractError
 from churnml.io import TEXT, read_table, write_table
+from churnml.progress import counted
 
 Policy = Literal["stop", "set_aside"]
 EXAMPLES = 3
-ID_COLUMNS = {"customers": contract.CUSTOMER_ID, "interactions": contract.INTERACTION_ID}
-ROW_NOUN = {"customers": "customer", "interactions": "interaction"}
+ID_COLUMNS = {
+    "customers": contract.CUSTOMER_ID,
+    "interactions": contract.INTERACTION_ID,
+    "retention_contacts": contract.CUSTOMER_ID,
+}
+ROW_NOUN = {
+    "customers": "customer",
+    "interactions": "interaction",
+    "retention_contacts": "customer",
+}
+DEFAULT_HORIZON_DAYS = contract.DEFAULT_HORIZON_DAYS  # how long a control row's promise runs
 
 
 @dataclass(frozen=True)
@@ -116,6 +138,7 @@ class CheckResult:
     customers: pd.DataFrame
     interactions: pd.DataFrame
     breaches: list[Breach]
+    retention_contacts: pd.DataFrame | None = None
 
     @property
     def ok(self) -> bool:
@@ -130,18 +153,36 @@ class Tables:
     interactions: pd.DataFrame
     set_aside: dict[str, int]
     quarantine_files: tuple[Path, ...] = ()
+    retention_contacts: pd.DataFrame | None = None
 
 
-def read_and_check(customers_path: Path | str, interactions_path: Path | str) -> CheckResult:
-    """Read both files and check every rule; InputError when a file cannot be read."""
+def read_and_check(
+    customers_path: Path | str,
+    interactions_path: Path | str,
+    retention_contacts_path: Path | str | None = None,
+    *,
+    horizon_days: int = DEFAULT_HORIZON_DAYS,
+) -> CheckResult:
+    """Read the files and check every rule; InputError when a file cannot be read.
+
+    ``retention_contacts_path`` is the optional retention team's table; ``horizon_days``
+    is how long a ``control`` row promises that nobody called the customer."""
     customers_path, interactions_path = Path(customers_path), Path(interactions_path)
     customers_raw = read_table(customers_path, "customers")
     interactions_raw = read_table(interactions_path, "interactions")
+    contacts_raw, contacts_source = None, "retention_contacts"
+    if retention_contacts_path is not None:
+        retention_contacts_path = Path(retention_contacts_path)
+        contacts_raw = read_table(retention_contacts_path, "retention_contacts")
+        contacts_source = retention_contacts_path.name
     return check_tables(
         customers_raw,
         interactions_raw,
         customers_source=customers_path.name,
         interactions_source=interactions_path.name,
+        retention_contacts_raw=contacts_raw,
+        retention_contacts_source=contacts_source,
+        horizon_days=horizon_days,
     )
 
 
@@ -149,12 +190,19 @@ def load_tables(
     customers_path: Path | str,
     interactions_path: Path | str,
     *,
+    retention_contacts_path: Path | str | None = None,
+    horizon_days: int = DEFAULT_HORIZON_DAYS,
     quarantine_dir: Path | None = None,
     strict: bool = False,
     report: Callable[[str], None] | None = None,
 ) -> Tables:
-    """Read, check and apply each rule's policy; the entry point of every command but validate."""
-    result = read_and_check(customers_path, interactions_path)
+    """Read, check and apply each rule's policy; the entry point of every command but validate.
+
+    With ``retention_contacts_path`` the result's ``retention_contacts`` holds the team's
+    table after its rules (``horizon_days``: the control rows' promise); else None."""
+    result = read_and_check(
+        customers_path, interactions_path, retention_contacts_path, horizon_days=horizon_days
+    )
     return apply_policy(result, quarantine_dir=quarantine_dir, strict=strict, report=report)
 
 
@@ -176,13 +224,23 @@ def apply_policy(
         interactions[contract.CUSTOMER_ID],
         interaction_reasons,
     )
+    tables = [
+        ("customers", customers, customer_reasons),
+        ("interactions", interactions, interaction_reasons),
+    ]
+    contacts = result.retention_contacts
+    if contacts is not None:
+        contact_reasons = set_orphans_aside(
+            customers[contract.CUSTOMER_ID],
+            customer_reasons,
+            contacts[contract.CUSTOMER_ID],
+            row_reasons(result.breaches, "retention_contacts", len(contacts)),
+        )
+        tables.append(("retention_contacts", contacts, contact_reasons))
     files: list[Path] = []
     counts: dict[str, int] = {}
     kept: dict[str, pd.DataFrame] = {}
-    for table, frame, reasons in (
-        ("customers", customers, customer_reasons),
-        ("interactions", interactions, interaction_reasons),
-    ):
+    for table, frame, reasons in tables:
         bad = np.flatnonzero(~pd.isna(reasons)) if reasons is not None else np.empty(0, int)
         counts[table] = len(bad)
         kept[table] = frame.reset_index(drop=True)
@@ -197,6 +255,7 @@ def apply_policy(
         interactions=kept["interactions"],
         set_aside=counts,
         quarantine_files=tuple(files),
+        retention_contacts=kept.get("retention_contacts"),
     )
 
 
@@ -269,13 +328,21 @@ def set_aside(
     table, ascending) to a quarantine file and say so; ContractError without a folder."""
     if quarantine_dir is None:
         raise ContractError(
-            f"{table}: {len(rows)} rows break the contract and there is no quarantine folder "
+            f"{table}: {counted(len(rows), 'row')} {_break(len(rows))} the contract and there "
+            "is no quarantine folder "
             "to set them aside; run churnml validate"
         )
     path = write_quarantine(rows, source_rows, reasons, table, quarantine_dir)
     if report is not None:
-        report(f"set aside {len(rows)} {table} rows that break the contract: see {path}")
+        report(
+            f"set aside {counted(len(rows), f'{table} row')} that {_break(len(rows))} the "
+            f"contract: see {path}"
+        )
     return path
+
+
+def _break(count: int) -> str:
+    return "breaks" if count == 1 else "break"
 
 
 def write_quarantine(
@@ -303,8 +370,12 @@ def check_tables(
     *,
     customers_source: str = "customers",
     interactions_source: str = "interactions",
+    retention_contacts_raw: pd.DataFrame | None = None,
+    retention_contacts_source: str = "retention_contacts",
+    horizon_days: int = DEFAULT_HORIZON_DAYS,
 ) -> CheckResult:
-    """Check raw tables (as read, or as sent to the service) against every rule."""
+    """Check raw tables (as read, or as sent to the service) against every rule; the
+    retention team's table (optional) against its own rules and the customers."""
     breaches: list[Breach] = []
     customers, customer_breaches, customers_complete = typed_table(
         customers_raw, "customers", customers_source
@@ -334,7 +405,27 @@ def check_tables(
         )
     if customers_complete and interactions_complete:
         breaches += check_relations(customers, interactions, interactions_source, customers_source)
-    return CheckResult(customers=customers, interactions=interactions, breaches=breaches)
+    contacts = None
+    if retention_contacts_raw is not None:
+        source = retention_contacts_source
+        contacts, contact_breaches, contacts_complete = typed_table(
+            retention_contacts_raw, "retention_contacts", source
+        )
+        contacts["group"] = contacts["group"].fillna("treated")
+        breaches += contact_breaches
+        if contacts_complete:
+            # the rules on the table alone first, then those against the customers (the
+            # Dask engine checks them in that order too: the first reason wins)
+            breaches += check_control_promises(contacts, source, horizon_days)
+            breaches += check_retention_unique(contacts, source)
+            if customers_complete:
+                breaches += check_retention_relations(customers, contacts, source, customers_source)
+    return CheckResult(
+        customers=customers,
+        interactions=interactions,
+        breaches=breaches,
+        retention_contacts=contacts,
+    )
 
 
 def typed_table(
@@ -870,3 +961,133 @@ def check_relations(
             )
         )
     return breaches
+
+
+# --- the retention team's table -------------------------------------------------------------
+
+
+def _customer_facts(
+    customers: pd.DataFrame, customer_ids: pd.Series
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where each id stands among the customers (-1: unknown), and its signup_date and
+    churned_at (NaT when unknown). The first row of a repeated customer id stands for it."""
+    lookup = customers.drop_duplicates(contract.CUSTOMER_ID).dropna(subset=[contract.CUSTOMER_ID])
+    position = positions_in(lookup[contract.CUSTOMER_ID], customer_ids)
+    known = position >= 0
+    signup = np.full(len(customer_ids), np.datetime64("NaT"), dtype="datetime64[ns]")
+    churned = signup.copy()
+    signup[known] = lookup["signup_date"].to_numpy()[position[known]]
+    churned[known] = lookup["churned_at"].to_numpy()[position[known]]
+    return position, signup, churned
+
+
+def check_retention_relations(
+    customers: pd.DataFrame, contacts: pd.DataFrame, source: str, customers_source: str
+) -> list[Breach]:
+    """Every retention contact's customer exists and was a customer on contacted_at (not
+    before signup_date, not after the churned_at day)."""
+    ids = contacts[contract.CUSTOMER_ID]
+    position, signup, churned = _customer_facts(customers, ids)
+    given = ids.notna().to_numpy()
+    known = position >= 0
+    day = contacts["contacted_at"].to_numpy()
+    breaches = []
+    for rule, mask, problem, expected, values in (
+        (
+            "relation:customer_id",
+            given & ~known,
+            f"a customer_id not in {customers_source}",
+            f"expected every retention contact's customer in {customers_source}",
+            ids,
+        ),
+        (
+            "timeline:before_signup",
+            known & contact_before_signup(day, signup),
+            "a contacted_at before its customer's signup_date",
+            "expected contacted_at on or after signup_date",
+            contacts["contacted_at"].dt.date,
+        ),
+        (
+            "timeline:after_churn",
+            known & contact_after_churn(day, churned),
+            "a contacted_at after its customer's churned_at day",
+            "expected contacted_at no later than churned_at",
+            contacts["contacted_at"].dt.date,
+        ),
+    ):
+        if mask.any():
+            breaches.append(
+                _breach(source, "retention_contacts", rule, problem, expected, mask, ids, values)
+            )
+    return breaches
+
+
+def broken_control_promises(
+    customer_ids: pd.Series, contacted_at: pd.Series, groups: pd.Series, horizon_days: int
+) -> np.ndarray:
+    """The control rows whose promise is broken: the same customer has a treated row on
+    any day from the control row's contacted_at to ``horizon_days`` after it."""
+    frame = pd.DataFrame(
+        {"customer": customer_ids.to_numpy(), "day": contacted_at.to_numpy(), "group": groups}
+    )
+    frame["row"] = np.arange(len(frame))
+    frame = frame.dropna(subset=["customer", "day"])
+    control = frame[frame["group"] == "control"]
+    treated = frame[frame["group"] == "treated"]
+    broken = np.zeros(len(customer_ids), dtype=bool)
+    if control.empty or treated.empty:
+        return broken
+    pairs = control.merge(treated, on="customer", suffixes=("", "_treated"))
+    gap = pairs["day_treated"] - pairs["day"]
+    inside = (gap >= pd.Timedelta(0)) & (gap <= pd.Timedelta(days=horizon_days))
+    broken[pairs.loc[inside, "row"].to_numpy(dtype=np.int64)] = True
+    return broken
+
+
+def check_control_promises(contacts: pd.DataFrame, source: str, horizon_days: int) -> list[Breach]:
+    """A control row is a promise that nobody contacted the customer for the horizon."""
+    broken = broken_control_promises(
+        contacts[contract.CUSTOMER_ID], contacts["contacted_at"], contacts["group"], horizon_days
+    )
+    if not broken.any():
+        return []
+    return [
+        _breach(
+            source,
+            "retention_contacts",
+            "control:contacted",
+            f"a control row for a customer the team contacted within {horizon_days} days",
+            f"expected no treated row for the customer from contacted_at to {horizon_days} "
+            "days after; mark the row treated or remove the contact",
+            broken,
+            contacts[contract.CUSTOMER_ID],
+            contacts["contacted_at"].dt.date,
+        )
+    ]
+
+
+def check_retention_unique(contacts: pd.DataFrame, source: str) -> list[Breach]:
+    """One row per (customer_id, contacted_at, group): later copies break it."""
+    key = (
+        contacts[contract.CUSTOMER_ID].astype(object)
+        + "|"
+        + contacts["contacted_at"].dt.strftime("%Y-%m-%d").astype(object)
+        + "|"
+        + contacts["group"].astype(object)
+    )
+    key = key.where(contacts[contract.CUSTOMER_ID].notna() & contacts["contacted_at"].notna())
+    duplicated = later_copies(key.astype(object).where(key.notna(), None))
+    if not duplicated.any():
+        return []
+    return [
+        _breach(
+            source,
+            "retention_contacts",
+            "unique:contact",
+            "a repeated (customer_id, contacted_at, group)",
+            "expected each customer once a day and group; remove the copies",
+            duplicated,
+            contacts[contract.CUSTOMER_ID],
+            contacts["contacted_at"].dt.date,
+        )
+    ]

@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightgbm as lgb
 import numpy as np
@@ -32,10 +32,19 @@ from features.settings import FeatureSettings
 from model.linear import Blend
 from model.schema import SchemaField, profile_schema
 
+if TYPE_CHECKING:
+    from model.call_effect import CallEffectModel
+
 EPS = 1e-6
 BOOSTER_FILE = "booster.txt"
 SPEC_FILE = "spec.json"
 CHECKSUMS = "checksums"  # spec.json's {file name: sha256} of the files parsed natively
+# The call-effect head's folder inside the model's (``model.call_effect``); its
+# call_effect.json's sha256 is in spec.json's checksums, and that file holds the sha256 of
+# each of its boosters: the whole head is checked before LightGBM parses any of it.
+CALL_EFFECT_FOLDER = "call_effect"
+RANK_BY_SAVED_REVENUE = "saved-revenue"
+RANK_BY_RISK = "risk"
 KIND_INTERACTIONS = "interactions"
 KIND_TABLE = "table"
 # A model trained on a customer table has no feature families: its columns' families are
@@ -83,6 +92,12 @@ class ChurnModel:
     # The profile fields the model was trained on: type, categories, missing share in
     # training (model.schema). Recorded at training; derived at load for older models.
     input_schema: list[SchemaField] = field(default_factory=list)
+    # The call-effect head (``training.call_effect_fit``), None without one, and the gate's
+    # record of it: {"rank_by": "saved-revenue" | "risk", "promoted": bool, "reason": text,
+    # and the evaluation's numbers}. A head that did not pass is kept (scores carry its
+    # call_effect), but the list must keep ranking by risk, for the reason recorded.
+    call_effect: CallEffectModel | None = None
+    call_effect_gate: dict[str, Any] | None = None
 
     # -- what the model was trained on -------------------------------------------------
     @cached_property
@@ -146,9 +161,13 @@ class ChurnModel:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.booster.save_model(str(folder / BOOSTER_FILE))
+        # Checked by ``load`` before LightGBM parses the file (see ``_booster_text``).
+        checksums = {BOOSTER_FILE: sha256_of((folder / BOOSTER_FILE).read_bytes())}
+        if self.call_effect is not None:
+            head = self.call_effect.save(folder / CALL_EFFECT_FOLDER)
+            checksums[_call_effect_spec()] = sha256_of((head / _head_spec_name()).read_bytes())
         spec = {
-            # Checked by ``load`` before LightGBM parses the file (see ``_booster_text``).
-            CHECKSUMS: {BOOSTER_FILE: sha256_of((folder / BOOSTER_FILE).read_bytes())},
+            CHECKSUMS: checksums,
             "kind": self.kind,
             "calibrator": self.calibrator.to_dict(),
             "feature_names": self.feature_names,
@@ -163,6 +182,12 @@ class ChurnModel:
             "distribution": self.distribution,
             "blend": None if self.blend is None else self.blend.to_dict(),
             "input_schema": [f.to_dict() for f in self.input_schema],
+            "call_effect": None
+            if self.call_effect is None and self.call_effect_gate is None
+            else {
+                "folder": None if self.call_effect is None else CALL_EFFECT_FOLDER,
+                "gate": self.call_effect_gate or {},
+            },
         }
         (folder / SPEC_FILE).write_text(json.dumps(spec, indent=1, default=str))
         return folder
@@ -204,6 +229,10 @@ class ChurnModel:
             distribution=dict(spec.get("distribution") or {}),
             blend=Blend.from_dict(spec["blend"]) if spec.get("blend") else None,
         )
+        if spec.get("call_effect"):
+            if spec["call_effect"].get("folder"):
+                model.call_effect = _load_head(folder, spec, where)
+            model.call_effect_gate = dict(spec["call_effect"].get("gate") or {})
         if "input_schema" in spec:
             model.input_schema = [SchemaField.from_dict(f) for f in spec["input_schema"]]
         else:  # saved before the schema was recorded: derived from what the model stores
@@ -220,9 +249,48 @@ class ChurnModel:
             table=self.kind == KIND_TABLE,
         )
 
+    @property
+    def rank_by(self) -> str:
+        """What the day's list ranks by under this model: "saved-revenue" when its
+        call-effect head passed the gate, else "risk" (``call_effect_gate``'s reason)."""
+        gate = self.call_effect_gate or {}
+        if self.call_effect is not None and gate.get("rank_by") == RANK_BY_SAVED_REVENUE:
+            return RANK_BY_SAVED_REVENUE
+        return RANK_BY_RISK
+
 
 def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _head_spec_name() -> str:
+    from model.call_effect import SPEC_FILE as HEAD_SPEC
+
+    return HEAD_SPEC
+
+
+def _call_effect_spec() -> str:
+    return f"{CALL_EFFECT_FOLDER}/{_head_spec_name()}"
+
+
+def _load_head(folder: Path, spec: dict[str, Any], where: str) -> CallEffectModel:
+    """The call-effect head saved with the model, once its call_effect.json matches the
+    sha256 in spec.json (``CallEffectModel.load`` then checks each booster's)."""
+    from model.call_effect import CallEffectModel
+
+    name = _call_effect_spec()
+    try:
+        data = (folder / name).read_bytes()
+    except OSError as error:
+        raise ModelError(
+            f"{where}: the call-effect head is missing ({error}); retrain it"
+        ) from None
+    if sha256_of(data) != (spec.get(CHECKSUMS) or {}).get(name):
+        raise ModelError(
+            f"{where}: {name} does not match the sha256 saved in {SPEC_FILE} with the model "
+            "(the file is truncated or damaged); restore the model's files or retrain it"
+        )
+    return CallEffectModel.load(folder / CALL_EFFECT_FOLDER, source=f"{where} (call effect)")
 
 
 def _booster_text(path: Path, spec: dict[str, Any], where: str) -> str:

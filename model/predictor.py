@@ -25,7 +25,7 @@ result goes through.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -37,10 +37,12 @@ from churnml.contract import CUSTOMER_ID
 from churnml.errors import DataError
 from features.build import FeatureArrays, thin_history
 from features.reasons import REASONS_PER_CUSTOMER, Explainer, thin_history_reason
+from features.retention import retention_history_features
 from model.artifact import ChurnModel
 from model.attributions import BlendedAttributions, PathAttributions
-from model.schema import SchemaField
+from model.schema import SchemaField, rows_lacking
 
+DEFAULT_REVENUE_MONTHS = 12.0  # the list's months of revenue (serving's revenue_months)
 EXPLAIN_CHUNK_ROWS = 5_000  # bounds the (rows x trees x depth) work arrays of explain
 Values = pd.DataFrame | Callable[[str], np.ndarray]  # feature values for the reasons' words
 
@@ -85,6 +87,16 @@ class Predictor:
         """The profile fields the model was trained on: type, categories, missing share in
         training (``model.schema``)."""
         return self.model.input_schema
+
+    def rows_lacking(
+        self, customers: pd.DataFrame, ids: Sequence[str] | None = None
+    ) -> dict[str, int]:
+        """How many rows of a customers table (those of ``ids`` when given: the customers
+        scored) lack each field the model was trained on almost always having
+        (``model.schema.rows_lacking``, the fields ``POST /score`` warns about)."""
+        if ids is not None:
+            customers = customers[customers[CUSTOMER_ID].astype(str).isin(set(map(str, ids)))]
+        return rows_lacking(self.input_schema, customers)
 
     @cached_property
     def attributions(self) -> PathAttributions | BlendedAttributions:
@@ -277,6 +289,40 @@ class Predictor:
         probability = np.concatenate(probabilities) if probabilities else np.array([])
         return self._prediction(probability, reasons, values, top)
 
+    # -- the call-effect head -----------------------------------------------------------
+    @property
+    def has_call_effect(self) -> bool:
+        return self.model.call_effect is not None
+
+    def call_effect(
+        self,
+        features: pd.DataFrame,
+        retention_contacts: pd.DataFrame | None,
+        as_of: pd.Timestamp | str,
+    ) -> np.ndarray | None:
+        """The call effect (contract v1.1: P(churn | no call) - P(churn | call on the next
+        day)) of the customers of ``features`` (this model's features as of ``as_of``,
+        indexed by customer_id), with their retention history as of ``as_of`` from
+        ``retention_contacts`` (None: nobody was ever picked); None for a model without
+        a call-effect head."""
+        head = self.model.call_effect
+        if head is None:
+            return None
+        history = retention_history_features(
+            retention_contacts, as_of=as_of, customer_ids=features.index
+        )
+        rows = features.copy()
+        for column in history.columns:
+            rows[column] = history[column].to_numpy()
+        return head.predict(rows)
+
+    @staticmethod
+    def saved_revenue(effect: np.ndarray, monthly_revenue: np.ndarray, months: float) -> np.ndarray:
+        """The revenue a call is expected to keep: call effect x monthly revenue x months
+        (NaN where the revenue is unknown)."""
+        revenue = np.asarray(monthly_revenue, dtype="float64")
+        return np.asarray(effect, dtype="float64") * revenue * float(months)
+
     # -- score files --------------------------------------------------------------------
     def score_frame(
         self, features: pd.DataFrame, ids: pd.Index | np.ndarray, *, with_reasons: bool = True
@@ -304,15 +350,41 @@ class Predictor:
         as_of: pd.Timestamp | str,
         *,
         with_reasons: bool = True,
+        retention_contacts: pd.DataFrame | None = None,
+        months: float = DEFAULT_REVENUE_MONTHS,
     ) -> pd.DataFrame:
-        """Scores of every customer active on ``as_of``, from validated contract tables."""
+        """Scores of every customer active on ``as_of``, from validated contract tables.
+
+        A model with a call-effect head adds ``call_effect`` and ``saved_revenue``
+        (call_effect x monthly_revenue x ``months``), reading each customer's retention
+        history as of ``as_of`` from ``retention_contacts`` (None: no history); a model
+        without one gives the v1 columns only, whatever ``retention_contacts`` holds."""
         as_of = pd.Timestamp(as_of).normalize()
         features = self.model.features_from_tables(customers, interactions, as_of)
         if features.empty:
             raise DataError(f"no customer is active on {as_of:%Y-%m-%d}; pick a later --as-of")
         scores = self.score_frame(features, features.index, with_reasons=with_reasons)
+        self.add_call_effect(scores, features, customers, retention_contacts, as_of, months)
         scores["as_of"] = f"{as_of:%Y-%m-%d}"
         return scores
+
+    def add_call_effect(
+        self,
+        scores: pd.DataFrame,
+        features: pd.DataFrame,
+        customers: pd.DataFrame,
+        retention_contacts: pd.DataFrame | None,
+        as_of: pd.Timestamp | str,
+        months: float = DEFAULT_REVENUE_MONTHS,
+    ) -> None:
+        """``call_effect`` and ``saved_revenue`` added to the ``scores`` of the customers of
+        ``features`` (same order) when the model has a call-effect head; nothing otherwise.
+        The one place both score paths (``score_tables``, the engines' partitions) use."""
+        effect = self.call_effect(features, retention_contacts, as_of)
+        if effect is not None:
+            revenue = _monthly_revenue(customers, features.index)
+            scores["call_effect"] = effect
+            scores["saved_revenue"] = self.saved_revenue(effect, revenue, months)
 
     def score_table(self, table: pd.DataFrame, *, with_reasons: bool = True) -> pd.DataFrame:
         """Scores of every row of a customer table (its label column, if present, is ignored)."""
@@ -326,6 +398,15 @@ class Predictor:
         if id_column:
             scores = scores.rename(columns={CUSTOMER_ID: id_column})
         return scores
+
+
+def _monthly_revenue(customers: pd.DataFrame, ids: pd.Index) -> np.ndarray:
+    """The customers' monthly_revenue in the order of ``ids`` (NaN where unknown)."""
+    if "monthly_revenue" not in customers:
+        return np.full(len(ids), np.nan)
+    revenue = pd.to_numeric(customers["monthly_revenue"], errors="coerce")
+    revenue.index = customers[CUSTOMER_ID].astype(str).to_numpy()
+    return revenue.reindex(np.asarray(ids).astype(str)).to_numpy(dtype="float64")
 
 
 def _rows(values: Any, rows: slice) -> Any:

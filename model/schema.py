@@ -146,13 +146,15 @@ def rows_lacking(schema: Iterable[SchemaField], customers: Any) -> dict[str, int
     return counts
 
 
-def lacking_lines(counts: Mapping[str, int], total: int) -> list[str]:
-    """One line per field some rows lacked, for the batch commands' terminal."""
-    lines = []
-    for name, count in counts.items():
-        rows, lack = ("row", "lacks") if count == 1 else ("rows", "lack")
-        lines.append(
-            f"warning: {count:,} {rows} of {total:,} {lack} {name}, which the model was "
-            "trained on almost always having; their scores treat it as unknown"
-        )
-    return lines
+def lacking_line(counts: Mapping[str, int], total: int) -> str | None:
+    """The batch commands' one terminal line of how many of ``total`` rows lacked each field
+    of ``counts`` (``rows_lacking``); None when no row lacked any."""
+    if not counts:
+        return None
+    rows = "row" if total == 1 else "rows"
+    each = ", ".join(f"{name} {count:,}" for name, count in counts.items())
+    return (
+        f"warning: of {total:,} {rows} scored, lacking a field the model was trained on "
+        f"almost always having (scored as unknown): {each}; send these fields for "
+        "reliable scores"
+    )

@@ -102,6 +102,12 @@ class RiskListPage(BaseModel):
         description="True when the data ends more than the grace days "
         "(CHURNML_FRESHNESS_GRACE_DAYS) before the list's day: the page warns."
     )
+    lacking_fields: dict[str, int] = Field(
+        description="How many scored customers lacked each profile field the model was "
+        "trained on almost always having (the model's input_schema at GET /model), e.g. "
+        '{"contract_type": 8}; their scores treat it as unknown. Empty when none did, and for '
+        "lists stored before churnml counted it."
+    )
     band_thresholds: dict[str, float] = Field(
         description="Lowest probability of each band: high and medium."
     )
@@ -123,4 +129,113 @@ class ScoreIdsResponse(BaseModel):
     )
     not_found: list[str] = Field(
         description="Ids that the latest list does not hold (not active that day, or unknown)."
+    )
+
+
+class DetailReason(BaseModel):
+    """A reason of the customer's row, with what stands behind it."""
+
+    code: str = Field(description="Stable code of the reason's family, e.g. waiting.")
+    text: str = Field(description="The reason in plain words with the customer's own numbers.")
+    family: str = Field(description="The reason's feature family, e.g. waiting.")
+    kind: Literal["action", "context"] = Field(
+        description="action: the team can act on it; context: a fact of the account."
+    )
+    contacts: list[str] = Field(
+        description="interaction_id of the recent contacts behind the reason (in contacts)."
+    )
+    cases: list[str] = Field(description="case_id of the cases behind the reason (in cases).")
+
+
+class DetailContact(BaseModel):
+    """One of the customer's recent service contacts, as the list saw it."""
+
+    interaction_id: str | None = Field(description="The contact's key.")
+    started_at: str = Field(description="When it started (UTC, ISO 8601).")
+    channel: str | None = Field(description="phone, chat, email, social, store or other.")
+    topic: str | None = Field(description="The contact's topic, if known.")
+    case_id: str | None = Field(description="The case it belongs to, if any.")
+    status: str | None = Field(description="The case's status when the contact ended.")
+    wait_seconds: float | None = Field(description="Time before an agent answered.")
+    handle_seconds: float | None = Field(description="Time an agent spent on it.")
+    transfers: float | None = Field(description="Times it was passed to another agent.")
+    csat: float | None = Field(description="The customer's rating of it, 1 to 5, if given.")
+    abandoned: bool = Field(description="The customer gave up before being served.")
+    long_wait: bool = Field(description="The wait was over the channel's long-wait limit.")
+    repeat: bool = Field(description="The case had an earlier contact: the customer came back.")
+    transferred: bool = Field(description="Passed on at least once.")
+    low_csat: bool = Field(description="Rated 2 out of 5 or less.")
+
+
+class DetailCase(BaseModel):
+    """One of the customer's cases with a contact in the window."""
+
+    case_id: str = Field(description="The case's key.")
+    topic: str | None = Field(description="The topic of its first contact.")
+    first_contact: str = Field(description="Day of its first contact (YYYY-MM-DD).")
+    last_contact: str = Field(description="Day of its last contact up to the list's day.")
+    contacts: int = Field(description="Its contacts up to the list's day.")
+    status: str | None = Field(description="Its status after the last contact.")
+    open: bool = Field(description="Not resolved on the list's day.")
+    age_days: int = Field(description="Days from its first contact to the list's day.")
+
+
+class HistoryPoint(BaseModel):
+    """The customer on one of the last lists."""
+
+    list_date: str = Field(description="The list's day (YYYY-MM-DD).")
+    rank: int = Field(description="Rank on that list.")
+    churn_probability: float = Field(description="Probability on that list.")
+    risk_band: Literal["low", "medium", "high"] = Field(description="Band on that list.")
+    on_list: bool = Field(description="Within the capacity that day.")
+
+
+class RetentionContact(BaseModel):
+    """A contact of the retention team with the customer, from its log."""
+
+    contacted_at: str = Field(description="The day the customer was picked (YYYY-MM-DD).")
+    group: str | None = Field(description="treated or control.")
+    outcome: str | None = Field(description="reached, not_reached, accepted_offer or declined.")
+    channel: str | None = Field(description="How the team reached out.")
+
+
+class CustomerDetail(BaseModel):
+    """One customer on a day's list, with what stands behind the score (the page's detail
+    view)."""
+
+    date: str = Field(description="The list's day (YYYY-MM-DD).")
+    customer_id: str = Field(description="The customer's key.")
+    model_name: str = Field(description="Registered model that scored the list.")
+    model_version: str = Field(description="Its version.")
+    data_through: str | None = Field(description="The last day the list's data covers.")
+    data_lag_days: int | None = Field(description="Days between data_through and the list's day.")
+    data_stale: bool = Field(description="The data ends more than the grace days before it.")
+    band_thresholds: dict[str, float] = Field(
+        description="Lowest probability of each band: high and medium."
+    )
+    row: ListRow = Field(description="The customer's row on the list.")
+    reasons: list[DetailReason] = Field(description="The row's reasons, each with its evidence.")
+    action: str = Field(description="Suggested next step for the retention agent.")
+    evidence_kept: bool = Field(
+        description="Contacts and cases were kept with the list for this customer (for the "
+        "customers on the list and in the high and medium bands)."
+    )
+    evidence_note: str | None = Field(description="Why no contacts are shown, when none were kept.")
+    window_days: int | None = Field(description="The window the contacts are from, in days.")
+    contacts_in_window: int | None = Field(description="The customer's contacts in the window.")
+    contacts: list[DetailContact] = Field(
+        description="The last contacts in the window (at most 10), newest first."
+    )
+    cases: list[DetailCase] = Field(
+        description="Cases with a contact in the window (at most 5): open ones first, oldest "
+        "first, then the last closed ones."
+    )
+    history: list[HistoryPoint] = Field(
+        description="The customer on the last lists up to this day (at most 12), newest first."
+    )
+    retention_contacts_recorded: bool = Field(
+        description="False while the store keeps no log of the retention team's contacts."
+    )
+    retention_contacts: list[RetentionContact] = Field(
+        description="The team's contacts with the customer, newest first (at most 12)."
     )

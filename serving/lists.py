@@ -8,7 +8,7 @@ latest, and asking for its day says it was withdrawn."""
 from __future__ import annotations
 
 import datetime as dt
-import io
+import json
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -21,11 +21,18 @@ import pandas as pd
 import sqlalchemy as sa
 
 from churnml.errors import ChurnmlError
-from churnml.io import csv_safe
+from serving.evidence import behind
+from serving.export import csv_text, export_table
 from serving.settings import FRESHNESS_GRACE_DAYS
 from serving.store import ROW_COLUMNS, RiskListStore, safe_url, sqlite_path, store_url
 
 MAX_DATES = 60
+HISTORY_LISTS = 12  # the detail view's probability over the last lists
+RETENTION_TABLE = "retention_contacts"  # the team's log, once a store holds it
+RETENTION_FIELDS = ("contacted_at", "group", "outcome", "channel")
+EVIDENCE_KEPT_FOR = (
+    "contacts are kept with the list for the customers on it and those in the high and medium bands"
+)
 
 
 @dataclass(frozen=True)
@@ -161,6 +168,7 @@ class Lists:
             "scored": header["scored"],
             "on_list": header["on_list"],
             **self._freshness(header),
+            "lacking_fields": header.get("lacking_fields") or {},
             "band_thresholds": header["bands"]["thresholds"],
             "band_shares": header["bands"]["shares"],
             "drift": {
@@ -191,18 +199,18 @@ class Lists:
             "data_stale": lag > self.grace_days,
         }
 
-    def csv(self, filters: Filters, limit: int | None) -> tuple[str, str]:
-        """(file name, CSV text) of the matching rows, reasons flattened as in --out."""
-        from serving.risklist import flat_table
-
+    def csv(self, filters: Filters, limit: int | None, currency: str) -> tuple[str, str]:
+        """(file name, CSV text) of the matching rows: the export ``churnml risk-list
+        --out`` writes (``serving.export``), of the filters' scope."""
         with self._reading():
             header, _, rows = self._matching(filters, limit)
-        frame = flat_table(
-            pd.DataFrame(rows, columns=ROW_COLUMNS), header["list_date"], header["model_version"]
+        table = export_table(
+            pd.DataFrame(rows, columns=ROW_COLUMNS),
+            header["list_date"],
+            header["model_version"],
+            currency,
         )
-        buffer = io.StringIO()
-        csv_safe(frame).to_csv(buffer, index=False)
-        return f"risk-list-{header['list_date']}.csv", buffer.getvalue()
+        return f"risk-list-{header['list_date']}.csv", csv_text(table)
 
     def _matching(self, filters: Filters, limit: int | None) -> tuple[dict, int, list[dict]]:
         header = self.header(filters.day)
@@ -242,3 +250,92 @@ class Lists:
                 }
             )
         return {"list_date": header["list_date"], "scores": scores, "not_found": missing}
+
+    def customer(self, customer_id: str, day: str | None) -> dict[str, Any]:
+        """A customer's detail on a day's list (the latest without ``day``): their row, the
+        contacts and cases behind each reason (kept with the list), their probability on
+        the last lists up to that day, the freshness of the list's data and the retention
+        team's contacts with them. NoList (404) when the list does not hold them."""
+        with self._reading():
+            header = self.header(day)
+            store = self.store()
+            row = store.rows_of(header["list_id"], [customer_id]).get(customer_id)
+            if row is None:
+                raise NoList(
+                    f"customer {customer_id!r} is not on the list of {header['list_date']} "
+                    "(not active that day, or not in the data): check the id, or pick "
+                    "another day"
+                )
+            kept = store.evidence(header["list_id"], customer_id)
+            history = store.history(customer_id, through=header["list_date"], count=HISTORY_LISTS)
+            contacts, recorded = self._retention_contacts(store, customer_id)
+        evidence = json.loads(kept) if kept is not None else None
+        reasons = []
+        for reason in row["reasons"]:
+            found = behind(reason["family"], evidence) if evidence else None
+            reasons.append(
+                {
+                    "code": reason["code"],
+                    "text": reason["text"],
+                    "family": reason["family"],
+                    "kind": reason["kind"],
+                    "contacts": found["contacts"] if found else [],
+                    "cases": found["cases"] if found else [],
+                }
+            )
+        note = None
+        if evidence is None:
+            note = (
+                f"no contacts kept for this customer on the list of {header['list_date']}: "
+                f"{EVIDENCE_KEPT_FOR} (lists stored before churnml kept them have none)"
+            )
+        return {
+            "date": header["list_date"],
+            "customer_id": customer_id,
+            "model_name": header["model_name"],
+            "model_version": header["model_version"],
+            **self._freshness(header),
+            "band_thresholds": header["bands"]["thresholds"],
+            "row": {
+                **row,
+                "reasons": [{"code": r["code"], "text": r["text"]} for r in row["reasons"]],
+            },
+            "reasons": reasons,
+            "action": row["action"],
+            "evidence_kept": evidence is not None,
+            "evidence_note": note,
+            "window_days": evidence["window_days"] if evidence else None,
+            "contacts_in_window": evidence["contacts_in_window"] if evidence else None,
+            "contacts": evidence["contacts"] if evidence else [],
+            "cases": evidence["cases"] if evidence else [],
+            "history": history,
+            "retention_contacts_recorded": recorded,
+            "retention_contacts": contacts,
+        }
+
+    def _retention_contacts(
+        self, store: RiskListStore, customer_id: str
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """The retention team's logged contacts with the customer, newest first (at most
+        ``HISTORY_LISTS``), and whether the store keeps such a log at all."""
+        if not sa.inspect(store.engine).has_table(RETENTION_TABLE):
+            return [], False
+        table = sa.Table(RETENTION_TABLE, sa.MetaData(), autoload_with=store.engine)
+        wanted = [c for c in ("contacted_at", "group", "outcome", "channel") if c in table.c]
+        if "customer_id" not in table.c or "contacted_at" not in wanted:
+            return [], False
+        query = (
+            sa.select(*[table.c[c] for c in wanted])
+            .where(table.c.customer_id == customer_id)
+            .order_by(table.c.contacted_at.desc())
+            .limit(HISTORY_LISTS)
+        )
+        with store.engine.connect() as conn:
+            found = conn.execute(query).mappings().all()
+        return [
+            {
+                k: (None if r.get(k) is None else str(r.get(k)))
+                for k in ("contacted_at", "group", "outcome", "channel")
+            }
+            for r in found
+        ], True

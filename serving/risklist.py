@@ -39,7 +39,7 @@ Choices (documented in the README):
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -49,13 +49,18 @@ import pandas as pd
 from churnml.contract import CUSTOMER_ID
 from churnml.errors import DataError, InputError
 from churnml.io import ContentHash, content_hash, fingerprint
+from churnml.progress import counted
 from features import drift
 from features.build import INTERACTION_COLUMNS_USED
-from features.reasons import REASONS_PER_CUSTOMER, next_step
+from features.columns import FAMILY_DESCRIPTIONS, feature_family
+from features.reasons import next_step
 from model.artifact import ChurnModel
 from model.predictor import Predictor
+from model.schema import lacking_line
+from serving.evidence import customer_evidence
+from serving.export import export_table
 from serving.loading import ServedModel
-from serving.settings import RiskListSettings
+from serving.settings import DEFAULT_CURRENCY, RiskListSettings
 from serving.store import ROW_COLUMNS, RiskListStore, encode_reasons, today_iso
 
 BANDS = ("high", "medium", "low")
@@ -90,7 +95,7 @@ class RiskListResult:
         shares = ", ".join(f"{b} {h['bands']['shares'].get(b, 0.0):.1%}" for b in BANDS)
         suppressed = int(on["suppressed"].sum())
         lines = [
-            f"risk list for {self.list_date}: {h['scored']:,} customers scored by "
+            f"risk list for {self.list_date}: {counted(h['scored'], 'customer')} scored by "
             f"{h['model_name']} version {h['model_version']}; {h['on_list']:,} on the list "
             f"(capacity {h['capacity']}, ranked by {h['rank_by']}"
             + (f", {suppressed} suppressed" if suppressed else "")
@@ -101,6 +106,9 @@ class RiskListResult:
         ]
         if h.get("data_through"):
             lines.append(f"  data through {h['data_through']}")
+        lacking = lacking_line(h.get("lacking_fields") or {}, h["scored"])
+        if lacking is not None:
+            lines.append(f"  {lacking}")
         warnings = h["drift"]["warnings"]
         lines.append(
             "  drift: " + ("WARNING: " + "; ".join(warnings) if warnings else "no warning")
@@ -122,6 +130,8 @@ class ListScores:
     churned: dict[str, str]  # the watched customers who left by the day: the day they left
     customers: ContentHash
     interactions: ContentHash
+    # Scored customers lacking each field the model was trained on almost always having.
+    lacking: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def merge(cls, parts: Sequence[ListScores]) -> ListScores:
@@ -132,6 +142,7 @@ class ListScores:
             {k: v for part in parts for k, v in part.churned.items()},
             sum((part.customers for part in parts), ContentHash()),
             sum((part.interactions for part in parts), ContentHash()),
+            _added(part.lacking for part in parts),
         )
 
 
@@ -142,11 +153,19 @@ def score_customers(
     interactions: pd.DataFrame,
     as_of: dt.date,
     watch: frozenset[str] = frozenset(),
+    evidence_top: int = 0,
 ) -> ListScores:
     """Probabilities, drivers and bands of the customers of ``features``, their profile,
     the drift bin counts, the churn days of the ``watch``ed customers (the previous list's,
     for departures) and the tables' content hashes. The same function on the whole tables
-    (local engine) and on each partition of them (Dask engine)."""
+    (local engine) and on each partition of them (Dask engine).
+
+    The ``evidence`` column holds the contacts and cases behind the reasons
+    (``serving.evidence``) of the customers the page may open: those in the high or medium
+    band and the partition's ``evidence_top`` first by probability and by revenue at risk
+    (with ``evidence_top`` twice the capacity, the customers on the list are among them
+    unless more than a capacity's worth of them are suppressed, or, on several partitions,
+    the missing revenues' median differs enough to reorder them); None for the others."""
     x = predictor.prepare(features)
     prediction = predictor.explain(x)
     frame = _profile(customers, features.index)
@@ -154,13 +173,47 @@ def score_customers(
     frame["risk_band"] = prediction.band
     frame["thin_history"] = prediction.thin_history  # less history than the windows
     frame["reasons"] = prediction.reasons  # [{code, family, feature, text, value, usual, ...}]
+    frame["evidence"] = _evidence(frame, interactions, as_of, predictor, evidence_top)
     return ListScores(
         frame,
         drift.bin_counts(predictor.model.distribution, x),
         _churned_by(customers, as_of, watch),
         content_hash(customers),
         content_hash(interactions, INTERACTIONS_READ),
+        predictor.rows_lacking(customers, features.index),
     )
+
+
+def _added(counts: Iterable[dict[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for part in counts:
+        for name, count in part.items():
+            total[name] = total.get(name, 0) + count
+    return total
+
+
+def _evidence(
+    frame: pd.DataFrame,
+    interactions: pd.DataFrame,
+    as_of: dt.date,
+    predictor: Predictor,
+    top: int,
+) -> list[str | None]:
+    """The evidence JSON of the customers the page may open (``score_customers``)."""
+    if frame.empty:
+        return []
+    p = frame["churn_probability"].to_numpy(dtype="float64")
+    revenue = frame["monthly_revenue"].to_numpy(dtype="float64")
+    wanted = frame["risk_band"].to_numpy() != "low"
+    if top > 0:
+        at_risk = p * np.where(
+            np.isnan(revenue), np.nanmedian(revenue) if (~np.isnan(revenue)).any() else 1.0, revenue
+        )
+        for key in (p, at_risk):
+            wanted[np.argsort(-key, kind="stable")[:top]] = True
+    ids = frame[CUSTOMER_ID].to_numpy()[wanted]
+    found = customer_evidence(interactions, ids, as_of, predictor.model.build_settings)
+    return [found.get(c) if w else None for c, w in zip(frame[CUSTOMER_ID], wanted, strict=True)]
 
 
 class Partitions(Protocol):
@@ -217,6 +270,7 @@ class ScoringStage:
     as_of: dt.date
     watch: frozenset[str]
     say: Callable[[str], None] | None = None
+    evidence_top: int = 0
 
     def __call__(
         self,
@@ -227,7 +281,15 @@ class ScoringStage:
     ) -> ListScores:
         if self.say is not None:
             self.say(f"scoring {len(features):,} customers")
-        return score_customers(predictor, features, customers, interactions, self.as_of, self.watch)
+        return score_customers(
+            predictor,
+            features,
+            customers,
+            interactions,
+            self.as_of,
+            self.watch,
+            self.evidence_top,
+        )
 
 
 def make_risk_list(
@@ -268,7 +330,8 @@ def make_risk_list_on(
 
     def score(previous: PreviousList) -> ListScores:
         run.say(f"building features as of {as_of:%Y-%m-%d}" + (" on the cluster" * (not here)))
-        stage = ScoringStage(as_of, previous.watch, here)
+        # Twice the capacity: the list's suppressed customers are on it beyond the capacity.
+        stage = ScoringStage(as_of, previous.watch, here, 2 * settings.capacity)
         parts = engine.map(stage, served.predictor, as_of, what="making the risk list")
         return ListScores.merge(parts)
 
@@ -372,12 +435,14 @@ def finish_list(
         "departures": len(departures),
         "data_through": None if data_through is None else f"{data_through:%Y-%m-%d}",
         "freshness_grace_days": settings.freshness_grace_days,
+        "lacking_fields": scores.lacking,
     }
-    run.say(f"storing {len(frame):,} rows in {store.url.split('://')[0]}")
+    run.say(f"storing {counted(len(frame), 'row')} in {store.url.split('://')[0]}")
     list_id = store.replace_list(
         header,
         _row_tuples(frame),
         _departure_tuples(departures),
+        evidence=_evidence_pairs(frame, scores.frame),
         after_chunk=run.after_chunk,
     )
     return RiskListResult(day, list_id, header, frame, departures, notes)
@@ -430,21 +495,14 @@ def _fingerprint(scores: ListScores, suppression: pd.DataFrame | None) -> dict[s
     }
 
 
-def export_frame(result: RiskListResult) -> pd.DataFrame:
-    """The list as a flat table for --out."""
-    return flat_table(result.frame, result.list_date, result.header["model_version"])
-
-
-def flat_table(frame: pd.DataFrame, list_date: str, model_version: str) -> pd.DataFrame:
-    """List rows as a flat table (exports, CSV download): one text column per reason."""
-    frame = frame.copy()
-    for i in range(REASONS_PER_CUSTOMER):
-        frame[f"reason_{i + 1}"] = [r[i]["text"] if len(r) > i else "" for r in frame["reasons"]]
-    frame["reason_codes"] = [",".join(r["code"] for r in rs) for rs in frame["reasons"]]
-    frame = frame.drop(columns=["reasons"])
-    frame.insert(0, "list_date", list_date)
-    frame["model_version"] = model_version
-    return frame
+def export_frame(
+    result: RiskListResult, *, currency: str = DEFAULT_CURRENCY, scope: str = "all"
+) -> pd.DataFrame:
+    """The list as a flat table for --out (``serving.export``: the same columns as
+    ``GET /risk-list.csv``): everyone scored, or with ``scope="list"`` the list."""
+    return export_table(
+        result.frame, result.list_date, result.header["model_version"], currency, scope=scope
+    )
 
 
 # -- steps --------------------------------------------------------------------------------
@@ -625,7 +683,7 @@ def _departures(
                 )
             rows.append((customer, rank, p, now_rank, now_p, why))
         elif customer in churned:
-            rows.append((customer, rank, p, None, None, f"left on {churned[customer]}"))
+            rows.append((customer, rank, p, None, None, f"churned on {churned[customer]}"))
         else:
             rows.append(
                 (customer, rank, p, None, None, f"not active on {as_of} or not in the data")
@@ -665,12 +723,7 @@ def _drift(
         result["psi"] = {c: round(v, 4) for c, v in values.items()}
         result["psi_over"] = over
         if over:
-            shown = ", ".join(f"{c} {values[c]:.2f}" for c in over[:5])
-            more = f" and {len(over) - 5} more" if len(over) > 5 else ""
-            warnings.append(
-                f"{len(over)} features moved from training (PSI over "
-                f"{settings.psi_warning}): {shown}{more}"
-            )
+            warnings.append(drift_in_words(over))
     else:
         result["psi"] = {}
         result["psi_over"] = []
@@ -691,6 +744,51 @@ def _drift(
                 )
     result["warnings"] = warnings
     return result
+
+
+def _evidence_pairs(frame: pd.DataFrame, scored: pd.DataFrame) -> list[tuple[str, str]]:
+    """(customer_id, evidence JSON) of the customers on the list or in the high or medium
+    band whose partition kept evidence."""
+    if "evidence" not in scored.columns:
+        return []
+    kept = dict(zip(scored[CUSTOMER_ID], scored["evidence"], strict=True))
+    shown = frame["on_list"].to_numpy() | (frame["risk_band"].to_numpy() != "low")
+    pairs = ((c, kept.get(c)) for c in frame[CUSTOMER_ID].to_numpy()[shown])
+    return [(c, text) for c, text in pairs if text is not None]
+
+
+# What moved, per feature family, in the words of a retention lead (drift warnings).
+DRIFT_WORDS: dict[str, str] = {
+    "contact volume": "how often customers contact service",
+    "waiting": "how long customers wait, and how often they give up waiting",
+    "repeating yourself": "how often customers come back about the same problem",
+    "unresolved case": "how many cases stay open or escalated, and for how long",
+    "transfers": "how often contacts are passed between agents or teams",
+    "satisfaction": "the satisfaction ratings customers give",
+    "resolution": "how often problems are solved at the first contact",
+    "bad experiences": "how many contacts go wrong",
+    "recency": "how recently customers were in contact or had a bad experience",
+    "trend": "whether contacts and bad experiences are rising or falling",
+    "profile": "account facts (tenure, plan, segment, revenue)",
+}
+
+
+def drift_in_words(columns: Sequence[str]) -> str:
+    """The moved features as a retention lead reads them: what their families measure, the
+    family with the most moved measures first (the column names stay in ``psi_over``)."""
+    counts: dict[str, int] = {}
+    for column in columns:
+        try:
+            family = feature_family(column)
+        except KeyError:  # a customer table's own column
+            family = "profile"
+        counts[family] = counts.get(family, 0) + 1
+    parts = [
+        DRIFT_WORDS.get(family, FAMILY_DESCRIPTIONS.get(family, family))
+        + (f" ({count} measures)" if count > 1 else "")
+        for family, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    ]
+    return "customers differ from the training data in " + "; ".join(parts)
 
 
 def _departure_tuples(departures: pd.DataFrame) -> list[tuple]:

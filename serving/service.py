@@ -2,7 +2,8 @@
 
 Run it with ``churnml serve [--port P]`` (or ``bentoml serve serving.service:ChurnService``).
 Endpoints: ``POST /score``, ``POST /score_ids``, ``GET /model``, ``POST /admin/reload``,
-``GET /risk-list``, ``GET /risk-list.csv``, the retention team's page at ``/``, and
+``GET /risk-list``, ``GET /risk-list.csv``, ``GET /risk-list/customer`` (one customer's
+detail), the retention team's page at ``/``, and
 BentoML's ``/healthz``, ``/livez``, ``/readyz``, ``/metrics``. See ``docs/serving.md``.
 
 The model is loaded once per worker in ``__init__`` (``serving.loading``); each API method
@@ -39,7 +40,7 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse
 from churnml.errors import ChurnmlError
 from serving import error_log, limits, metrics_labels, openapi_errors, timeouts
 from serving.auth import AuthMiddleware, KeyRing
-from serving.list_schemas import RiskListPage, ScoreIdsResponse
+from serving.list_schemas import CustomerDetail, RiskListPage, ScoreIdsResponse
 from serving.lists import Filters, Lists, NoList
 from serving.loading import ServedModel, load_served_model
 from serving.schemas import (
@@ -230,9 +231,12 @@ class ChurnService:
             Query(ge=1, le=MAX_PAGE, description="Rows at most; default: all that match."),
         ] = None,
     ) -> PlainTextResponse:
-        """The same rows as ``GET /risk-list``, as a CSV file (reasons as text columns)."""
+        """The same rows as ``GET /risk-list``, as a CSV file: the columns, order and
+        rounding of ``churnml risk-list --out`` (``scope=all`` for everyone scored)."""
         try:
-            name, text = await asyncio.to_thread(self.lists.csv, filters, limit)
+            name, text = await asyncio.to_thread(
+                self.lists.csv, filters, limit, self.settings.currency
+            )
         except NoList as error:
             return _problem_response(error.status, str(error), [])
         return PlainTextResponse(
@@ -240,6 +244,44 @@ class ChurnService:
             media_type="text/csv; charset=utf-8",
             headers={"content-disposition": f'attachment; filename="{name}"'},
         )
+
+    @info_app.get(
+        "/risk-list/customer",
+        response_model=CustomerDetail,
+        tags=["Risk lists"],
+        responses={
+            401: {"model": ErrorResponse, "description": "No API key, or an unknown one."},
+            404: {
+                "model": ErrorResponse,
+                "description": "No list for that day, or the list does not hold the customer.",
+            },
+            503: {"model": ErrorResponse, "description": "The store cannot be read for now."},
+        },
+    )
+    async def risk_list_customer(
+        self,
+        customer_id: Annotated[
+            str,
+            Query(
+                alias="id",
+                min_length=1,
+                max_length=200,
+                description="The customer's id, as on the list.",
+            ),
+        ],
+        date: Annotated[
+            dt.date | None,
+            Query(description="The list's day (YYYY-MM-DD); default: the latest."),
+        ] = None,
+    ) -> CustomerDetail:
+        """One customer on a day's list: the contacts and cases behind each reason, the
+        probability over the last lists, the suggested action and the team's contacts."""
+        day = date.isoformat() if date else None
+        try:
+            detail = await asyncio.to_thread(self.lists.customer, customer_id, day)
+        except NoList as error:
+            return _problem_response(error.status, str(error), [])
+        return CustomerDetail.model_validate(detail)
 
     @info_app.get("/", include_in_schema=False)
     async def page(self) -> FileResponse:
@@ -251,6 +293,11 @@ class ChurnService:
         if name not in PAGE_FILES:
             return _problem_response(404, f"no file {name!r}", [])
         return FileResponse(PAGE / name, media_type=PAGE_FILES[name])
+
+    @info_app.get("/openapi.json", include_in_schema=False)
+    async def openapi_json(self) -> JSONResponse:
+        """The published OpenAPI spec (``serving.openapi_errors``), as ``/docs.json``."""
+        return JSONResponse(ChurnService.openapi_spec.asdict())
 
     @info_app.get("/model", response_model=ModelInfo, tags=["Service APIs"])
     async def model(self) -> ModelInfo:

@@ -17,14 +17,17 @@ The service (``ServingSettings``):
 | host, port | ``churnml serve --host``, ``--port`` | 127.0.0.1, 3000 |
 | tracking URI | ``MLFLOW_TRACKING_URI`` | SQLite under ``CHURNML_HOME`` (``churnml.settings``) |
 | risk_store | ``CHURNML_RISK_STORE`` | SQLite ``CHURNML_HOME/risk-lists.db`` (``serving.store``) |
+| currency | ``CHURNML_CURRENCY`` (``/risk-list.csv``'s currency column) | ``EUR`` |
 
 A keys file holds one key per line; blank lines and lines starting with ``#`` are skipped.
 Admin keys may also score.
 
 The list (``RiskListSettings``): ``CHURNML_CAPACITY``, ``CHURNML_RANK_BY``,
 ``CHURNML_REVENUE_MONTHS``, ``CHURNML_SUPPRESS_DAYS``, ``CHURNML_PSI_WARNING``,
-``CHURNML_BAND_SHIFT_WARNING``, ``CHURNML_FRESHNESS_GRACE_DAYS``; flags override them.
-The service reads ``CHURNML_FRESHNESS_GRACE_DAYS`` too: the page warns when a list's data
+``CHURNML_BAND_SHIFT_WARNING``, ``CHURNML_FRESHNESS_GRACE_DAYS``, ``CHURNML_CURRENCY`` (the
+currency code of ``monthly_revenue``, named in the exports' ``currency`` column; default
+``EUR``); flags override them. The service reads ``CHURNML_CURRENCY`` for
+``/risk-list.csv``, and ``CHURNML_FRESHNESS_GRACE_DAYS`` too: the page warns when a list's data
 ends more than that many days before the list's day.
 """
 
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -46,6 +50,23 @@ DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 RANK_BY = ("revenue", "probability")
 # A list's day may be at most this many days after the last contact day of its data.
 FRESHNESS_GRACE_DAYS = 2
+# The currency of monthly_revenue, named in the exports' currency column.
+DEFAULT_CURRENCY = "EUR"
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+def read_currency(env: Mapping[str, str]) -> str | None:
+    """``CHURNML_CURRENCY``: an ISO 4217 code (three capital letters); None when unset."""
+    value = env.get("CHURNML_CURRENCY")
+    if value is None or not value.strip():
+        return None
+    code = value.strip()
+    if not _CURRENCY.match(code):
+        raise ConfigError(
+            f"CHURNML_CURRENCY={value!r}: expected a three-letter currency code such as EUR, "
+            "USD or GBP"
+        )
+    return code
 
 
 @dataclass(frozen=True)
@@ -63,6 +84,7 @@ class ServingSettings:
     port: int = 3000  # churnml serve --port
     # A list whose data ends more days than this before its day is shown as stale.
     freshness_grace_days: int = FRESHNESS_GRACE_DAYS
+    currency: str = DEFAULT_CURRENCY  # the currency column of /risk-list.csv
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> ServingSettings:
@@ -98,6 +120,7 @@ class ServingSettings:
             "max_body_bytes": max_body,
             "workers": workers,
             "freshness_grace_days": grace,
+            "currency": read_currency(env),
             **{k: v for k, v in overrides.items() if v is not None},  # a flag not given
         }
         settings = replace(
@@ -147,7 +170,7 @@ class RiskListSettings:
     """How the list is cut and checked. Environment: ``CHURNML_CAPACITY``,
     ``CHURNML_RANK_BY``, ``CHURNML_REVENUE_MONTHS``, ``CHURNML_SUPPRESS_DAYS``,
     ``CHURNML_PSI_WARNING``, ``CHURNML_BAND_SHIFT_WARNING``,
-    ``CHURNML_FRESHNESS_GRACE_DAYS``; flags override them."""
+    ``CHURNML_FRESHNESS_GRACE_DAYS``, ``CHURNML_CURRENCY``; flags override them."""
 
     capacity: int = 100  # as training's precision at K (TrainingSettings.capacity)
     rank_by: str = "revenue"
@@ -158,6 +181,8 @@ class RiskListSettings:
     band_shift_warning: float = 0.10
     band_history: int = 7
     freshness_grace_days: int = FRESHNESS_GRACE_DAYS
+    currency: str = DEFAULT_CURRENCY  # the currency column of --out
+    export_scope: str = "all"  # --out holds everyone scored (--out-scope list: the list)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> RiskListSettings:
@@ -172,6 +197,9 @@ class RiskListSettings:
             value = read_env(env, key, kind, expected)
             if value is not None:
                 values[name], sources[name] = value, key
+        currency = read_currency(env)
+        if currency is not None:
+            values["currency"], sources["currency"] = currency, "CHURNML_CURRENCY"
         for name, value in overrides.items():
             if value is not None:
                 values[name] = value

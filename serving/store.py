@@ -8,10 +8,16 @@ Tables (created on first use; ``store_meta`` holds the schema version):
 * ``risk_lists``: one row per list date: model name, version and URI, the inputs'
   fingerprint, capacity, ranking, band thresholds and shares, drift results, the data's
   freshness (``data_through``: the last contact day the list saw, and the grace it was
-  checked with), and ``withdrawn_at`` once the list is withdrawn;
+  checked with), how many scored customers lacked each field the model was trained on
+  almost always having (``lacking_fields``, JSON), and ``withdrawn_at`` once the list is
+  withdrawn;
 * ``risk_list_rows``: every customer scored that day, with rank, probability, band,
   revenue at risk, reasons, action, change since the previous list, suppression;
 * ``risk_list_departures``: customers on the previous list who are not on this one, and why;
+* ``risk_list_evidence`` (v3): what the page's detail view shows behind a customer's
+  reasons, kept when the list is written (``serving.evidence``): their recent contacts and
+  cases as of the list's day, one JSON document per customer on the list or in the high or
+  medium band;
 * ``risk_list_runs``: every run ever stored, never deleted: which model version scored
   which day's list, including lists later replaced by a re-run; and every withdrawal
   (``action`` ``withdrawn``, who asked and why).
@@ -21,7 +27,8 @@ list, the previous list a new one is compared with, the band history and ``dates
 skip it, so the list before it is current again. Re-making the day replaces it.
 
 A store of an older schema is upgraded in place when it is opened (``UPGRADES``: columns
-added, the version raised, in one transaction); a newer one is refused.
+added, ``UPGRADE_TABLES``: tables created, the version raised, in one transaction); a newer
+one is refused. Lists stored before v3 have no evidence: the detail view says so.
 
 Writing a day (``replace_list``) is one transaction: the day's old list goes and the new
 one comes in together, or nothing changes. On SQLite the transaction starts with
@@ -48,7 +55,9 @@ from sqlalchemy.engine import Connection, Engine
 from churnml.errors import ConfigError, DataError
 from features.columns import family_kind
 
-SCHEMA_VERSION = "2"  # 2: freshness, withdrawal and thin_history (a v1 store is upgraded in place)
+# 2: freshness, withdrawal and thin_history; 3: lacking_fields and the evidence behind the
+# reasons (older stores are upgraded in place)
+SCHEMA_VERSION = "3"
 BUSY_SECONDS = 600
 CHUNK_ROWS = 20_000
 
@@ -85,6 +94,9 @@ risk_lists = sa.Table(
     sa.Column("data_through", sa.String(10)),  # YYYY-MM-DD; None before v2 or no contacts
     sa.Column("freshness_grace_days", sa.Integer),
     sa.Column("withdrawn_at", sa.String(32)),
+    # v3: how many scored customers lacked each field the model was trained on almost always
+    # having (JSON {field: rows}; None before v3)
+    sa.Column("lacking_fields", sa.Text),
 )
 
 risk_list_rows = sa.Table(
@@ -126,6 +138,15 @@ risk_list_departures = sa.Table(
     sa.PrimaryKeyConstraint("list_id", "customer_id"),
 )
 
+risk_list_evidence = sa.Table(
+    "risk_list_evidence",
+    metadata,
+    sa.Column("list_id", sa.Integer, nullable=False),
+    sa.Column("customer_id", sa.String(200), nullable=False),
+    sa.Column("evidence", sa.Text, nullable=False),  # JSON: serving.evidence
+    sa.PrimaryKeyConstraint("list_id", "customer_id"),
+)
+
 risk_list_runs = sa.Table(
     "risk_list_runs",
     metadata,
@@ -156,11 +177,14 @@ UPGRADES: dict[str, tuple[tuple[sa.Table, str], ...]] = {
         (risk_list_runs, "reason"),
         (risk_list_rows, "thin_history"),
     ),
+    "2": ((risk_lists, "lacking_fields"),),
 }
+# The tables schema version K lacks of version K + 1: created by the upgrade.
+UPGRADE_TABLES: dict[str, tuple[sa.Table, ...]] = {"2": (risk_list_evidence,)}
 
 ROW_COLUMNS = [c.name for c in risk_list_rows.columns if c.name != "list_id"]
 DEPARTURE_COLUMNS = [c.name for c in risk_list_departures.columns if c.name != "list_id"]
-JSON_COLUMNS = {"fingerprint", "bands", "drift"}
+JSON_COLUMNS = {"fingerprint", "bands", "drift", "lacking_fields"}
 
 
 def default_url(home: Path) -> str:
@@ -206,22 +230,27 @@ class RiskListStore:
         rows: Sequence[tuple],
         departures: Sequence[tuple],
         *,
+        evidence: Sequence[tuple[str, str]] = (),
         after_chunk: Any = None,
     ) -> int:
         """Store the list of ``header['list_date']`` in one transaction, replacing that
         day's list if there is one; returns its list_id. ``rows`` and ``departures`` are
-        tuples in the order of ``ROW_COLUMNS`` / ``DEPARTURE_COLUMNS``. ``after_chunk``
-        (tests) is called after each chunk of rows is written, inside the transaction."""
+        tuples in the order of ``ROW_COLUMNS`` / ``DEPARTURE_COLUMNS``; ``evidence`` are
+        (customer_id, JSON) pairs. ``after_chunk`` (tests) is called after each chunk of
+        rows is written, inside the transaction."""
         day = header["list_date"]
         with self._writing() as conn:
             old = conn.execute(
                 sa.select(risk_lists.c.list_id).where(risk_lists.c.list_date == day)
             ).scalar()
             if old is not None:
-                for table in (risk_list_rows, risk_list_departures):
+                for table in (risk_list_rows, risk_list_departures, risk_list_evidence):
                     conn.execute(table.delete().where(table.c.list_id == old))
                 conn.execute(risk_lists.delete().where(risk_lists.c.list_id == old))
-            values = {k: (json.dumps(v) if k in JSON_COLUMNS else v) for k, v in header.items()}
+            values = {
+                k: (json.dumps(v) if k in JSON_COLUMNS and v is not None else v)
+                for k, v in header.items()
+            }
             list_id = conn.execute(risk_lists.insert().values(**values)).inserted_primary_key[0]
             insert = _insert(conn, risk_list_rows)
             for start in range(0, len(rows), CHUNK_ROWS):
@@ -236,6 +265,11 @@ class RiskListStore:
                         dict(zip(DEPARTURE_COLUMNS, row, strict=True), list_id=list_id)
                         for row in departures
                     ],
+                )
+            insert_evidence = _insert(conn, risk_list_evidence)
+            for start in range(0, len(evidence), CHUNK_ROWS):
+                insert_evidence(
+                    [(list_id, c, text) for c, text in evidence[start : start + CHUNK_ROWS]]
                 )
             conn.execute(
                 risk_list_runs.insert().values(
@@ -320,7 +354,7 @@ class RiskListStore:
             found = conn.execute(query).mappings().first()
         if found is None:
             return None
-        return {k: (json.loads(v) if k in JSON_COLUMNS else v) for k, v in found.items()}
+        return _header(found)
 
     def recent_headers(self, before: str, count: int) -> list[dict]:
         query = (
@@ -331,9 +365,7 @@ class RiskListStore:
         )
         with self.engine.connect() as conn:
             found = conn.execute(query).mappings().all()
-        return [
-            {k: (json.loads(v) if k in JSON_COLUMNS else v) for k, v in r.items()} for r in found
-        ]
+        return [_header(r) for r in found]
 
     def rows(
         self,
@@ -378,6 +410,40 @@ class RiskListStore:
         )
         with self.engine.connect() as conn:
             return {r["customer_id"]: _row(r) for r in conn.execute(query).mappings()}
+
+    def evidence(self, list_id: int, customer_id: str) -> str | None:
+        """The JSON evidence kept for a customer of a list; None when none was kept."""
+        query = sa.select(risk_list_evidence.c.evidence).where(
+            risk_list_evidence.c.list_id == list_id,
+            risk_list_evidence.c.customer_id == customer_id,
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar()
+
+    def history(self, customer_id: str, *, through: str, count: int) -> list[dict]:
+        """The customer's rows on the last ``count`` lists up to the day ``through`` (not
+        withdrawn), newest first: list date, rank, probability, band, on_list."""
+        query = (
+            sa.select(
+                risk_lists.c.list_date,
+                risk_list_rows.c.rank,
+                risk_list_rows.c.churn_probability,
+                risk_list_rows.c.risk_band,
+                risk_list_rows.c.on_list,
+            )
+            .join(risk_list_rows, risk_list_rows.c.list_id == risk_lists.c.list_id)
+            .where(
+                risk_list_rows.c.customer_id == customer_id,
+                risk_lists.c.list_date <= through,
+                risk_lists.c.withdrawn_at.is_(None),
+            )
+            .order_by(risk_lists.c.list_date.desc())
+            .limit(count)
+        )
+        with self.engine.connect() as conn:
+            return [
+                {**dict(r), "on_list": bool(r["on_list"])} for r in conn.execute(query).mappings()
+            ]
 
     def previous_rows(self, list_id: int) -> dict[str, tuple[int, float, bool]]:
         """{customer_id: (rank, probability, on_list)} of every row of a list."""
@@ -457,6 +523,8 @@ class RiskListStore:
                 for table in (risk_lists, risk_list_runs, risk_list_rows)
             }
             for version in sorted(steps, key=int):
+                for table in UPGRADE_TABLES.get(version, ()):
+                    table.create(conn, checkfirst=True)
                 for table, name in UPGRADES[version]:
                     if name in present[table.name]:
                         continue
@@ -604,6 +672,14 @@ def decode_reasons(text: str) -> list[dict]:
         reason.setdefault("kind", family_kind(reason["family"]))
         reasons.append(reason)
     return reasons
+
+
+def _header(found: Any) -> dict:
+    """A stored header with its JSON columns read (None where a list stored before the
+    column has none)."""
+    return {
+        k: (json.loads(v) if k in JSON_COLUMNS and v is not None else v) for k, v in found.items()
+    }
 
 
 def _row(found: Any) -> dict:

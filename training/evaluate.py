@@ -80,6 +80,8 @@ class Candidate:
     test_scores: dict[str, np.ndarray]
     params: dict[str, Any]
     refit: Any = None  # training.refit.Refit: how ``model`` was refit after the evaluation
+    # training.call_effect_fit.CallEffectHead: the call-effect stage (None without one)
+    call_effect: Any = None
 
 
 def score_test_rows(

@@ -68,6 +68,28 @@ def log_run(
     log_refit(candidate)
     importance = log_artifacts(candidate, decision, evidence)
     log_plots(plot_folder, candidate, importance, settings)
+    if candidate.call_effect is not None:
+        log_call_effect(candidate.call_effect)
+
+
+def log_call_effect(head: Any) -> None:
+    """The call-effect stage beside the churn metrics: its metrics per validation fold
+    and their means (``effect_<who>_<metric>``, who "model" or "risk"), the head's gate
+    as tags, and the whole evaluation as ``call_effect_evaluation.json``."""
+    mlflow.log_metrics(head.evaluation.flat_metrics())
+    gate = head.gate
+    mlflow.set_tags(
+        {
+            "call_effect.rank_by": gate["rank_by"],
+            "call_effect.promoted": str(gate["promoted"]).lower(),
+            "call_effect.reason": gate["reason"][:5000],
+            "call_effect.head": "fitted" if head.model is not None else "none",
+        }
+    )
+    mlflow.log_dict(
+        {"gate": gate, "folds": head.evaluation.folds, "capacity": head.evaluation.capacity},
+        "call_effect_evaluation.json",
+    )
 
 
 def log_params(candidate: Candidate, settings: TrainingSettings, env: dict[str, str]) -> None:

@@ -38,7 +38,10 @@ with warnings.catch_warnings():
         def load_context(self, context: Any) -> None:
             self.predictor = Predictor(ChurnModel.load(context.artifacts["model"]))
 
-        def predict(self, context, model_input, params=None):  # noqa: ANN001 (MLflow reads hints)
+        # The hint is what MLflow reads: a DataFrame hint turns off its schema inference and
+        # its warning about a missing hint (printed with colour codes, past any filter);
+        # a dict of tables is taken too, which no MLflow schema describes.
+        def predict(self, context, model_input: pd.DataFrame, params=None):  # noqa: ANN001
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", category=UserWarning)
                 if isinstance(model_input, dict):

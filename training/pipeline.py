@@ -30,6 +30,12 @@ from model.artifact import KIND_INTERACTIONS, KIND_TABLE, ChurnModel, table_feat
 from model.predictor import Predictor
 from model.schema import profile_schema
 from training import refit, table_cv
+from training.call_effect_fit import (
+    CallEffectHead,
+    call_effect_rows,
+    fit_call_effect_head,
+    treated_snapshot_rows,
+)
 from training.evaluate import Backtest, Candidate, FoldOutcome, evaluate_fold
 from training.fit import FittedFold, fit_fold
 from training.folds import FoldData, LocalSnapshots, SnapshotSource
@@ -42,7 +48,7 @@ from training.promotion import (
     gather_evidence,
     promotion_gate,
 )
-from training.registry import CHALLENGER, experiment_id, register, set_champion, tracking
+from training.registry import CHALLENGER, CHAMPION, experiment_id, register, set_champion, tracking
 from training.settings import TrainingSettings
 from training.snapshots import (
     LABEL,
@@ -73,12 +79,15 @@ class TrainResult:
     seconds: dict[str, float] = field(default_factory=dict)
     # The training data of the evaluated model (fold 1) and of the registered one.
     windows: dict[str, str] = field(default_factory=dict)
+    # The call-effect head's gate record (``training.call_effect_fit.call_effect_gate``);
+    # None for a run without retention contacts.
+    call_effect: dict[str, Any] | None = None
 
     def summary(self) -> str:
         m = self.test["model"]
         lines = [
-            f"run {self.run_id}: {self.kind} model registered as version {self.model_version} "
-            f"(alias {CHALLENGER})" + (f", as of {self.as_of}" if self.as_of else ""),
+            f"run {self.run_id}: {self.kind} model, version {self.model_version}"
+            + (f", as of {self.as_of}" if self.as_of else ""),
             f"{'out-of-fold' if self.kind == KIND_TABLE else 'test'}: ROC-AUC {m['roc_auc']:.4f}, "
             f"PR-AUC {m['pr_auc']:.4f}, Brier {m['brier']:.4f}, "
             f"ECE {m['ece']:.4f}, top-decile lift {m['lift_top_decile']:.2f}",
@@ -104,10 +113,20 @@ class TrainResult:
                 f"{self.windows['evaluated']}"
             )
         lines.append(self.gate.text())
-        lines.append(
-            f"champion: v{self.champion_version}" if self.champion_version else "champion: none"
-        )
+        if self.call_effect is not None:
+            lines.append(f"call effect: {self.call_effect['reason']}")
+        lines.append(self.outcome())
         return "\n".join(lines)
+
+    def outcome(self) -> str:
+        """What the run did to the registry, in one line."""
+        version, champion = self.model_version, self.champion_version
+        if champion == version:
+            return f"registered as version {version}, now the champion (alias {CHAMPION})"
+        held = f"registered as version {version} (alias {CHALLENGER}); "
+        if champion is None:
+            return held + f"no champion yet: `churnml promote {version}` makes it one"
+        return held + f"the champion stays version {champion}"
 
 
 # -- the interaction-log path ------------------------------------------------------------
@@ -120,11 +139,17 @@ def train_from_tables(
     feature_settings: FeatureSettings | None = None,
     builder: FeatureBuilder | None = None,
     report: Callable[[str], None] | None = None,
+    retention_contacts: pd.DataFrame | None = None,
 ) -> TrainResult:
     """Train on weekly snapshots of validated contract tables, log one MLflow run, register.
 
     ``as_of`` defaults to the day of the latest contact; snapshots end ``horizon_days``
     before it. ``builder`` replaces ``features.build_features`` (benchmarks, tests).
+
+    ``retention_contacts`` (the validated v1.1 table, or None): the churn model's target
+    becomes the risk without a call (snapshot rows near a treated call are left out,
+    ``training.call_effect_fit.treated_snapshot_rows``), and the call-effect head is
+    fitted, evaluated, gated and stored with the model (``training.call_effect_fit``).
     """
     say = report or (lambda message: None)
     clock = {"start": time.perf_counter()}
@@ -139,6 +164,23 @@ def train_from_tables(
     )
     build = builder or default_builder(feature_settings)
     snapshots, sampling = build_snapshot_frame(customers, interactions, needed, build, settings)
+    head_of = None
+    target: dict[str, Any] = {}
+    if retention_contacts is not None:
+        called = treated_snapshot_rows(snapshots, retention_contacts, settings.horizon_days)
+        snapshots = snapshots.loc[~called].reset_index(drop=True)
+        target = {
+            "churn_target": (
+                "risk without a call: snapshot rows of customers treated within one horizon "
+                "before or after the snapshot day are left out"
+            ),
+            "churn_target.rows_left_out": int(called.sum()),
+            "retention_contacts_rows": len(retention_contacts),
+        }
+        say(f"left out {int(called.sum())} snapshot rows of customers called near the day")
+        head_of = _call_effect_stage(
+            customers, interactions, retention_contacts, build, as_of, settings, say
+        )
     clock["features"] = time.perf_counter()
     data = {
         "engine": "local",
@@ -149,6 +191,7 @@ def train_from_tables(
         # The same on every engine for the same rows (the SHA-256 above needs one process).
         "customers_content_hash": content_hash(customers).text,
         "interactions_content_hash": content_hash(interactions, INTERACTION_COLUMNS_USED).text,
+        **target,
     }
     return train_on_snapshots(
         LocalSnapshots(snapshots, sampling, settings),
@@ -167,7 +210,45 @@ def train_from_tables(
         ),
         say=say,
         clock=clock,
+        call_effect=head_of,
     )
+
+
+def _call_effect_stage(
+    customers: pd.DataFrame,
+    interactions: pd.DataFrame,
+    retention_contacts: pd.DataFrame,
+    build: FeatureBuilder,
+    as_of: pd.Timestamp,
+    settings: TrainingSettings,
+    say: Callable[[str], None],
+) -> Callable[[ChurnModel], CallEffectHead]:
+    """The call-effect stage of a run, given the churn model it is compared with: its rows
+    are built now (the churn model's builder), the head when the model is known."""
+    rows = call_effect_rows(
+        customers,
+        interactions,
+        retention_contacts,
+        build,
+        as_of=as_of,
+        horizon_days=settings.horizon_days,
+    )
+    say(f"call effect: {len(rows)} picks with complete labels ({int(rows.t.sum())} treated)")
+
+    def head_of(model: ChurnModel) -> CallEffectHead:
+        predictor = Predictor(model)
+        head = fit_call_effect_head(
+            rows,
+            lambda features: predictor.probability(predictor.prepare(features)),
+            horizon_days=settings.horizon_days,
+            capacity=settings.capacity,
+            seed=settings.seed,
+            threads=settings.threads,
+        )
+        say(f"call effect: {head.gate['reason']}")
+        return head
+
+    return head_of
 
 
 def train_on_snapshots(
@@ -183,10 +264,14 @@ def train_on_snapshots(
     train_sampling: str,
     say: Callable[[str], None],
     clock: dict[str, float],
+    call_effect: Callable[[ChurnModel], CallEffectHead] | None = None,
 ) -> TrainResult:
     """Fit and evaluate every fold of ``source``, build the model of the fold that produces
     it, then the gate, one MLflow run and the registry: the interaction-log path of every
     engine.
+
+    ``call_effect(model)``: the call-effect stage, given the churn model it is compared
+    with (None: no head); its head and gate record are stored with the model.
 
     ``champion_features(champion, day)``: the champion's features of the customers active
     on ``day``, when its feature settings differ from this model's. ``data_params``: the
@@ -215,6 +300,12 @@ def train_on_snapshots(
         windows=windows,
         evaluated_metrics=backtest.model.metrics["model"],
     )
+    head = None
+    if call_effect is not None:
+        head = call_effect(model)
+        model.call_effect = head.model
+        model.call_effect_gate = head.gate
+        clock["call_effect"] = time.perf_counter()
     params = {
         "path": "interactions",
         "as_of": f"{as_of:%Y-%m-%d}",
@@ -229,6 +320,7 @@ def train_on_snapshots(
         "feature_settings": json.dumps(model.feature_settings, default=str)[:5000],
         **_window_params("evaluated", evaluated_window),
         **({"refit": "off"} if refitted is None else refitted.params()),
+        **({} if head is None else head.params),
     }
     candidate = Candidate(
         model=model,
@@ -239,6 +331,7 @@ def train_on_snapshots(
         test_scores=scores,
         params=params,
         refit=refitted,
+        call_effect=head,
     )
     champion_scores = _interactions_champion_scores(
         model, test_frame, model_fold, champion_features, settings.horizon_days
@@ -702,6 +795,7 @@ def _gate_log_register(
                     for name in ("evaluated", "refit")
                     if f"{name}.train_window" in candidate.params
                 },
+                call_effect=candidate.model.call_effect_gate,
             )
 
 

@@ -13,11 +13,13 @@ Each move of ``champion`` is recorded twice so that "who was champion when" surv
 from __future__ import annotations
 
 import getpass
+import io
 import json
+import logging
 import os
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -71,6 +73,22 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
 
 
 # -- registering -------------------------------------------------------------------------
+@contextmanager
+def _mlflow_quiet() -> Iterator[None]:
+    """MLflow's lines while it logs and registers the model, which the command's own
+    summary says better: its CloudPickle warning (churnml loads the model folder itself,
+    never the pickle: ``model.loading``), and "Successfully registered model ..." /
+    "Created version ..." printed on standard error."""
+    logger = logging.getLogger("mlflow.pyfunc")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def register(
     client: MlflowClient,
     settings: TrainingSettings,
@@ -86,7 +104,7 @@ def register(
     it as a new version, the ``challenger``, tagged with the run and the gate's verdict
     ``gate``; returns the version."""
     model_folder = model.save(folder)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _mlflow_quiet():
         warnings.simplefilter("ignore")
         info = mlflow.pyfunc.log_model(
             name="model",

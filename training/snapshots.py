@@ -11,7 +11,7 @@ horizon, so that no label window of a fold reaches the first day of the next::
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,6 +19,7 @@ import pandas as pd
 
 from churnml.contract import CUSTOMER_ID
 from churnml.errors import DataError
+from churnml.progress import counted
 from features.build import visible_end
 from training.settings import TrainingSettings
 
@@ -154,12 +155,14 @@ def time_folds(
             or not train
         ):
             need = _snapshots_needed(settings)
+            covered = _months(_covered(dates, settings))
+            every = settings.snapshot_every_days
+            folds_used = counted(settings.backtest_folds, "backtest fold")
             raise DataError(
-                f"as-of {as_of:%Y-%m-%d}: {len(dates)} snapshots (every "
-                f"{settings.snapshot_every_days} days, from {settings.min_history_days} days after "
-                f"the first contact to as-of minus the {settings.horizon_days}-day horizon) cannot "
-                f"hold {settings.backtest_folds} backtest folds, which need about {need}; "
-                "use a later --as-of, a shorter --horizon or fewer --backtest folds"
+                f"as-of {as_of:%Y-%m-%d}: the contacts cover {covered} before it "
+                f"({counted(len(dates), 'snapshot')}, every {every} days); training with "
+                f"{folds_used} and a {settings.horizon_days}-day horizon needs "
+                f"{_months(_days_needed(settings))} ({need} snapshots){_fewer(settings)}"
             )
         folds.append(Fold(k + 1, tuple(train), tuple(validation), tuple(test), k == 0))
     return folds
@@ -177,6 +180,53 @@ def snapshot_plan(
     if settings.refit != "off":
         needed = [d for d in dates if d >= needed[0]]
     return folds, needed
+
+
+def _covered(dates: Sequence[pd.Timestamp], settings: TrainingSettings) -> int:
+    """Days of contacts the snapshots stand on: warm-up, the snapshots, the horizon."""
+    if not dates:
+        return settings.min_history_days
+    span = (dates[-1] - dates[0]).days if len(dates) > 1 else 0
+    return settings.min_history_days + span + settings.horizon_days
+
+
+def _days_needed(settings: TrainingSettings) -> int:
+    """Days of contacts training needs: the warm-up before the first snapshot, the snapshots
+    the folds need, and the horizon after the last one."""
+    return (
+        settings.min_history_days
+        + (_snapshots_needed(settings) - 1) * settings.snapshot_every_days
+        + settings.horizon_days
+    )
+
+
+def _months(days: int) -> str:
+    months = max(1, round(days / 30.44))
+    return "1 month" if months == 1 else f"{months} months"
+
+
+def _fewer(settings: TrainingSettings) -> str:
+    """The advice for a shorter history: what one backtest fold needs, or nothing."""
+    if settings.backtest_folds == 1:
+        return "; load a longer history (--as-of later, or older contacts)"
+    one = _days_needed(replace(settings, backtest_folds=1))
+    return f"; load a longer history, or train with --backtest 1 (needs {_months(one)})"
+
+
+def churners_needed(settings: TrainingSettings) -> str:
+    """What training needs of churners, in words (the no-churner error's advice)."""
+    parts = 3 * settings.backtest_folds
+    return (
+        f"training needs at least {parts} churners spread over the last "
+        f"{_months(_days_needed(settings))} of the data: one who left within "
+        f"{settings.horizon_days} days after the snapshots of each train, validation and "
+        f"test part of {_the_folds(settings.backtest_folds)} (a model worth promoting "
+        "needs a few hundred)"
+    )
+
+
+def _the_folds(count: int) -> str:
+    return "the backtest fold" if count == 1 else f"the {count} backtest folds"
 
 
 def _snapshots_needed(settings: TrainingSettings) -> int:
@@ -618,19 +668,16 @@ def check_fold_labels(
     settings: TrainingSettings,
 ) -> None:
     """``check_churners`` on counts: ``labels_of(part, dates)`` gives the churners and rows
-    of the fold's part ("train": every row of its dates; else the evaluated rows)."""
+    of the fold's part ("train": every row of its dates; else the evaluated rows);"""
     for part in ("train", "validation", "test"):
         dates = getattr(fold, part)
         churners, rows = labels_of(part, dates)
         if churners == 0 or churners == rows:
             if churners == 0:
-                what, fix = (
-                    "no customer churned",
-                    "use a longer --horizon, fewer --backtest folds or a later --as-of",
-                )
+                what, fix = "no customer churned", churners_needed(settings)
             else:
                 what, fix = "every customer churned", "check churned_at in the customers table"
             raise DataError(
                 f"fold {fold.number} {part} snapshots {_span(dates)}: {what} within "
-                f"{settings.horizon_days} days of any snapshot; {fix}"
+                f"{settings.horizon_days} days of any of them; {fix}"
             )

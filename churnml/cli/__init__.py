@@ -9,17 +9,17 @@ The commands are registered here, in the order ``churnml --help`` lists them.
 from __future__ import annotations
 
 from churnml.cli import features, generate, promote, risk_list, run, score, serve, train, validate
-from churnml.cli.common import app, main
+from churnml.cli.common import Command, app, main
 
 __all__ = ["app", "main"]
 
-app.command()(validate.validate)
-app.command()(features.features)
-app.command()(generate.generate)
-app.command()(train.train)
-app.command()(score.score)
-app.command()(promote.promote)
-app.command()(promote.rollback)
-app.command("risk-list")(risk_list.risk_list)
-app.command()(serve.serve)
-app.command()(run.run)
+app.command(cls=Command)(validate.validate)
+app.command(cls=Command)(features.features)
+app.command(cls=Command)(generate.generate)
+app.command(cls=Command)(train.train)
+app.command(cls=Command)(score.score)
+app.command(cls=Command)(promote.promote)
+app.command(cls=Command)(promote.rollback)
+app.command("risk-list", cls=Command)(risk_list.risk_list)
+app.command(cls=Command)(serve.serve)
+app.command(cls=Command)(run.run)

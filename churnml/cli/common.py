@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from churnml.errors import ChurnmlError, ConfigError, DataError
 from churnml.progress import Reporter
@@ -32,6 +33,23 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from churnml.engines import Engine
+
+
+class Command(TyperCommand):
+    """A command whose help shows no type for a switch (``--strict``, not
+    ``--strict <bool>``): a switch takes no value."""
+
+    def get_params(self, ctx: Any) -> list[Any]:  # typer's own click types
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False):
+                param.display_type_rich = _no_type  # type: ignore[method-assign]
+        return params
+
+
+def _no_type(ctx: Any) -> None:
+    return None
+
 
 app = typer.Typer(
     name="churnml",
@@ -56,6 +74,17 @@ InteractionsFile = Annotated[
         "--interactions",
         help="Interactions table (.csv, .parquet or folder). Default: the configured source "
         "(CHURNML_INTERACTIONS, else the sample world).",
+    ),
+]
+RetentionContactsSource = Annotated[
+    Path | None,
+    typer.Option(
+        "--retention-contacts",
+        help="The retention team's picks and outcomes (customer_id, contacted_at, group, "
+        "outcome, channel): train fits the call-effect model from its treated and control "
+        "picks and leaves the calls out of the churn target. Default: the configured source "
+        "(CHURNML_RETENTION_CONTACTS, else the sample world's when both tables are the "
+        "sample's).",
     ),
 ]
 StrictFlag = Annotated[

@@ -19,7 +19,7 @@ from churnml.cli.common import (
     opened,
     parse_date,
 )
-from churnml.progress import Reporter
+from churnml.progress import Reporter, counted
 
 
 def features(
@@ -55,4 +55,7 @@ def features(
         frame = features_of(chosen, day, reporter)
     with reporter.step(f"writing {out}"):
         write_table(frame.reset_index(), out)
-    reporter.info(f"{len(frame):,} customers active on {day}, {frame.shape[1]} features -> {out}")
+    reporter.info(
+        f"{counted(len(frame), 'customer')} active on {day}, "
+        f"{counted(frame.shape[1], 'feature')} -> {out}"
+    )

@@ -11,6 +11,7 @@ import typer
 from churnml.cli.common import QuietFlag, parse_date
 from churnml.progress import Reporter
 from churnml.settings import WorldSettings
+from churnml.simulator.params import SimulationParams
 
 FileFormat = enum.StrEnum("FileFormat", {name: name for name in ("csv", "parquet")})
 DEFAULT_FORMAT = FileFormat(WorldSettings.file_format)
@@ -60,6 +61,47 @@ Horizon = Annotated[
 
 Format = Annotated[FileFormat, typer.Option("--format", help="File format of the tables.")]
 
+RetentionStart = Annotated[
+    str | None,
+    typer.Option(
+        "--retention-start",
+        help="First day the retention team picks and calls customers, YYYY-MM-DD. "
+        "Default: a third of the way through the simulated days.",
+    ),
+]
+
+NoRetention = Annotated[
+    bool,
+    typer.Option(
+        "--no-retention", help="No retention team: no calls and no retention_contacts table."
+    ),
+]
+
+ControlShare = Annotated[
+    float,
+    typer.Option(
+        "--control-share",
+        min=0.0,
+        max=1.0,
+        help="Share of the retention team's picks held out as control (not called).",
+    ),
+]
+
+OracleStreams = Annotated[
+    int,
+    typer.Option(
+        "--oracle-streams",
+        min=1,
+        help="Independent replicate streams of the oracle's true call effect; with 2 or "
+        "more the oracle also writes true_call_effect_1, _2, ... (one per stream).",
+    ),
+]
+
+OracleReplicates = Annotated[
+    int,
+    typer.Option("--oracle-replicates", min=1, help="Monte Carlo replicates per oracle stream."),
+]
+
 
 def generate(
     customers: Customers = WorldSettings.customers,
@@ -71,6 +113,11 @@ def generate(
     no_oracle: NoOracle = False,
     horizon: Horizon = WorldSettings.horizon_days,
     file_format: Format = DEFAULT_FORMAT,
+    retention_start: RetentionStart = None,
+    no_retention: NoRetention = False,
+    control_share: ControlShare = SimulationParams.retention_control_share,
+    oracle_streams: OracleStreams = SimulationParams.oracle_streams,
+    oracle_replicates: OracleReplicates = SimulationParams.oracle_replicates,
     quiet: QuietFlag = False,
 ) -> None:
     """Simulate a world of customers, their service contacts and their churn."""
@@ -86,6 +133,12 @@ def generate(
         file_format.value,
     )
     oracle_days = [parse_date(value, "--oracle-as-of") for value in oracle_as_of or []]
+    team_start = parse_date(retention_start, "--retention-start") if retention_start else None
+    params = SimulationParams(
+        retention_control_share=control_share,
+        oracle_streams=oracle_streams,
+        oracle_replicates=oracle_replicates,
+    )
     with Reporter(quiet=quiet).stages() as update:
         summary = generate_world(
             n_customers=world.customers,
@@ -97,6 +150,9 @@ def generate(
             horizon_days=world.horizon_days,
             file_format=world.file_format,
             progress=update,
+            params=params,
+            retention=not no_retention,
+            retention_start=team_start,
         )
     auc = ", ".join(f"{day}: {value:.3f}" for day, value in summary.oracle_roc_auc.items())
     typer.echo(
@@ -104,5 +160,11 @@ def generate(
         f"{summary.interactions:,} contacts, {summary.churned:,} left; "
         f"churn {summary.churn_rate_30d:.1%} per 30 days -> {out}"
     )
+    if summary.retention_start is not None:
+        typer.echo(
+            f"retention team from {summary.retention_start}: "
+            f"{summary.retention_contacts:,} picks, {summary.retention_controls:,} held out "
+            "as control"
+        )
     if auc:
         typer.echo(f"oracle ROC-AUC (the best any model can do) on {auc}")

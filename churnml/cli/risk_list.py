@@ -84,7 +84,26 @@ WithdrawReason = Annotated[
 ]
 
 ExportFile = Annotated[
-    Path | None, typer.Option("--out", help="Also export the list (.csv or .parquet).")
+    Path | None,
+    typer.Option(
+        "--out",
+        help="Also export the list (.csv or .parquet): the columns of GET /risk-list.csv, "
+        "probabilities to 4 significant digits, money to 2 decimals in CHURNML_CURRENCY.",
+    ),
+]
+
+
+OutScope = enum.StrEnum("OutScope", {"all": "all", "list": "list"})
+
+
+ExportScope = Annotated[
+    OutScope | None,
+    typer.Option(
+        "--out-scope",
+        help="With --out: all (everyone scored that day) or list (the customers on the "
+        "list, as GET /risk-list.csv gives by default) "
+        f"(default: {RiskListSettings.export_scope}).",
+    ),
 ]
 
 Capacity = Annotated[
@@ -150,6 +169,7 @@ def risk_list(
     customers: CustomersFile = None,
     interactions: InteractionsFile = None,
     out: ExportFile = None,
+    out_scope: ExportScope = None,
     capacity: Capacity = None,
     rank_by: RankByFlag = None,
     months: Months = None,
@@ -172,6 +192,7 @@ def risk_list(
             "--customers": customers,
             "--interactions": interactions,
             "--out": out,
+            "--out-scope": out_scope,
             "--capacity": capacity,
             "--rank-by": rank_by,
             "--months": months,
@@ -203,7 +224,12 @@ def risk_list(
     )
     day = parse_date(as_of, "--as-of")
     reporter = Reporter(quiet=quiet)
-    job = ListJob.prepare(settings, reporter, out=out, suppress=suppress)
+    if out_scope is not None and out is None:
+        from churnml.errors import ConfigError
+
+        raise ConfigError("--out-scope is for the export: add --out FILE (.csv or .parquet)")
+    scope = out_scope.value if out_scope else settings.lists.export_scope
+    job = ListJob.prepare(settings, reporter, out=out, suppress=suppress, scope=scope)
     with opened(settings.core, reporter) as chosen:
         result = job.make(chosen, day, reporter)
     typer.echo(result.summary())
@@ -266,6 +292,7 @@ class ListJob:
     suppression: pd.DataFrame | None = None
     suppress: Path | None = None
     out: Path | None = None
+    scope: str = "all"  # of the export: everyone scored, or the list
 
     @classmethod
     def prepare(
@@ -275,6 +302,7 @@ class ListJob:
         *,
         out: Path | None = None,
         suppress: Path | None = None,
+        scope: str = "all",
     ) -> ListJob:
         from churnml.io import check_output_path, read_table
         from serving.loading import load_served_model
@@ -289,7 +317,7 @@ class ListJob:
         with reporter.step(f"loading {settings.model_uri}"):
             served = load_served_model(settings.model_uri, settings.core.effective_tracking_uri)
         store = RiskListStore(store_url(settings.core.home, settings.core.risk_store))
-        return cls(settings, served, store, suppression, suppress, out)
+        return cls(settings, served, store, suppression, suppress, out, scope)
 
     def make(
         self,
@@ -300,7 +328,7 @@ class ListJob:
     ) -> RiskListResult:
         """The list of ``day`` (default: the latest contact day) of ``engine``'s tables,
         stored, and exported when asked; ``report`` hears the list's steps."""
-        from churnml.io import write_table
+        from serving.export import write_export
         from serving.risklist import export_frame, make_risk_list_on
 
         if day is None:
@@ -318,6 +346,7 @@ class ListJob:
                 report=report,
             )
         if self.out is not None:
-            write_table(export_frame(result), self.out)
+            currency = self.settings.lists.currency
+            write_export(export_frame(result, currency=currency, scope=self.scope), self.out)
             result.notes.append(f"exported to {self.out}")
         return result

@@ -21,7 +21,7 @@ from churnml.cli.common import (
 )
 from churnml.cli.risk_list import ListJob
 from churnml.cli.serve import serve
-from churnml.progress import Reporter
+from churnml.progress import Reporter, counted
 from churnml.settings import Settings
 from serving.settings import ServingSettings
 
@@ -90,8 +90,10 @@ def _write_features(engine: Engine, settings: Settings, as_of: dt.date, reporter
         write_table(frame.reset_index(), out)
     tables = engine.tables()
     typer.echo(
-        f"{len(tables.customers):,} customers, {len(tables.interactions):,} contacts; "
-        f"{len(frame):,} customers active on {as_of} with {frame.shape[1]} features -> {out}"
+        f"{counted(len(tables.customers), 'customer')}, "
+        f"{counted(len(tables.interactions), 'contact')}; "
+        f"{counted(len(frame), 'customer')} active on {as_of} with "
+        f"{counted(frame.shape[1], 'feature')} -> {out}"
     )
 
 
@@ -132,5 +134,5 @@ def _local_api_key(settings: Settings) -> None:
     os.environ["CHURNML_API_KEYS_FILE"] = str(path.resolve())
     typer.echo(
         f"no API keys configured: this local service accepts the key in {path} "
-        f"(KEY=$(cat {path}) and send 'Authorization: Bearer $KEY')"
+        '(send it as "Authorization: Bearer $KEY"; the example below sets KEY)'
     )

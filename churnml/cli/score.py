@@ -24,7 +24,7 @@ from churnml.cli.common import (
     parse_date,
 )
 from churnml.errors import ConfigError
-from churnml.progress import Reporter
+from churnml.progress import Reporter, counted
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -50,6 +50,7 @@ def score(
     """Score every customer active on a day (or a labelled table) with a registered model."""
     import training
     from churnml.io import check_output_path, write_table
+    from model.schema import lacking_line
 
     settings = command_settings(
         customers=customers,
@@ -63,27 +64,33 @@ def score(
     reporter = Reporter(quiet=quiet)
     if table is not None:
         with reporter.step(f"scoring {table}"):
-            scores = training.score_table(
+            scores, lacking = training.score_table_lacking(
                 table, settings.training, id_column=id_column, model_uri=settings.model_uri
             )
     else:
         day = parse_date(as_of, "--as-of")
         if day is None:
             raise ConfigError("score needs --as-of YYYY-MM-DD (or --table FILE)")
-        scores = _score_day(settings, day, reporter)
+        scores, lacking = _score_day(settings, day, reporter)
     write_table(scores, out)
-    typer.echo(f"{len(scores):,} customers scored -> {out}")
+    typer.echo(f"{counted(len(scores), 'customer')} scored -> {out}")
+    line = lacking_line(lacking, len(scores))
+    if line is not None:
+        typer.echo(line)
 
 
-def _score_day(settings: CommandSettings, day: dt.date, reporter: Reporter) -> pd.DataFrame:
-    """The model's scores of the customers active on ``day``, on the command's engine."""
-    from churnml.engines.scoring import score_day
+def _score_day(
+    settings: CommandSettings, day: dt.date, reporter: Reporter
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The model's scores of the customers active on ``day``, on the command's engine, and
+    how many of them lacked each field the model was trained on almost always having."""
+    from churnml.engines.scoring import day_scores
     from model.loading import load_model
     from model.predictor import Predictor
 
     loaded = load_model(settings.model_uri, settings.training.resolved_tracking_uri())
     with opened(settings.core, reporter) as chosen:
         with reporter.step(f"scoring the customers active on {day}{on_cluster(chosen)}"):
-            scores = score_day(chosen, Predictor(loaded.model), day)
-    scores["model_version"] = loaded.version or loaded.uri
-    return scores
+            scored = day_scores(chosen, Predictor(loaded.model), day)
+    scored.frame["model_version"] = loaded.version or loaded.uri
+    return scored.frame, scored.lacking

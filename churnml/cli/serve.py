@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shlex
+import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from churnml.cli.common import ModelUri
+from churnml.errors import ConfigError
 from serving.settings import ServingSettings
 
 ROOT = Path(__file__).resolve().parents[2]  # BentoML's working dir: where serving/ lives
@@ -44,6 +49,7 @@ def serve(
     from serving.loading import check_registered
 
     settings = ServingSettings.from_env(model_uri=model, workers=workers, host=host, port=port)
+    check_port_free(settings.host, settings.port)
     check_reachable(settings.tracking_uri)
     version = check_registered(settings.model_uri, settings.tracking_uri)
     typer.echo(_banner(settings, version))
@@ -55,6 +61,27 @@ def serve(
         return
     if completed.returncode not in (0, -2, 130):
         raise typer.Exit(completed.returncode)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """ConfigError (one line, exit 2) when ``host:port`` cannot be bound: another process
+    listens there, or the address is not this machine's."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As the server will bind (SO_REUSEADDR): a port left in TIME_WAIT is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    f"port {port} on {host} is already in use (another churnml serve?): stop "
+                    "that process or pick another --port"
+                ) from None
+            raise ConfigError(
+                f"--host {host} --port {port}: cannot listen there ({error.strerror}); "
+                "use an address of this machine, e.g. 127.0.0.1"
+            ) from None
 
 
 def _bentoml_serve(settings: ServingSettings) -> list[str]:
@@ -72,15 +99,38 @@ def _bentoml_serve(settings: ServingSettings) -> list[str]:
     ]
 
 
-def _banner(settings: ServingSettings, version: str) -> str:
+def _banner(settings: ServingSettings, version: str, env: Mapping[str, str] | None = None) -> str:
+    """What the service is and an example request that works when pasted into a shell."""
     shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     port = settings.port
+    key, header = _key_line(settings, os.environ if env is None else env), ""
+    if settings.auth:
+        header = '-H "Authorization: Bearer $KEY" '
     return (
         f"serving {settings.model_uri} (version {version}) on http://{shown}:{port} with "
-        f"{settings.workers} worker(s); auth {'on' if settings.auth else 'OFF'}. Try:\n"
-        f"  curl -s http://{shown}:{port}/score -H 'Authorization: Bearer $KEY' "
+        f"{_workers(settings.workers)}; auth {'on' if settings.auth else 'OFF'}. Try:\n"
+        + (f"  {key}\n" if key else "")
+        + f"  curl -s http://{shown}:{port}/score {header}"
         '-H \'Content-Type: application/json\' -d \'{"customers": [{"customer_id": "C1", '
         '"signup_date": "2024-01-15", "plan": "standard", "interactions": [{"interaction_id": '
         '"I1", "started_at": "2026-05-30T10:00:00Z", "channel": "phone", "wait_seconds": 840, '
         '"status": "unresolved"}]}], "as_of": "2026-06-01"}\''
     )
+
+
+def _workers(count: int) -> str:
+    return "1 worker" if count == 1 else f"{count} workers"
+
+
+def _key_line(settings: ServingSettings, env: Mapping[str, str]) -> str | None:
+    """The shell line that sets KEY to a key the service accepts, from where it is
+    configured (never the key itself: the banner may be logged)."""
+    if not settings.auth:
+        return None
+    for name in ("CHURNML_API_KEYS", "CHURNML_ADMIN_KEYS"):
+        if env.get(name, "").strip(","):
+            return f'KEY="${{{name}%%,*}}"'
+        path = env.get(name + "_FILE")
+        if path:
+            return f"KEY=$(grep -m 1 -v '^#' {shlex.quote(str(Path(path).resolve()))})"
+    return None

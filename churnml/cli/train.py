@@ -15,6 +15,7 @@ from churnml.cli.common import (
     IdColumn,
     InteractionsFile,
     QuietFlag,
+    RetentionContactsSource,
     SchedulerFlag,
     StrictFlag,
     command_settings,
@@ -98,6 +99,7 @@ LabelColumn = Annotated[str | None, typer.Option("--label", help="The label colu
 def train(
     customers: CustomersFile = None,
     interactions: InteractionsFile = None,
+    retention_contacts: RetentionContactsSource = None,
     as_of: AsOf = None,
     horizon: Horizon = TrainingSettings.horizon_days,
     backtest: Backtest = TrainingSettings.backtest_folds,
@@ -121,6 +123,7 @@ def train(
     settings = command_settings(
         customers=customers,
         interactions=interactions,
+        retention_contacts=retention_contacts,
         engine=engine,
         scheduler=scheduler,
         strict=strict,

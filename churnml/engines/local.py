@@ -40,6 +40,7 @@ class LocalEngine:
             self._tables = load_tables(
                 self.settings.customers,
                 self.settings.interactions,
+                retention_contacts_path=self.settings.retention_contacts,
                 quarantine_dir=self.settings.quarantine_dir,
                 strict=self.settings.strict,
                 report=self.report,
@@ -84,5 +85,10 @@ class LocalEngine:
 
         tables = self.tables()
         return train_from_tables(
-            tables.customers, tables.interactions, settings, as_of=as_of, report=report
+            tables.customers,
+            tables.interactions,
+            settings,
+            as_of=as_of,
+            report=report,
+            retention_contacts=tables.retention_contacts,
         )

@@ -59,6 +59,24 @@
     departuresEmpty: $("#departures-empty"),
     departuresTable: $("#departures-table"),
     departuresBody: $("#departures-table tbody"),
+    detail: $("#detail"),
+    detailTitle: $("#detail-title"),
+    detailClose: $("#detail-close"),
+    detailError: $("#detail-error"),
+    detailBody: $("#detail-body"),
+    detailProb: $("#detail-prob"),
+    detailRank: $("#detail-rank"),
+    detailProfile: $("#detail-profile"),
+    detailFresh: $("#detail-fresh"),
+    detailAction: $("#detail-action"),
+    detailReasons: $("#detail-reasons"),
+    detailNote: $("#detail-note"),
+    detailHistory: $("#detail-history tbody"),
+    detailContactsTitle: $("#detail-contacts-title"),
+    detailContacts: $("#detail-contacts tbody"),
+    detailCases: $("#detail-cases tbody"),
+    retentionEmpty: $("#retention-empty"),
+    retentionList: $("#retention-list"),
   };
 
   /* What is asked for; mirrored in the address bar (without the key). */
@@ -86,6 +104,51 @@
 
   function pct(p, digits = 1) {
     return p == null ? "–" : (p * 100).toFixed(digits) + "%";
+  }
+
+  /* A threshold as the legend shows it: the exact percentage (6 significant digits). */
+  function thresholdText(t) {
+    if (t == null) return "–";
+    return String(Number((t * 100).toPrecision(6))) + "%";
+  }
+
+  function shownNumber(text) {
+    return parseFloat(text);
+  }
+
+  /* The band a shown percentage reads as against the legend's shown thresholds. */
+  function bandOfShown(text, thresholds) {
+    const v = shownNumber(text);
+    if (thresholds.high != null && v >= shownNumber(thresholdText(thresholds.high))) return "high";
+    if (thresholds.medium != null && v >= shownNumber(thresholdText(thresholds.medium))) {
+      return "medium";
+    }
+    return "low";
+  }
+
+  /* A probability with one decimal, or more where one decimal would put it on the other
+     side of a threshold the legend shows (so the badge and the legend always agree). */
+  function probabilityText(p, band, thresholds) {
+    if (p == null) return "–";
+    let text = pct(p);
+    if (!band || !thresholds) return text;
+    for (let digits = 2; digits <= 6 && bandOfShown(text, thresholds) !== band; digits++) {
+      text = pct(p, digits);
+    }
+    return text;
+  }
+  window.churnmlPage = { probabilityText, thresholdText };
+
+  function duration(seconds) {
+    if (seconds == null) return "–";
+    if (seconds < 90) return `${Math.round(seconds)} s`;
+    if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
+    if (seconds < 172800) return `${(seconds / 3600).toFixed(1)} h`;
+    return `${(seconds / 86400).toFixed(1)} days`;
+  }
+
+  function days(n) {
+    return n === 1 ? "1 day" : `${n} days`;
   }
 
   function money(v) {
@@ -369,6 +432,7 @@
 
   /* ---------- rendering ----------------------------------------------------------------- */
   function render(page) {
+    if (!el.detail.hidden && el.detail.dataset.date !== page.date) closeDetail();
     renderSummary(page);
     renderDrift(page.drift);
     renderRows(page);
@@ -407,10 +471,10 @@
       `(high ${pct(s.high, 0)}, medium ${pct(s.medium, 0)}, low ${pct(s.low, 0)})`;
     el.thresholds.replaceChildren(
       bandBadge("high"),
-      `≥ ${pct(t.high)}`,
+      `≥ ${thresholdText(t.high)}`,
       node("span", { class: "sep" }),
       bandBadge("medium"),
-      `≥ ${pct(t.medium)}`,
+      `≥ ${thresholdText(t.medium)}`,
       node("span", { class: "sep" }),
       bandBadge("low"),
       "below",
@@ -554,10 +618,23 @@
           .join(" "),
       },
       node("td", { class: "num rank", text: row.rank }),
-      node("th", { scope: "row", class: "customer", text: row.customer_id }),
+      node(
+        "th",
+        { scope: "row", class: "customer" },
+        node("button", {
+          type: "button",
+          class: "open-detail",
+          "data-customer-id": row.customer_id,
+          "aria-label": `Open ${row.customer_id}`,
+          text: row.customer_id,
+        }),
+      ),
       node("td", { text: row.segment || "–" }),
       node("td", { text: row.plan || "–" }),
-      node("td", { class: "num prob", text: pct(row.churn_probability) }),
+      node("td", {
+        class: "num prob",
+        text: probabilityText(row.churn_probability, row.risk_band, current.band_thresholds),
+      }),
       node("td", {}, bandBadge(row.risk_band)),
       revenue,
       node("td", { class: "reasons-col" }, reasons.childNodes.length ? reasons : "–"),
@@ -615,6 +692,256 @@
       );
     }
   }
+
+  /* ---------- a customer's detail -------------------------------------------------------- */
+  const BEHIND_SHOWN = 3; // contacts listed under a reason; the table below has them all
+  let detailController = null;
+  let detailOpener = null;
+
+  async function openDetail(customerId, opener) {
+    if (!current) return;
+    if (detailController) detailController.abort();
+    detailController = new AbortController();
+    detailOpener = opener || null;
+    const q = new URLSearchParams({ id: customerId, date: current.date });
+    el.detail.hidden = false;
+    el.detail.dataset.state = "loading";
+    el.detail.dataset.customerId = customerId;
+    el.detail.dataset.date = current.date;
+    el.detailTitle.textContent = `Customer ${customerId}`;
+    el.detailError.hidden = true;
+    el.detailBody.hidden = true;
+    el.detail.focus();
+    try {
+      const response = await call("/risk-list/customer?" + q.toString(), detailController.signal);
+      const detail = await response.json();
+      if (el.detail.dataset.customerId !== customerId) return;
+      renderDetail(detail);
+      el.detailBody.hidden = false;
+      el.detail.dataset.state = "ready";
+    } catch (e) {
+      if (e.name === "AbortError") return;
+      if (e.status === 401 || e.status === 403) {
+        closeDetail();
+        setKey("");
+        askForKey(explain(e));
+        return;
+      }
+      el.detailError.textContent =
+        e.status === 404 ? e.message : "Could not open the customer. " + explain(e);
+      el.detailError.hidden = false;
+      el.detail.dataset.state = "error";
+    }
+  }
+
+  function closeDetail() {
+    if (detailController) detailController.abort();
+    el.detail.hidden = true;
+    el.detail.dataset.state = "closed";
+    delete el.detail.dataset.customerId;
+    if (detailOpener && document.contains(detailOpener)) detailOpener.focus();
+    detailOpener = null;
+  }
+
+  function renderDetail(d) {
+    const row = d.row;
+    const t = d.band_thresholds || {};
+    el.detailTitle.replaceChildren(
+      node("span", { class: "detail-id", text: `Customer ${d.customer_id}` }),
+      " ",
+      bandBadge(row.risk_band),
+    );
+    el.detailProb.textContent = probabilityText(row.churn_probability, row.risk_band, t);
+    el.detailRank.textContent =
+      `#${row.rank}` + (row.on_list ? " (on the list)" : " (not on the list)");
+    el.detailProfile.textContent = `${row.segment || "–"} · ${row.plan || "–"}`;
+    el.detailFresh.textContent = d.data_through
+      ? `${d.data_through}` +
+        (d.data_stale ? ` ⚠ ${days(d.data_lag_days)} before the list's day` : "") +
+        ` (list of ${d.date})`
+      : `not recorded (list of ${d.date})`;
+    el.detailFresh.dataset.stale = d.data_stale ? "true" : "false";
+    el.detailAction.textContent = d.action;
+    renderDetailReasons(d);
+    renderHistory(d, t);
+    renderContacts(d);
+    renderCases(d);
+    renderRetention(d);
+  }
+
+  const SIGN_LABEL = {
+    long_wait: "long wait",
+    abandoned: "gave up waiting",
+    repeat: "came back",
+    transferred: "transferred",
+    low_csat: "low rating",
+  };
+
+  function contactLine(c) {
+    const day = c.started_at.slice(0, 10);
+    const signs = Object.keys(SIGN_LABEL).filter((k) => c[k]).map((k) => SIGN_LABEL[k]);
+    const parts = [`${day} ${c.channel || "contact"}`];
+    if (c.topic) parts.push(c.topic);
+    if (c.wait_seconds != null) parts.push(`waited ${duration(c.wait_seconds)}`);
+    if (signs.length) parts.push(signs.join(", "));
+    return parts.join(" · ");
+  }
+
+  function caseLine(c) {
+    return (
+      `case ${c.case_id}` +
+      (c.topic ? ` (${c.topic})` : "") +
+      (c.open
+        ? `: open for ${days(c.age_days)}, ${c.status}, ` +
+          `${c.contacts} ${c.contacts === 1 ? "contact" : "contacts"}`
+        : `: ${c.status || "closed"}, ${c.contacts} ${c.contacts === 1 ? "contact" : "contacts"}`)
+    );
+  }
+
+  function renderDetailReasons(d) {
+    const contacts = new Map(d.contacts.map((c) => [c.interaction_id, c]));
+    const cases = new Map(d.cases.map((c) => [c.case_id, c]));
+    el.detailReasons.replaceChildren(
+      ...d.reasons.map((r) => {
+        const li = node("li", { "data-code": r.code, "data-kind": r.kind });
+        li.append(node("span", { class: "reason-text", text: r.text }));
+        if (r.kind === "context") li.append(node("span", { class: "tag context", text: "context" }));
+        const lines = [];
+        for (const id of r.cases) if (cases.has(id)) lines.push(caseLine(cases.get(id)));
+        for (const id of r.contacts.slice(0, BEHIND_SHOWN)) {
+          if (contacts.has(id)) lines.push(contactLine(contacts.get(id)));
+        }
+        const more = r.contacts.length - BEHIND_SHOWN;
+        if (more > 0) lines.push(`and ${more} more ${more === 1 ? "contact" : "contacts"} below`);
+        if (lines.length) {
+          li.append(node("ul", { class: "behind" }, ...lines.map((x) => node("li", { text: x }))));
+        }
+        return li;
+      }),
+    );
+    el.detailNote.hidden = !d.evidence_note;
+    el.detailNote.textContent = d.evidence_note || "";
+  }
+
+  function renderHistory(d, t) {
+    const max = Math.max(0.01, ...d.history.map((h) => h.churn_probability));
+    el.detailHistory.replaceChildren(
+      ...d.history.map((h) => {
+        const width = Math.max(1, Math.round((h.churn_probability / max) * 100));
+        const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+        svg.setAttribute("viewBox", "0 0 100 10");
+        svg.setAttribute("preserveAspectRatio", "none");
+        svg.setAttribute("class", "bar");
+        svg.setAttribute("aria-hidden", "true");
+        const rect = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+        rect.setAttribute("width", String(width));
+        rect.setAttribute("height", "10");
+        rect.setAttribute("class", `bar-${h.risk_band}`);
+        svg.append(rect);
+        return node(
+          "tr",
+          { "data-date": h.list_date },
+          node("th", { scope: "row", text: h.list_date }),
+          node("td", {
+            class: "num",
+            text: probabilityText(h.churn_probability, h.risk_band, t),
+          }),
+          node("td", {}, bandBadge(h.risk_band)),
+          node("td", { class: "num", text: `#${h.rank}` }),
+          node("td", { class: "bar-col" }, svg),
+        );
+      }),
+    );
+  }
+
+  function renderContacts(d) {
+    el.detailContactsTitle.textContent =
+      d.contacts_in_window == null
+        ? "Recent contacts"
+        : `Recent contacts (${d.contacts.length} of ${d.contacts_in_window} in the last ` +
+          `${d.window_days} days)`;
+    if (!d.contacts.length) {
+      const text = d.evidence_kept ? `No contacts in the last ${d.window_days} days.` : "Not kept.";
+      el.detailContacts.replaceChildren(
+        node("tr", { class: "empty" }, node("td", { colspan: 9, text })),
+      );
+      return;
+    }
+    el.detailContacts.replaceChildren(
+      ...d.contacts.map((c) => {
+        const signs = node("td", { class: "signs" });
+        for (const [k, label] of Object.entries(SIGN_LABEL)) {
+          if (c[k]) signs.append(node("span", { class: `tag sign sign-${k}`, text: label }));
+        }
+        return node(
+          "tr",
+          { "data-interaction-id": c.interaction_id || "" },
+          node("td", { class: "nowrap", text: c.started_at.slice(0, 16).replace("T", " ") }),
+          node("td", { text: c.channel || "–" }),
+          node("td", { text: c.topic || "–" }),
+          node("td", { class: "id-cell", text: c.case_id || "–" }),
+          node("td", { class: "num", text: duration(c.wait_seconds) }),
+          node("td", { class: "num", text: c.transfers == null ? "–" : c.transfers }),
+          node("td", { text: c.status || "–" }),
+          node("td", { class: "num", text: c.csat == null ? "–" : `${c.csat} / 5` }),
+          signs,
+        );
+      }),
+    );
+  }
+
+  function renderCases(d) {
+    if (!d.cases.length) {
+      el.detailCases.replaceChildren(
+        node("tr", { class: "empty" }, node("td", { colspan: 7, text: "No cases." })),
+      );
+      return;
+    }
+    el.detailCases.replaceChildren(
+      ...d.cases.map((c) =>
+        node(
+          "tr",
+          { "data-case-id": c.case_id, "data-open": c.open ? "true" : "false" },
+          node("td", { class: "id-cell", text: c.case_id }),
+          node("td", { text: c.topic || "–" }),
+          node("td", { text: c.first_contact }),
+          node("td", { text: c.last_contact }),
+          node("td", { class: "num", text: c.contacts }),
+          node("td", {}, node("span", { class: c.open ? "tag open" : "tag", text: c.status || "–" })),
+          node("td", { class: "num", text: c.open ? days(c.age_days) : "closed" }),
+        ),
+      ),
+    );
+  }
+
+  function renderRetention(d) {
+    el.retentionList.replaceChildren(
+      ...d.retention_contacts.map((r) =>
+        node(
+          "li",
+          {},
+          `${r.contacted_at}: ${r.group || "treated"}` +
+            (r.outcome ? `, ${r.outcome.replace("_", " ")}` : "") +
+            (r.channel ? ` (${r.channel})` : ""),
+        ),
+      ),
+    );
+    el.retentionEmpty.hidden = d.retention_contacts.length > 0;
+    el.retentionEmpty.textContent = !d.retention_contacts_recorded
+      ? "None recorded yet: the retention team's log is not kept by this service yet."
+      : "None recorded for this customer.";
+  }
+
+  el.tbody.addEventListener("click", (event) => {
+    const tr = event.target.closest("tr[data-customer-id]");
+    if (!tr) return;
+    const button = tr.querySelector("button.open-detail");
+    openDetail(tr.dataset.customerId, button);
+  });
+  el.detailClose.addEventListener("click", closeDetail);
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && !el.detail.hidden) closeDetail();
+  });
 
   /* ---------- wiring -------------------------------------------------------------------- */
   function change(mutate) {

@@ -183,7 +183,7 @@ def test_features_command_reports_rows_set_aside(tmp_path, capsys):
         str(out_file),
     )
     assert code == 0
-    assert "set aside 1 interactions rows" in err
+    assert "set aside 1 interactions row that breaks the contract" in err
     frame = pd.read_csv(out_file)
     assert frame.loc[frame["customer_id"] == "C1", "contacts_30d"].item() == 1
 
@@ -261,6 +261,94 @@ def test_run_builds_features_trains_and_leaves_a_champion(capsys, isolated_home)
     assert store.dates() == ["2026-06-24", "2026-06-20"]
 
 
+def test_validate_reports_retention_contact_rules_like_every_other(tmp_path, capsys):
+    c, i = _write(tmp_path)
+    contacts = tmp_path / "retention_contacts.csv"
+    contacts.write_text(
+        "customer_id,contacted_at,group,outcome\n"
+        "C1,2025-02-10,control,\n"
+        "C1,2025-02-20,treated,reached\n"
+        "C9,2025-02-10,treated,maybe\n"
+    )
+    code, out, _ = call(
+        capsys,
+        "validate",
+        "--customers",
+        str(c),
+        "--interactions",
+        str(i),
+        "--retention-contacts",
+        str(contacts),
+    )
+    assert code == 1
+    lines = [line for line in out.splitlines() if line.startswith("retention_contacts.csv")]
+    assert len(lines) == 3
+    assert any("row 1, customer C1" in line and "within 30 days" in line for line in lines)
+    assert any("row 3, customer C9" in line and "not in customers.csv" in line for line in lines)
+    assert any("unknown outcome" in line and "value 'maybe'" in line for line in lines)
+    assert all(line.endswith("[rows are set aside]") for line in lines)
+    assert "retention_contacts.csv: 3 rows" in out and "Traceback" not in out
+
+
+def test_validate_an_unreadable_retention_table_is_exit_2_with_one_line(tmp_path, capsys):
+    c, i = _write(tmp_path)
+    contacts = tmp_path / "contacts.txt"
+    contacts.write_text("customer_id,contacted_at\n")
+    code, _, err = call(
+        capsys,
+        "validate",
+        "--customers",
+        str(c),
+        "--interactions",
+        str(i),
+        "--retention-contacts",
+        str(contacts),
+    )
+    assert code == 2 and err.count("\n") == 1 and "contacts.txt" in err
+
+
+def test_generate_help_shows_the_retention_team_flags(capsys):
+    code, out, _ = call(capsys, "generate", "--help")
+    assert code == 0
+    for flag in ("--retention-start", "--no-retention", "--control-share", "--oracle-streams"):
+        assert flag in out
+
+
+def test_generate_without_a_retention_team_writes_no_contacts(tmp_path, capsys):
+    world = tmp_path / "world"
+    code, out, _ = call(
+        capsys,
+        "generate",
+        "--customers",
+        "100",
+        "--days",
+        "60",
+        "--out",
+        str(world),
+        "--no-retention",
+        "--quiet",
+    )
+    assert code == 0 and "retention team" not in out
+    assert not (world / "retention_contacts.csv").exists()
+
+
+def test_generate_with_a_retention_start_outside_the_days_is_one_line(tmp_path, capsys):
+    code, _, err = call(
+        capsys,
+        "generate",
+        "--customers",
+        "100",
+        "--days",
+        "60",
+        "--out",
+        str(tmp_path / "w"),
+        "--retention-start",
+        "2030-01-01",
+        "--quiet",
+    )
+    assert code == 2 and err.count("\n") == 1 and "--retention-start" in err
+
+
 def test_generate_writes_a_world_that_validates(tmp_path, capsys):
     world = tmp_path / "world"
     code, out, _ = call(
@@ -274,10 +362,12 @@ def test_generate_writes_a_world_that_validates(tmp_path, capsys):
         "7",
         "--out",
         str(world),
+        "--retention-start",
+        "2025-02-01",
         "--quiet",
     )
     assert code == 0
-    assert "oracle ROC-AUC" in out
+    assert "oracle ROC-AUC" in out and "retention team from 2025-02-01" in out
     code, out, _ = call(
         capsys,
         "validate",
@@ -285,6 +375,8 @@ def test_generate_writes_a_world_that_validates(tmp_path, capsys):
         str(world / "customers.csv"),
         "--interactions",
         str(world / "interactions.csv"),
+        "--retention-contacts",
+        str(world / "retention_contacts.csv"),
     )
     assert code == 0, out
 

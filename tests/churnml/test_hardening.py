@@ -262,7 +262,7 @@ def test_a_value_that_does_not_parse_sets_its_row_aside(
     assert "[rows are set aside]" in broken[0]
     done = _features(customers, interactions, tmp_path)
     assert done.returncode == 0, done.stderr
-    assert f"set aside {count} {table} rows" in done.stdout + done.stderr
+    assert f"set aside {count} {table} row{'' if count == 1 else 's'} " in done.stdout + done.stderr
     quarantined = list((tmp_path / "state" / "quarantine").glob(f"{table}-*.csv"))
     assert len(quarantined) == 1
 

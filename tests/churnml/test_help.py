@@ -7,7 +7,9 @@ import typer
 from typer.testing import CliRunner
 
 from churnml.cli import app
+from churnml.contract import DEFAULT_HORIZON_DAYS
 from churnml.settings import Settings, WorldSettings
+from churnml.simulator.params import SimulationParams
 from serving.settings import DEFAULT_MODEL_URI, RiskListSettings, ServingSettings
 from training.settings import TrainingSettings
 
@@ -15,7 +17,7 @@ ENGINE = {"--engine": Settings.engine}
 MODEL = {"--model": DEFAULT_MODEL_URI}
 # Every option with a default, and the value of the settings object that holds it.
 DEFAULTS: dict[str, dict[str, object]] = {
-    "validate": {},
+    "validate": {"--horizon": DEFAULT_HORIZON_DAYS},
     "features": ENGINE,
     "generate": {
         "--customers": WorldSettings.customers,
@@ -25,6 +27,9 @@ DEFAULTS: dict[str, dict[str, object]] = {
         "--start-date": WorldSettings.start_date,
         "--horizon": WorldSettings.horizon_days,
         "--format": WorldSettings.file_format,
+        "--control-share": SimulationParams.retention_control_share,
+        "--oracle-streams": SimulationParams.oracle_streams,
+        "--oracle-replicates": SimulationParams.oracle_replicates,
     },
     "train": {
         "--horizon": TrainingSettings.horizon_days,
@@ -44,6 +49,7 @@ DEFAULTS: dict[str, dict[str, object]] = {
         "--months": RiskListSettings.revenue_months,
         "--suppress-days": RiskListSettings.suppress_days,
         "--grace-days": RiskListSettings.freshness_grace_days,
+        "--out-scope": RiskListSettings.export_scope,
         **MODEL,
         **ENGINE,
     },
@@ -98,3 +104,14 @@ def test_help_shows_each_default_the_settings_hold(command: str) -> None:
         if has_value:  # the option's own default is the setting itself
             assert str(option.default) == str(value)
     assert set(shown) == set(DEFAULTS[command])
+
+
+@pytest.mark.parametrize("command", sorted(DEFAULTS))
+def test_help_shows_switches_without_a_type(command: str) -> None:
+    rows = help_rows(command)
+    assert "<bool>" not in " ".join(rows.values())
+    flags = [p for p in COMMANDS[command].params if getattr(p, "is_flag", False)]
+    for flag in flags:
+        words = [w for w in rows[flag.opts[0]].split() if not w.startswith("-")]
+        assert not words[0].startswith("<"), rows[flag.opts[0]]  # the help, not a type
+    assert "Settings." not in " ".join(rows.values())

@@ -301,7 +301,7 @@ def test_set_aside_rows_go_to_quarantine_with_reason_and_are_counted(tmp_path):
     quarantined = pd.read_csv(path)
     assert quarantined["source_row"].tolist() == [1]
     assert "unknown channel" in quarantined["quarantine_reason"][0]
-    assert messages and "set aside 1 interactions rows" in messages[0]
+    assert messages and "set aside 1 interactions row that breaks the contract" in messages[0]
 
 
 def test_customer_set_aside_takes_its_interactions_along(tmp_path):

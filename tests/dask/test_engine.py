@@ -52,7 +52,7 @@ def test_features_equal_the_local_engine_on_the_sample(dask_sample, local_sample
     expected = build_features(local_sample.customers, local_sample.interactions, AS_OF)
     features = build_features_dask(dask_sample, AS_OF)
     pd.testing.assert_frame_equal(features, expected, check_exact=True)
-    assert features.shape == (2950, 89)
+    assert features.shape == (2921, 89)
     # Every partition held customers: the hash spreads them.
     sizes = dask_sample.customers.map_partitions(len).compute()
     assert len(sizes) == 5 and sizes.min() > 0.1 * sizes.sum() / 5
@@ -200,3 +200,58 @@ def test_the_client_connects_to_a_running_scheduler(dask_client) -> None:
     with pytest.raises(ConfigError, match="cannot connect"):
         with cluster.client("tcp://127.0.0.1:9", timeout=1):
             pass
+
+
+def test_retention_contacts_are_checked_as_the_local_engine_does(dask_client, tmp_path) -> None:
+    """The sample's retention table with broken rows, one per rule, on both engines."""
+    customers, interactions = sample_text()
+    contacts = pd.read_csv(SAMPLE / "retention_contacts.csv", dtype=str, keep_default_na=False)
+    contacts.loc[3, "customer_id"] = "C999999"  # no such customer
+    contacts.loc[50, "group"] = "maybe"  # unknown group
+    contacts.loc[70, "outcome"] = "thrilled"  # unknown outcome
+    contacts.loc[90, "contacted_at"] = "2000-01-01"  # before signup
+    contacts.loc[len(contacts)] = contacts.loc[120]  # a repeated row
+    control = contacts.index[contacts["group"] == "control"][5]
+    treated = contacts.loc[control].copy()
+    treated["group"], treated["outcome"], treated["channel"] = "treated", "reached", "phone"
+    contacts.loc[len(contacts)] = treated  # the promise of a control row broken
+    # a customer set aside takes their contacts along
+    customers.loc[customers["customer_id"] == contacts.loc[200, "customer_id"], "churned_at"] = (
+        "2000-01-01"
+    )
+    folder = tmp_path / "world"
+    folder.mkdir()
+    customers.to_csv(folder / "customers.csv", index=False)
+    interactions.to_csv(folder / "interactions.csv", index=False)
+    contacts.to_csv(folder / "retention_contacts.csv", index=False)
+    paths = (folder / "customers.csv", folder / "interactions.csv")
+    retention = folder / "retention_contacts.csv"
+    local_messages: list[str] = []
+    local = load_tables(
+        *paths,
+        retention_contacts_path=retention,
+        quarantine_dir=tmp_path / "local",
+        report=local_messages.append,
+    )
+    messages: list[str] = []
+    tables = load_tables_dask(
+        *paths,
+        client=dask_client,
+        partitions=3,
+        retention_contacts_path=retention,
+        quarantine_dir=tmp_path / "dask",
+        report=messages.append,
+    )
+    assert local.set_aside["retention_contacts"] >= 7
+    assert tables.set_aside == local.set_aside
+    assert [m.split(": see ")[0] for m in messages] == [
+        m.split(": see ")[0] for m in local_messages
+    ]
+    for ours, theirs in zip(tables.quarantine_files, local.quarantine_files, strict=True):
+        pd.testing.assert_frame_equal(pd.read_csv(ours), pd.read_csv(theirs))
+    pd.testing.assert_frame_equal(tables.retention_contacts, local.retention_contacts)
+    with pytest.raises(ContractError) as local_stop:
+        load_tables(*paths, retention_contacts_path=retention, strict=True)
+    with pytest.raises(ContractError) as dask_stop:
+        load_tables_dask(*paths, client=dask_client, retention_contacts_path=retention, strict=True)
+    assert str(dask_stop.value) == str(local_stop.value)

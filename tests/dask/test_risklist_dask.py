@@ -146,7 +146,7 @@ def test_the_dask_list_is_the_local_list_on_both_days(served, tables, local, tmp
     assert second["header"]["previous_date"] == f"{DAY1}"
     assert set(second["rows"]["change"].dropna()) >= {"new", "risen", "fallen"}
     assert len(second["departures"]) == second["header"]["departures"] > 0
-    assert second["departures"]["why"].str.startswith("left on").any()
+    assert second["departures"]["why"].str.startswith("churned on").any()
     assert len(second["header"]["drift"]["psi"]) > 20
     fingerprint = second["header"]["fingerprint"]
     assert fingerprint["interactions_rows"] == tables.interaction_rows

@@ -75,6 +75,7 @@ LOADED = """want => {
 class Service:
     url: str
     suppressed: list[str]
+    first_export: Path  # `churnml risk-list --as-of DAY1 --out` (everyone scored)
 
     def api(self, path: str = "/risk-list", *, key: str | None = API_KEY, **params: Any):
         """(status, body) of a GET with the key; JSON decoded unless it is CSV."""
@@ -143,7 +144,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     with ThreadPoolExecutor(max_workers=1) as pool:
         made = pool.submit(_make_lists, churnml, env, work)
         with churnml_serve(env, log_path, start_seconds=START_SECONDS) as url:
-            yield Service(url=url, suppressed=made.result())
+            yield Service(url=url, suppressed=made.result(), first_export=work / "first.csv")
     assert API_KEY not in log_path.read_text()
 
 
@@ -248,7 +249,10 @@ def test_the_list_as_the_api_has_it(page, service: Service, shots, capsys) -> No
     for row, want in zip(rows, api["rows"], strict=True):
         assert row["band"] == want["risk_band"]
         assert row["change"] == (want["change"] or "")
-        assert row["probability"] == f"{want['churn_probability'] * 100:.1f}%"
+        # one decimal, or more where one would cross a threshold (test_badge_and_legend...)
+        assert float(row["probability"].rstrip("%")) == pytest.approx(
+            want["churn_probability"] * 100, abs=0.05
+        )
         assert row["reasons"] == [r["text"] for r in want["reasons"]] and 1 <= len(row["reasons"])
         assert want["action"] in row["text"]
         if want["change"]:
@@ -275,7 +279,7 @@ def test_the_list_as_the_api_has_it(page, service: Service, shots, capsys) -> No
     assert " ".join(fact.split()) == f"Data through {api['data_through']}"
     assert api["data_through"] == DAY2 and page.locator("#stale").is_hidden()
     assert (
-        f"{api['band_thresholds']['high'] * 100:.1f}%" in page.locator("#thresholds").inner_text()
+        f"≥ {api['band_thresholds']['high'] * 100:.6g}%" in page.locator("#thresholds").inner_text()
     )
     assert api["drift"]["warning"], "the sample world's lists are expected to warn of drift"
     drift = page.locator("#drift")
@@ -449,3 +453,154 @@ def test_the_page_asks_only_this_service(page, browsing: Browsing, service: Serv
         if urllib.parse.urlsplit(url).path.startswith("/risk-list"):
             assert headers.get("authorization", "").startswith("Bearer "), url
     assert browsing.errors == []
+
+
+# -- a customer's detail, the badge and the legend, long ids, the exports ---------------------
+DETAIL = "#detail"
+DETAIL_READY = "() => document.querySelector('#detail').dataset.state === 'ready'"
+SPILLED = """d => {
+    const edge = d.getBoundingClientRect().right - parseFloat(getComputedStyle(d).paddingRight);
+    return Array.from(d.querySelectorAll("*"))
+        .filter(e => e.getBoundingClientRect().right > edge + 1)
+        .map(e => e.tagName + "." + e.className);
+}"""
+
+
+def _customer_with(api_rows: list[dict], service: Service, family: str) -> dict:
+    """The first customer on the list with a reason of ``family`` backed by contacts."""
+    for row in api_rows:
+        status, detail = service.api("/risk-list/customer", id=row["customer_id"])
+        assert status == 200, detail
+        if any(r["family"] == family and (r["contacts"] or r["cases"]) for r in detail["reasons"]):
+            return detail
+    raise AssertionError(f"no customer on the list has a {family} reason with contacts")
+
+
+def test_a_customer_detail_opens_with_contacts_history_and_freshness(
+    page, service: Service, shots, capsys
+) -> None:
+    reopen(page, service)
+    api = service.page(scope="list", limit=PAGE_SIZE)
+    want = _customer_with(api["rows"], service, "unresolved case")
+    customer = want["customer_id"]
+    page.locator(f"{ROWS}[data-customer-id='{customer}'] button.open-detail").click()
+    page.wait_for_function(DETAIL_READY)
+    detail = page.locator(DETAIL)
+    assert detail.is_visible() and detail.get_attribute("data-customer-id") == customer
+    assert customer in page.locator("#detail-title").inner_text()
+    # the action, the freshness, the reasons with what stands behind them
+    assert page.locator("#detail-action").inner_text() == want["action"]
+    assert want["data_through"] == DAY2
+    assert page.locator("#detail-fresh").inner_text().startswith(DAY2)
+    reasons = page.locator("#detail-reasons > li")
+    assert reasons.count() == len(want["reasons"])
+    for shown_reason, reason in zip(reasons.all(), want["reasons"], strict=True):
+        assert shown_reason.locator(".reason-text").inner_text() == reason["text"]
+        if reason["family"] == "unresolved case":
+            behind = shown_reason.locator("ul.behind li").all_inner_texts()
+            opened = [c for c in want["cases"] if c["case_id"] in reason["cases"]]
+            assert opened and all(
+                any(
+                    f"case {c['case_id']}" in b and f"open for {c['age_days']} day" in b
+                    for b in behind
+                )
+                for c in opened
+            ), behind
+    # the recent contacts and cases, as the list kept them
+    contacts = page.locator("#detail-contacts tbody tr[data-interaction-id]")
+    assert contacts.count() == len(want["contacts"]) > 0
+    ids = contacts.evaluate_all("rs => rs.map(r => r.dataset.interactionId)")
+    assert ids == [c["interaction_id"] for c in want["contacts"]]
+    cases = page.locator("#detail-cases tbody tr[data-case-id]")
+    assert cases.count() == len(want["cases"]) > 0
+    assert cases.first.get_attribute("data-open") == "true"
+    # the probability over the last lists: both days, newest first
+    history = page.locator("#detail-history tbody tr")
+    assert history.evaluate_all("rs => rs.map(r => r.dataset.date)") == [DAY2, DAY1]
+    assert [h["list_date"] for h in want["history"]] == [DAY2, DAY1]
+    for shown_point, point in zip(history.all(), want["history"], strict=True):
+        value = float(shown_point.locator("td.num").first.inner_text().rstrip("%"))
+        assert value == pytest.approx(point["churn_probability"] * 100, abs=0.05)
+    # the retention team's contacts: a section of its own, empty until they are logged
+    assert page.locator("#retention-title").inner_text() == "Retention contacts"
+    assert page.locator("#retention-empty").inner_text().startswith("None recorded yet")
+    path = shots / "page-detail.png"
+    page.screenshot(path=path)
+    show_path(capsys, "screenshot of a customer's detail", path)
+    detail.evaluate("d => { d.scrollTop = d.scrollHeight; }")
+    path = shots / "page-detail-bottom.png"
+    page.screenshot(path=path)
+    show_path(capsys, "screenshot of its contacts and cases", path)
+    # it fits the drawer: no cell, tag or table reaches past its edge
+    spilled = detail.evaluate(SPILLED)
+    assert spilled == [], spilled
+    page.keyboard.press("Escape")
+    assert detail.is_hidden()
+
+
+def test_an_unknown_customer_is_a_one_line_404(service: Service) -> None:
+    status, body = service.api("/risk-list/customer", id="NOBODY")
+    assert status == 404 and "\n" not in body["error"]
+    assert body["error"].startswith(f"customer 'NOBODY' is not on the list of {DAY2}")
+    status, body = service.api("/risk-list/customer", id="x" * 201)
+    assert status == 422
+    assert service.api("/risk-list/customer", key=None, id="C1")[0] == 401
+
+
+def test_badge_and_legend_agree_at_the_edge(page, service: Service) -> None:
+    reopen(page, service)
+    api = service.page(scope="list", limit=PAGE_SIZE)
+    legend = page.locator("#thresholds").inner_text()
+    high = float(legend.split("≥")[1].split("%")[0])
+    medium = float(legend.split("≥")[2].split("%")[0])
+    assert high == float(f"{api['band_thresholds']['high'] * 100:.6g}")  # the exact threshold
+    for row in shown(page):
+        value = float(row["probability"].rstrip("%"))
+        band = "high" if value >= high else "medium" if value >= medium else "low"
+        assert band == row["band"], (row["id"], row["probability"], legend)
+    # a probability just under a threshold that one decimal would round onto it
+    thresholds = {"high": 0.2, "medium": 0.1}
+    text = page.evaluate(
+        "t => [window.churnmlPage.probabilityText(0.19996, 'medium', t),"
+        " window.churnmlPage.probabilityText(0.19996, 'high', t),"
+        " window.churnmlPage.thresholdText(0.1996342),"
+        " window.churnmlPage.probabilityText(0.1996, 'medium', {high: 0.1996342, medium: 0.1})]",
+        thresholds,
+    )
+    assert text == ["19.996%", "20.0%", "19.9634%", "19.96%"]
+
+
+def test_long_ids_stay_inside_their_cells(page, service: Service) -> None:
+    reopen(page, service)
+    long_id = "CUSTOMER-" + "0123456789" * 12
+    fits = page.evaluate(
+        """id => {
+            const cell = document.querySelector("#rows tbody th.customer");
+            cell.querySelector("button").textContent = id;
+            const next = cell.nextElementSibling;
+            const button = cell.querySelector("button").getBoundingClientRect();
+            return [cell.scrollWidth <= cell.clientWidth,
+                    button.right <= next.getBoundingClientRect().left + 1];
+        }""",
+        long_id,
+    )
+    assert fits == [True, True]
+    assert page.locator(".table-wrap").evaluate("w => w.scrollWidth <= w.clientWidth")
+
+
+def test_the_drift_banner_speaks_of_families_not_columns(page, service: Service) -> None:
+    reopen(page, service)
+    api = service.page(scope="list", limit=1)
+    texts = page.locator("#drift li").all_inner_texts()
+    assert texts and texts == api["drift"]["warnings"]
+    for text in texts:
+        assert "_" not in text and not any(c in text for c in api["drift"]["psi_over"])
+
+
+def test_out_and_the_csv_endpoint_agree(service: Service) -> None:
+    status, served = service.api("/risk-list.csv", date=DAY1, scope="all")
+    assert status == 200
+    assert service.first_export.read_text() == served
+    header = next(csv.reader(io.StringIO(served)))
+    assert {"customer_id", "churn_probability", "risk_band", "rank", "reason_1"} <= set(header)
+    assert "currency" in header

@@ -11,7 +11,7 @@ import pytest
 
 from model.artifact import SPEC_FILE, ChurnModel
 from model.predictor import Predictor
-from model.schema import RARELY_MISSING_SHARE, SchemaField, lacking_lines, rows_lacking
+from model.schema import RARELY_MISSING_SHARE, SchemaField, lacking_line, rows_lacking
 from tests.serving.helpers import SAMPLE, trained_home
 
 SAMPLE_EXTRAS = ("region", "contract_type", "payment_method")
@@ -89,7 +89,12 @@ def test_a_column_the_table_lacks_is_lacked_by_every_row() -> None:
     assert rows_lacking([field], pd.DataFrame({"plan": ["a", "b", "c"]})) == {"region": 3}
 
 
-def test_the_lines_say_row_for_one_and_rows_for_more() -> None:
-    one, three = lacking_lines({"region": 1, "contract_type": 3}, 10)
-    assert one.startswith("warning: 1 row of 10 lacks region,")
-    assert three.startswith("warning: 3 rows of 10 lack contract_type,")
+def test_one_line_counts_the_rows_lacking_each_field() -> None:
+    line = lacking_line({"region": 1, "contract_type": 3}, 10)
+    assert line is not None and "\n" not in line
+    assert line.startswith("warning: of 10 rows scored,")
+    assert "region 1, contract_type 3;" in line
+
+
+def test_no_line_when_no_row_lacks_a_field() -> None:
+    assert lacking_line({}, 10) is None

@@ -25,14 +25,25 @@ ADMIN_KEY = "test-admin-key-0123456789abcdef"
 
 @functools.cache
 def trained_home() -> Path:
-    """A CHURNML_HOME whose SQLite registry holds churn-risk v1 as champion."""
+    """A CHURNML_HOME whose SQLite registry holds churn-risk v1 as champion, trained as
+    ``./run.sh`` trains it: with the sample's retention contacts (the churn target leaves
+    out the rows a call changed)."""
     from churnml.validation import load_tables
     from training import TrainingSettings, promote, train_from_tables
 
     home = Path(tempfile.mkdtemp(prefix="churnml-serving-"))
-    tables = load_tables(SAMPLE / "customers.csv", SAMPLE / "interactions.csv")
+    tables = load_tables(
+        SAMPLE / "customers.csv",
+        SAMPLE / "interactions.csv",
+        retention_contacts_path=SAMPLE / "retention_contacts.csv",
+    )
     settings = TrainingSettings(home=home, backtest_folds=1)
-    result = train_from_tables(tables.customers, tables.interactions, settings)
+    result = train_from_tables(
+        tables.customers,
+        tables.interactions,
+        settings,
+        retention_contacts=tables.retention_contacts,
+    )
     if result.champion_version is None:
         promote(result.model_version, settings, reason="serving tests")
     return home

@@ -17,7 +17,7 @@ from serving.lists import Filters, Lists, NoList
 from serving.loading import load_served_model
 from serving.risklist import check_fresh, make_risk_list
 from serving.settings import RiskListSettings
-from serving.store import SCHEMA_VERSION, UPGRADES, RiskListStore
+from serving.store import SCHEMA_VERSION, UPGRADE_TABLES, UPGRADES, RiskListStore
 from tests.serving.helpers import SAMPLE
 
 LAST_CONTACT = dt.date(2026, 6, 24)  # the sample world's last contact day
@@ -201,14 +201,24 @@ def test_re_making_a_withdrawn_day_serves_it_again(tables, served, store) -> Non
     assert store.runs(f"{DAY2}")[0]["replaced_list"] is True
 
 
-# -- a store of schema v1 ---------------------------------------------------------------------
-def as_version_1(store: RiskListStore) -> None:
-    """The store as churnml wrote it before schema v2: without v2's columns."""
+# -- a store of an older schema -----------------------------------------------------------------
+def as_version(store: RiskListStore, version: str) -> None:
+    """The store as churnml wrote it at schema ``version``: without the later columns."""
     with store.engine.begin() as conn:
-        for table, column in UPGRADES["1"]:
-            conn.exec_driver_sql(f"ALTER TABLE {table.name} DROP COLUMN {column}")
-        conn.exec_driver_sql("UPDATE store_meta SET value = '1' WHERE key = 'schema_version'")
+        for step in UPGRADES:
+            if int(step) >= int(version):
+                for table, column in UPGRADES[step]:
+                    conn.exec_driver_sql(f"ALTER TABLE {table.name} DROP COLUMN {column}")
+                for table in UPGRADE_TABLES.get(step, ()):  # nor the tables of later versions
+                    conn.exec_driver_sql(f"DROP TABLE {table.name}")
+        conn.exec_driver_sql(
+            f"UPDATE store_meta SET value = '{version}' WHERE key = 'schema_version'"
+        )
     store.engine.dispose()
+
+
+def as_version_1(store: RiskListStore) -> None:
+    as_version(store, "1")
 
 
 @pytest.mark.parametrize("create", [True, False], ids=["writer", "reader"])
@@ -232,12 +242,30 @@ def test_a_version_1_store_is_upgraded_in_place_when_opened(
     assert opened.dates() == [f"{DAY1}"]
 
 
+@pytest.mark.parametrize("create", [True, False], ids=["writer", "reader"])
+def test_a_version_2_store_is_upgraded_in_place_and_then_stores_the_lacking_counts(
+    tables, served, store, tmp_path, create: bool
+) -> None:
+    old = make(tables, served, store, DAY1)
+    as_version(store, "2")
+    opened = RiskListStore(store.url, create=create)
+    with opened.engine.connect() as conn:
+        version = conn.exec_driver_sql("SELECT value FROM store_meta").scalar()
+    assert version == SCHEMA_VERSION
+    header = opened.header()
+    assert header["list_id"] == old.list_id and header["lacking_fields"] is None
+    assert header["data_through"] == f"{DAY1}"  # v2's columns are kept
+    assert Lists(tmp_path, store.url).page(Filters(), 5)["lacking_fields"] == {}
+    made = make(tables, served, opened, DAY2)
+    assert opened.header()["lacking_fields"] == made.header["lacking_fields"]
+
+
 def test_a_store_of_a_newer_schema_is_refused_in_one_line(store) -> None:
     with store.engine.begin() as conn:
         conn.exec_driver_sql("UPDATE store_meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(DataError) as error:
         RiskListStore(store.url)
-    assert "has schema v99, this churnml writes v2" in str(error.value)
+    assert f"has schema v99, this churnml writes v{SCHEMA_VERSION}" in str(error.value)
 
 
 # -- the command --------------------------------------------------------------------------------

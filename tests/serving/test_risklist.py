@@ -108,7 +108,7 @@ def test_the_second_day_says_what_changed_and_who_left(tables, served, store) ->
             assert departure.rank == second.at[departure.customer_id, "rank"] > 50
             assert "below the capacity" in departure.why
         else:
-            assert departure.why.startswith(("left on", "not active"))
+            assert departure.why.startswith(("churned on", "not active"))
     stored = store.departures(result.list_id)
     assert {d["customer_id"] for d in stored} == left
 
@@ -165,7 +165,7 @@ def test_drift_flags_moved_features_and_bands(tables, served, store) -> None:
     assert "wait_mean_seconds_30d" in drift["psi_over"]
     assert drift["psi"]["wait_mean_seconds_30d"] > 0.25
     assert moved.header["drift_warning"] and any(
-        "moved from training" in w for w in drift["warnings"]
+        "how long customers wait" in w for w in drift["warnings"]
     )
     # Every customer waiting much longer moves the bands against the last lists.
     assert any("band holds" in w for w in drift["warnings"]), drift["warnings"]

@@ -18,9 +18,10 @@ import pytest
 import sqlalchemy as sa
 
 from churnml.validation import load_tables
+from serving.export import csv_text
 from serving.lists import Filters, Lists
 from serving.loading import load_served_model
-from serving.risklist import make_risk_list
+from serving.risklist import export_frame, make_risk_list
 from serving.settings import RiskListSettings
 from serving.store import RiskListStore
 from tests.integration.servers import free_port
@@ -132,6 +133,23 @@ def test_lists_on_postgresql(postgres_url, served, tables, tmp_path) -> None:
     assert answer["scores"][0]["churn_probability"] == pytest.approx(
         second.frame["churn_probability"].iloc[0]
     )
+
+    # A customer's detail: the contacts kept with the list, the probability over the lists.
+    detail = lists.customer(top, None)
+    assert detail["evidence_kept"] and detail["contacts"]
+    assert [h["list_date"] for h in detail["history"]] == [f"{DAY2}", f"{DAY1}"]
+    with store.engine.connect() as conn:  # the replaced list's evidence went with it
+        orphans = conn.exec_driver_sql(
+            "SELECT count(*) FROM risk_list_evidence e WHERE NOT EXISTS "
+            "(SELECT 1 FROM risk_lists l WHERE l.list_id = e.list_id)"
+        ).scalar()
+    assert orphans == 0
+    # The export of the list, as --out writes it and /risk-list.csv answers it.
+    _, text = lists.csv(Filters(scope="all"), None, "EUR")
+    exported = csv_text(export_frame(second, currency="EUR")).splitlines()
+    served = text.splitlines()
+    assert served[0] == exported[0] and len(served) == len(exported)
+    assert [r.split(",")[1] for r in served] == [r.split(",")[1] for r in exported]
 
 
 def test_two_writers_at_once_on_postgresql(postgres_url, served, tables) -> None:

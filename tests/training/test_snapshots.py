@@ -112,8 +112,12 @@ def test_too_little_history_for_the_as_of_names_the_fix() -> None:
     settings = TrainingSettings()
     as_of = pd.Timestamp("2025-06-30")
     dates = snapshot_dates(pd.Timestamp("2025-01-01"), as_of, settings)
-    with pytest.raises(DataError, match="use a later --as-of, a shorter --horizon or fewer"):
+    with pytest.raises(DataError) as error:
         time_folds(dates, settings, as_of=as_of)
+    message = str(error.value)
+    assert "the contacts cover 6 months before it" in message
+    assert "3 backtest folds and a 30-day horizon needs 10 months (27 snapshots)" in message
+    assert message.endswith("or train with --backtest 1 (needs 8 months)")
 
 
 def test_a_fold_without_churners_is_a_one_line_error() -> None:
@@ -129,3 +133,5 @@ def test_a_fold_without_churners_is_a_one_line_error() -> None:
     with pytest.raises(DataError, match="no customer churned") as error:
         check_churners(snapshots, fold, TrainingSettings())
     assert "\n" not in str(error.value)
+    # What it needs, not a circle of flags: how many churners, over how many months.
+    assert "training needs at least 9 churners spread over the last 10 months" in str(error.value)

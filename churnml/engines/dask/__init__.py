@@ -126,4 +126,10 @@ class DaskEngine:
     ) -> TrainResult:
         from churnml.engines.dask.train import train_dask
 
+        if report is not None and self.settings is not None and self.settings.retention_contacts:
+            report(
+                "the Dask engine trains the churn model without the retention contacts (no "
+                "call-effect head, calls not left out of the target); train with --engine "
+                "local for them"
+            )
         return train_dask(self.tables(), settings, as_of=as_of, report=report)

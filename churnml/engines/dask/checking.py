@@ -10,6 +10,11 @@ checked across rows, and ``churnml.validation``'s policy applied to what they fo
   validation's own checks: ``check_unique`` (customer ids), ``check_customer_timeline``
   and ``check_relations``, then the orphan rule (``set_orphans_aside``). Unique interaction
   ids are checked by a second, small shuffle of (interaction_id, row number) by the id.
+* **The retention team's table** (optional; one row per pick, small beside the
+  interactions): read, typed and checked on its own rules (control promises, one row per
+  customer, day and group) on the client, then split by customer like the other tables,
+  so each partition checks its contacts against its customers
+  (``check_retention_relations``) and applies the orphan rule to them.
 * **Policy.** The breaches of all pieces and partitions are merged into one per rule, in
   ``check_tables``' order; ``validation.stop_if_needed`` decides whether to stop, and
   ``validation.set_aside`` writes the same quarantine files as ``load_tables``.
@@ -36,7 +41,7 @@ from churnml.engines.dask.reading import PIECE_ROWS, Piece, plan, read_piece
 from churnml.engines.dask.shuffle import concat, split, split_ids
 from churnml.engines.dask.tables import INTERACTION_COLUMNS, REASON, ROW, DaskTables
 from churnml.errors import ConfigError, ContractError
-from churnml.io import TEXT
+from churnml.io import TEXT, read_table
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -52,7 +57,14 @@ _TABLE_RULES = (
     "timeline:before_signup",
     "timeline:after_churn",
 )
-TABLES = ("customers", "interactions")
+TABLES = ("customers", "interactions", "retention_contacts")
+_RETENTION_RULES = (
+    "control:contacted",
+    "unique:contact",
+    "relation:customer_id",
+    "timeline:before_signup",
+    "timeline:after_churn",
+)
 Plans = dict[str, tuple[list[Piece], pd.DataFrame]]
 
 
@@ -69,9 +81,12 @@ def load_tables_dask(
     strict: bool = False,
     report: Callable[[str], None] | None = None,
     piece_rows: int = PIECE_ROWS,
+    retention_contacts_path: Path | str | None = None,
+    horizon_days: int = checks.DEFAULT_HORIZON_DAYS,
 ) -> DaskTables:
     """``validation.load_tables`` on the cluster: read, check every rule, stop or set aside
-    (the same messages, the same quarantine files), and keep the rows on the workers."""
+    (the same messages, the same quarantine files), and keep the rows on the workers (the
+    retention team's table, when given, comes back as one pandas frame)."""
     customers_path, interactions_path = Path(customers_path), Path(interactions_path)
     sources = {"customers": customers_path.name, "interactions": interactions_path.name}
     plans = {
@@ -87,12 +102,15 @@ def load_tables_dask(
     )
     checks.stop_if_needed([b for b in empty.breaches if b.rule == "required_columns"])
     no_rows = [b for b in empty.breaches if b.rule == "no_rows"]
+    contacts, contact_breaches = _typed_contacts(retention_contacts_path, horizon_days)
+    checks.stop_if_needed([b for b in contact_breaches if b.policy == "stop"])
     kinds = _column_kinds(client, plans)
     n = partitions or _partition_count(client, plans)
     if n < 1:
         raise ConfigError(f"partitions {n}: expected at least 1")
     with cluster_errors("checking the tables"):
-        kept, summaries, breaches = _check(client, plans, sources, kinds, n)
+        kept, summaries, breaches = _check(client, plans, sources, kinds, n, contacts)
+    breaches += contact_breaches
     if sum(s["customer_rows"] for s in summaries) == 0:
         breaches += no_rows
     try:
@@ -101,7 +119,38 @@ def load_tables_dask(
     except ContractError:
         client.cancel(kept)
         raise
-    return _kept_tables(client, plans, sources, kinds, kept, summaries, files, counts)
+    tables = _kept_tables(client, plans, sources, kinds, kept, summaries, files, counts)
+    if contacts is not None:
+        kept_contacts = [s["kept_contacts"] for s in summaries]
+        frame = pd.concat(kept_contacts, ignore_index=True).sort_values(ROW, kind="stable")
+        tables.retention_contacts = frame.drop(columns=[ROW, REASON]).reset_index(drop=True)
+    return tables
+
+
+def _typed_contacts(
+    path: Path | str | None, horizon_days: int
+) -> tuple[pd.DataFrame | None, list[checks.Breach]]:
+    """The retention team's table typed and checked on its own rules, on the client, with
+    each row's number and first reason so far; None when there is no table (or it lacks
+    a required column: then a breach that stops)."""
+    if path is None:
+        return None, []
+    path = Path(path)
+    source = path.name
+    raw = read_table(path, "retention_contacts")
+    contacts, breaches, complete = checks.typed_table(raw, "retention_contacts", source)
+    contacts["group"] = contacts["group"].fillna("treated")
+    if not complete:
+        return None, breaches
+    breaches += checks.check_control_promises(contacts, source, horizon_days)
+    breaches += checks.check_retention_unique(contacts, source)
+    reasons = checks.row_reasons(breaches, "retention_contacts", len(contacts))
+    contacts[REASON] = pd.Series(
+        np.full(len(contacts), None) if reasons is None else reasons, dtype=TEXT
+    )
+    contacts[ROW] = np.arange(len(contacts), dtype=np.int64)
+    contacts.attrs["source"] = source
+    return contacts, breaches
 
 
 def _partition_count(client: Client, plans: Plans) -> int:
@@ -138,6 +187,7 @@ def _check(
     sources: dict[str, str],
     kinds: dict[str, dict[str, str]],
     n: int,
+    contacts: pd.DataFrame | None = None,
 ) -> tuple[list, list[dict[str, Any]], list[checks.Breach]]:
     """Type every piece, shuffle by customer, check every partition: the kept partitions
     (persisted, customers then interactions), the partitions' summaries, the breaches."""
@@ -158,6 +208,12 @@ def _check(
         delayed(_duplicates)([s[j] for s in split_d], sources["interactions"]) for j in range(n)
     ]
     duplicates = delayed(_duplicate_rows)(found)
+    contact_parts = [None] * n
+    if contacts is not None:
+        contact_parts = [
+            (part.reset_index(drop=True), contacts.attrs["source"])
+            for part in split(contacts, CUSTOMER_ID, n)
+        ]
     checked = [
         delayed(check_partition, nout=3)(
             [s[j] for s in split_c],
@@ -165,6 +221,7 @@ def _check(
             duplicates,
             sources["customers"],
             sources["interactions"],
+            contact_parts[j],
         )
         for j in range(n)
     ]
@@ -189,6 +246,8 @@ def _set_aside(
     files: list[Path] = []
     counts = {}
     for table in TABLES:
+        if not any(table in s["set_aside"] for s in summaries):
+            continue  # no retention team's table
         frames = [s["set_aside"][table] for s in summaries if len(s["set_aside"][table])]
         counts[table] = sum(len(frame) for frame in frames)
         if not frames:
@@ -336,9 +395,13 @@ def check_partition(
     duplicates: tuple[np.ndarray, str],
     customers_source: str,
     interactions_source: str,
+    contacts: tuple[pd.DataFrame, str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """The rules across rows on one partition (all rows of its customers), and the rows
-    kept; the same rules in the same order as validation.check_tables and apply_policy."""
+    kept; the same rules in the same order as validation.check_tables and apply_policy.
+
+    ``contacts``: the partition's retention contacts (typed, numbered, with their reasons
+    from the table's own rules) and their source name, or None without the table."""
     customers = concat(customer_parts)
     interactions = concat(interaction_parts)
     c_rows, i_rows = customers[ROW].to_numpy(), interactions[ROW].to_numpy()
@@ -358,7 +421,27 @@ def check_partition(
     ):
         breaches.append(_globalize(breach, i_rows))
         checks.give_reason(i_reason, breach.rows, breach.reason)
+    contact_summary: dict[str, Any] = {}
+    if contacts is not None:
+        contact_frame, contacts_source = contacts
+        r_rows = contact_frame[ROW].to_numpy()
+        r_reason = contact_frame[REASON].to_numpy(dtype=object, na_value=None)
+        for breach in checks.check_retention_relations(
+            customers, contact_frame, contacts_source, customers_source
+        ):
+            breaches.append(_globalize(breach, r_rows))
+            checks.give_reason(r_reason, breach.rows, breach.reason)
     checks.set_orphans_aside(customers[CUSTOMER_ID], c_reason, interactions[CUSTOMER_ID], i_reason)
+    if contacts is not None:
+        checks.set_orphans_aside(
+            customers[CUSTOMER_ID], c_reason, contact_frame[CUSTOMER_ID], r_reason
+        )
+        r_bad = ~pd.isna(r_reason)
+        contact_frame = contact_frame.assign(**{REASON: pd.Series(r_reason, dtype=TEXT)})
+        contact_summary = {
+            "kept_contacts": contact_frame.loc[~r_bad].reset_index(drop=True),
+            "set_aside_contacts": contact_frame.loc[r_bad],
+        }
     c_bad, i_bad = ~pd.isna(c_reason), ~pd.isna(i_reason)
     customers[REASON] = pd.Series(c_reason, dtype=TEXT)
     interactions[REASON] = pd.Series(i_reason, dtype=TEXT)
@@ -369,12 +452,16 @@ def check_partition(
         for name in kept_customers.columns
         if name != CUSTOMER_ID and isinstance(kept_customers[name].dtype, pd.StringDtype)
     }
+    set_aside = {"customers": customers.loc[c_bad], "interactions": interactions.loc[i_bad]}
+    if contact_summary:
+        set_aside["retention_contacts"] = contact_summary.pop("set_aside_contacts")
     summary = {
         "breaches": breaches,
         "customer_rows": len(customers),
         "kept": (len(kept_customers), len(kept_interactions)),
-        "set_aside": {"customers": customers.loc[c_bad], "interactions": interactions.loc[i_bad]},
+        "set_aside": set_aside,
         "categories": categories,
+        **contact_summary,
     }
     return kept_customers, kept_interactions.reset_index(drop=True), summary
 
@@ -383,6 +470,14 @@ def _rule_order(breach: checks.Breach) -> tuple[int, int, int]:
     """Where validation.check_tables lists a rule: cells of customers, cells of
     interactions (by column, then rule), then the rules across rows."""
     kind, _, column = breach.rule.partition(":")
+    if breach.table == "retention_contacts":
+        # after every rule of the other tables, as validation.check_tables lists them
+        if kind in _CELL_RULES:
+            names = [c.name for c in contract.TABLES[breach.table]]
+            position = names.index(column) if column in names else -1
+            return (100, position, _CELL_RULES.index(kind))
+        rule = breach.rule if breach.rule in _RETENTION_RULES else _RETENTION_RULES[0]
+        return (101 + _RETENTION_RULES.index(rule), 0, 0)
     if kind in _CELL_RULES:
         names = [c.name for c in contract.TABLES[breach.table]]
         position = names.index(column) if column in names else -1

@@ -46,6 +46,8 @@ class DaskTables:
     set_aside: dict[str, int]
     quarantine_files: tuple[Path, ...] = ()
     meta: dict[str, pd.DataFrame] = field(default_factory=dict)
+    # the retention team's table after its rules (small: kept on the client), or None
+    retention_contacts: pd.DataFrame | None = None
 
     def customers_frame(self) -> pd.DataFrame:
         """The kept customers as one pandas frame, in table order: ``Tables.customers``."""
