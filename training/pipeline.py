@@ -596,6 +596,7 @@ def _fit_and_evaluate_split(
         budget_seconds=settings.tuning_budget_seconds,
         seed=settings.seed,
         threads=settings.threads,
+        max_trials=settings.tuning_max_trials or None,
     )
     rule = schema["rule_column"]
     rule_values = x[rule].fillna(0).to_numpy(dtype="float64") if rule else None

@@ -31,12 +31,15 @@ class TrainingSettings:
         ece_bound: the largest expected calibration error the gate accepts.
     Fit:
         seed,
-        tuning_budget_seconds: seconds for the parameter search on the validation fold of
-            the fold that produces the model (``training.tuning``; the defaults are the
-            first candidate); 0: no search, the defaults. The default keeps ``churnml
-            train`` on the sample world under a minute on a shared 2-core machine.
-        tuning_max_trials: at most this many candidates, the defaults included (0: as
-            many as the budget allows).
+        tuning_budget_seconds: a ceiling in seconds for the parameter search on the
+            validation fold of the fold that produces the model (``training.tuning``; the
+            defaults are the first candidate); 0: no search, the defaults. It only stops a
+            search that would run far longer than expected (a much slower machine or far
+            more rows); the search's size is ``tuning_max_trials``.
+        tuning_max_trials: how many candidates the search tries, the defaults included.
+            A count, not seconds, so that the same data and seed give the same model on a
+            quiet and on a loaded machine (0: as many as the ceiling allows, and the model
+            then depends on the machine's speed).
         max_train_rows: above this many training rows of a fold, the fit keeps every
             churner row and a seeded sample of the other rows, weighted by the inverse of
             their sampling rate (``training.learners.training_sample``). Rows repeat each
@@ -85,8 +88,8 @@ class TrainingSettings:
     gate_auc_tolerance: float = 0.01
     ece_bound: float = 0.05
     seed: int = 42
-    tuning_budget_seconds: float = 10.0
-    tuning_max_trials: int = 0
+    tuning_budget_seconds: float = 120.0
+    tuning_max_trials: int = 4
     max_train_rows: int = 500_000
     max_snapshot_customers: int = 150_000
     blend: str = "stack"

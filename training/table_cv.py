@@ -179,13 +179,15 @@ def choose_table_params(
     *,
     budget_seconds: float,
     seed: int,
+    max_trials: int | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> ParamChoice:
     """The booster's parameters chosen by the k-fold log loss.
 
     Candidates in order: ``first`` (churnml's defaults) and LightGBM's own defaults
-    (``lightgbm_defaults``), always; then, while ``budget_seconds`` last, seeded random
-    draws over ``SEARCH_SPACE`` merged into ``first`` (a draw is started only when the
+    (``lightgbm_defaults``), always; then seeded random draws over ``SEARCH_SPACE``
+    merged into ``first`` until ``max_trials`` candidates (the two defaults included;
+    None: no count) or the ``budget_seconds`` ceiling (a draw is started only when the
     longest trial so far still fits in the time left). The lowest mean held-out log loss
     wins; ties keep the earlier candidate. ``cv.evaluate(params) -> (log_loss,
     best_rounds)`` is the one place a candidate is fitted: ``training.tuning.search`` can
@@ -202,6 +204,8 @@ def choose_table_params(
             params = candidates[len(trials)]
         else:
             left = budget_seconds - (clock() - start)
+            if max_trials is not None and len(trials) >= max_trials:
+                break
             if left <= 0 or left < longest:
                 break
             params = _draw(first, rng, seen)
@@ -334,6 +338,7 @@ def cross_validate(
     budget_seconds: float,
     seed: int,
     threads: int,
+    max_trials: int | None = None,
 ) -> OutOfFold:
     """The table's cross-validation: the parameters, rounds, blend and calibration chosen
     on OOF scores, and the OOF probabilities of the model and of the logistic and default
@@ -344,7 +349,9 @@ def cross_validate(
     fold_positives = int(np.mean([y[s.train].sum() for s in splits]))
     first = learners.lightgbm_params(int(fold_train_rows), fold_positives, seed, threads)
     cv = CrossValidation(x, y, splits)
-    choice = choose_table_params(cv, first, budget_seconds=budget_seconds, seed=seed)
+    choice = choose_table_params(
+        cv, first, budget_seconds=budget_seconds, seed=seed, max_trials=max_trials
+    )
     logistic, default_lightgbm = [], []
     for split in splits:
         train_x, held_x = x.iloc[split.train], x.iloc[split.held_out]

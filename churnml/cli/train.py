@@ -56,9 +56,20 @@ TuningBudget = Annotated[
     typer.Option(
         "--tuning-budget",
         min=0,
-        help="Seconds for the parameter search on fold 1's validation snapshots (the "
-        "defaults first, then seeded random draws; a trial that cannot finish in time is "
-        "not started); 0: no search, the default parameters.",
+        help="A ceiling in seconds for the parameter search on fold 1's validation "
+        "snapshots (a trial that cannot finish in time is not started); 0: no search, the "
+        "default parameters. The search's size is --tuning-trials.",
+    ),
+]
+
+TuningTrials = Annotated[
+    int,
+    typer.Option(
+        "--tuning-trials",
+        min=0,
+        help="How many candidates the parameter search tries, the defaults first, then "
+        "seeded random draws: a count, so the same data give the same model on any "
+        "machine; 0: as many as --tuning-budget allows.",
     ),
 ]
 
@@ -105,6 +116,7 @@ def train(
     backtest: Backtest = TrainingSettings.backtest_folds,
     capacity: Capacity = TrainingSettings.capacity,
     tuning_budget: TuningBudget = TrainingSettings.tuning_budget_seconds,
+    tuning_trials: TuningTrials = TrainingSettings.tuning_max_trials,
     blend: Blend = TrainingSettings.blend,
     refit: Refit = DEFAULT_REFIT,
     table: LabelledTable = None,
@@ -133,6 +145,7 @@ def train(
             "capacity": capacity,
             "blend": blend,
             "tuning_budget_seconds": tuning_budget,
+            "tuning_max_trials": tuning_trials,
             "refit": refit.value,
         },
     )

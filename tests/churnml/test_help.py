@@ -36,6 +36,7 @@ DEFAULTS: dict[str, dict[str, object]] = {
         "--backtest": TrainingSettings.backtest_folds,
         "--capacity": TrainingSettings.capacity,
         "--tuning-budget": TrainingSettings.tuning_budget_seconds,
+        "--tuning-trials": TrainingSettings.tuning_max_trials,
         "--blend": TrainingSettings.blend,
         "--refit": TrainingSettings.refit,
         **ENGINE,
