@@ -146,7 +146,14 @@ def test_the_dask_list_is_the_local_list_on_both_days(served, tables, local, tmp
     assert second["header"]["previous_date"] == f"{DAY1}"
     assert set(second["rows"]["change"].dropna()) >= {"new", "risen", "fallen"}
     assert len(second["departures"]) == second["header"]["departures"] > 0
-    assert second["departures"]["why"].str.startswith("churned on").any()
+    # Every customer of the first list who churned in between left it as "churned on".
+    first = stored(store, DAY1)["rows"]
+    customers = load_tables(SAMPLE / "customers.csv", SAMPLE / "interactions.csv").customers
+    churned_at = pd.to_datetime(customers.set_index("customer_id")["churned_at"]).dt.date
+    listed = first.loc[first["on_list"].astype(bool), "customer_id"]
+    left = {c for c in listed if pd.notna(churned_at[c]) and DAY1 < churned_at[c] <= DAY2}
+    departures = second["departures"].set_index("customer_id")["why"]
+    assert {c for c, why in departures.items() if why.startswith("churned on")} == left
     assert len(second["header"]["drift"]["psi"]) > 20
     fingerprint = second["header"]["fingerprint"]
     assert fingerprint["interactions_rows"] == tables.interaction_rows
