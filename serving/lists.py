@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,6 +146,11 @@ class Lists:
                 )
             raise NoList(f"no risk list for {day}; lists exist for {shown} (newest first)")
         return header
+
+    def read(self, reader: Callable[[RiskListStore], Any]) -> Any:
+        """``reader(store)``, with the store's errors answered as every list endpoint's."""
+        with self._reading():
+            return reader(self.store())
 
     def page(self, filters: Filters, limit: int) -> dict[str, Any]:
         with self._reading():
