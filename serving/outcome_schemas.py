@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from churnml.contract import CHANNELS, GROUPS, OUTCOMES
 
@@ -40,6 +40,21 @@ class RetentionContact(BaseModel):
     channel: Word | None = Field(
         default=None, description=f"One of {', '.join(CHANNELS)}.", examples=["phone"]
     )
+
+    @field_validator("*")
+    @classmethod
+    def _storable(cls, value: str | None) -> str | None:
+        """Text every database keeps: UTF-8 (no lone surrogate), no NUL (PostgreSQL
+        refuses it)."""
+        if value is None:
+            return value
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("text must be valid UTF-8 (no lone surrogates)") from None
+        if "\x00" in value:
+            raise ValueError("text must not hold a NUL character")
+        return value
 
 
 class StoredResponse(BaseModel):

@@ -178,6 +178,13 @@ def _list_report(
             "predicted": float(in_band["churn_probability"].mean()) if len(in_band) else None,
             "expected_churners": float(in_band["churn_probability"].sum()),
         }
+        entry.update(
+            untreated=None,
+            predicted_untreated=None,
+            realised=None,
+            realised_low=None,
+            realised_high=None,
+        )
         if done:
             untreated = in_band[(in_band["group"] != "treated") & in_band["known"]]
             share, low, high = wilson(int(untreated["churned"].sum()), len(untreated))
@@ -242,7 +249,7 @@ def _realised(picks: pd.DataFrame, header: dict) -> dict[str, Any]:
         "difference": {"value": diff, "low": low, "high": high},
         "customers_kept": scaled(n_t),
         "revenue_kept": scaled(revenue),
-        "precision_at_k": {"n": n_c, **_share(share_c)},
+        "precision_at_k": {"n": n_c, "churned": c_c, **_share(share_c)},
         "conclusive": conclusive,
         "verdict": _verdict(diff, low, high, n_t, n_c, conclusive),
     }
@@ -350,7 +357,8 @@ def report_table(report: dict[str, Any]) -> pd.DataFrame:
         record["conclusive"] = None if conclusive is None else str(conclusive).lower()
         record["verdict"] = entry["verdict"]
         for band in entry["bands"]:
-            record[f"predicted_{band['band']}"] = band.get("predicted_untreated", band["predicted"])
+            predicted = band["predicted_untreated"] if entry["realised"] else band["predicted"]
+            record[f"predicted_{band['band']}"] = predicted
             record[f"realised_{band['band']}"] = band.get("realised")
         records.append(record)
     return pd.DataFrame.from_records(records)
