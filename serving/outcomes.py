@@ -11,14 +11,20 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
 from churnml.contract import CUSTOMER_ID
 from churnml.errors import ChurnmlError
 from churnml.io import read_table
-from churnml.validation import Breach, check_retention_table, typed_table
-from serving.lists import Lists, StoreUnusable
+from churnml.validation import (
+    Breach,
+    broken_control_promises,
+    check_retention_table,
+    typed_table,
+)
+from serving.lists import Lists, NoList, StoreUnusable
 from serving.report import build_report
 from serving.store import ContactCounts, RiskListStore, safe_url
 
@@ -49,9 +55,12 @@ def checked_contacts(
     customers: pd.DataFrame | None,
     customers_source: str,
     horizon_days: int,
+    stored: list[dict] | None = None,
 ) -> tuple[list[dict[str, str | None]], list[Breach]]:
     """The contacts ready to store (contract columns as text, ``contacted_at`` YYYY-MM-DD,
-    ``group`` filled) and the rules the table breaks; nothing is stored when any breaks."""
+    ``group`` filled) and the rules the table breaks; nothing is stored when any breaks.
+    ``stored`` (the store's contacts of the same customers) are held to the control rows'
+    promise together with the new ones."""
     typed, breaches = check_retention_table(
         raw,
         source,
@@ -59,6 +68,8 @@ def checked_contacts(
         customers_source=customers_source,
         horizon_days=horizon_days,
     )
+    if not breaches and stored:
+        breaches = stored_promises(typed, pd.DataFrame(stored), source, horizon_days)
     if breaches:
         return [], breaches
     frame = pd.DataFrame(
@@ -72,6 +83,54 @@ def checked_contacts(
     )
     frame = frame.where(frame.notna(), None)
     return frame.to_dict("records"), []
+
+
+def stored_promises(
+    contacts: pd.DataFrame, stored: pd.DataFrame, source: str, horizon_days: int
+) -> list[Breach]:
+    """The control promise across what is stored and what comes in (the contract's
+    ``broken_control_promises`` over both): a new control row with a stored treated row in
+    its horizon, or a new treated row in the horizon of a stored control row. A stored row
+    the new table replaces (same customer, day and group) does not count."""
+    days = contacts["contacted_at"].dt.strftime("%Y-%m-%d")
+    incoming = set(zip(contacts[CUSTOMER_ID], days, contacts["group"], strict=True))
+    keys = zip(stored[CUSTOMER_ID], stored["contacted_at"], stored["group"], strict=True)
+    stored = stored[[key not in incoming for key in keys]]
+    if stored.empty:
+        return []
+    n = len(contacts)
+    stored_days = pd.to_datetime(stored["contacted_at"])
+    broken = broken_control_promises(
+        pd.concat([contacts[CUSTOMER_ID], stored[CUSTOMER_ID]], ignore_index=True),
+        pd.concat([contacts["contacted_at"], stored_days], ignore_index=True),
+        pd.concat([contacts["group"], stored["group"]], ignore_index=True),
+        horizon_days,
+    )
+    mask = broken[:n].copy()  # new control rows (the table alone keeps its own promises)
+    promised = stored[broken[n:]].assign(day=stored_days[broken[n:]])
+    treated = contacts.assign(row=np.arange(n))[contacts["group"] == "treated"]
+    pairs = treated.merge(promised, on=CUSTOMER_ID, suffixes=("", "_stored"))
+    gap = pairs["contacted_at"] - pairs["day"]
+    inside = (gap >= pd.Timedelta(0)) & (gap <= pd.Timedelta(days=horizon_days))
+    mask[pairs.loc[inside, "row"].to_numpy(dtype=np.int64)] = True
+    if not mask.any():
+        return []
+    rows = np.flatnonzero(mask)
+    return [
+        Breach(
+            source=source,
+            table="retention_contacts",
+            rule="control:contacted",
+            problem=f"a contact that breaks a stored control row's {horizon_days}-day promise "
+            "(or a control row for a customer the stored contacts show contacted)",
+            expected=f"expected no treated row within {horizon_days} days from a control "
+            "row's contacted_at, stored or new; mark the row treated or remove the contact",
+            policy="set_aside",
+            rows=rows,
+            ids=tuple(str(contacts[CUSTOMER_ID].iloc[r]) for r in rows[:3]),
+            values=tuple(days.iloc[r] for r in rows[:3]),
+        )
+    ]
 
 
 class Outcomes:
@@ -101,6 +160,15 @@ class Outcomes:
             ) from None
         finally:
             store.engine.dispose()
+
+    def stored_of(self, customer_ids: list[str]) -> list[dict]:
+        """The stored contacts of these customers ([] while no store exists)."""
+        try:
+            return self.lists.read(lambda store: store.contacts(customers=customer_ids))
+        except StoreUnusable:
+            raise
+        except NoList:
+            return []
 
     def report(self, as_of: dt.date | None, horizon_days: int | None) -> dict[str, Any]:
         """``serving.report.build_report`` of the service's store and customers."""

@@ -305,13 +305,25 @@ class ChurnService:
         """Store the retention team's picks and outcomes (the CRM reports them).
 
         Checked by the contract's rules for the table (a date, known group, outcome and
-        channel, a control row's promise, one row per customer, day and group): any broken
+        channel, a control row's promise, also against the contacts stored before, one row
+        per customer, day and group): any broken
         rule answers 422 naming the row (``contacts[i]``) and the field, and nothing is
         stored. The same customer, day and group sent again updates its outcome and channel.
         """
         raw = pd.DataFrame([c.model_dump() for c in contacts])
+        try:
+            stored = await asyncio.to_thread(
+                self.outcomes.stored_of, [c.customer_id for c in contacts]
+            )
+        except NoList as error:
+            return _problem_response(error.status, str(error), [])
         checked, breaches = checked_contacts(
-            raw, "contacts", customers=None, customers_source="", horizon_days=DEFAULT_HORIZON_DAYS
+            raw,
+            "contacts",
+            customers=None,
+            customers_source="",
+            horizon_days=DEFAULT_HORIZON_DAYS,
+            stored=stored,
         )
         if breaches:
             detail = [

@@ -77,19 +77,22 @@ def retention_contacts(
     contract's rules against the customers, in one transaction: every row or none.
 
     The same (customer_id, contacted_at, group) again updates its outcome and channel.
-    A broken rule: one line each, nothing stored, exit 1.
+    Control rows keep their promise against the stored contacts too. A broken rule: one
+    line each, nothing stored, exit 1.
     """
     from churnml.io import read_table
     from serving.outcomes import checked_contacts
 
     settings = _settings(customers, store)
     raw = read_table(import_file, "retention_contacts")
+    ids = raw["customer_id"].dropna().astype(str).tolist() if "customer_id" in raw else []
     contacts, breaches = checked_contacts(
         raw,
         import_file.name,
         customers=_customers(settings.customers),
         customers_source=settings.customers.name,
         horizon_days=horizon,
+        stored=_stored_contacts(settings, ids),
     )
     if breaches:
         for breach in breaches:
@@ -146,6 +149,18 @@ def _customers(path: Path) -> pd.DataFrame:
             f"{path}: lacks the customers table's required columns; run `churnml validate`"
         )
     return typed.dropna(subset=["customer_id"])
+
+
+def _stored_contacts(settings, customer_ids: list[str]) -> list[dict]:
+    """The contacts the store holds of these customers; none while there is no store (a
+    SQLite file not written yet is not created by looking)."""
+    from serving.store import sqlite_path, store_url
+
+    path = sqlite_path(store_url(settings.home, settings.risk_store))
+    if path is not None and not path.exists():
+        return []
+    with _store(settings, create=True) as lists:
+        return lists.contacts(customers=customer_ids)
 
 
 @contextlib.contextmanager

@@ -164,6 +164,17 @@ def test_contacts_are_stored_once_and_the_report_counts_them(service: Service) -
     assert json.loads(out.read_text()) == report
 
 
+def test_a_call_to_a_stored_control_in_a_later_request_is_422(service: Service) -> None:
+    control = service.picks[-1]  # held out by the request above
+    late = {"customer_id": control, "contacted_at": "2026-04-06", "group": "treated"}
+    status, body = service.call("POST", "/retention-contacts", {"contacts": [late]})
+    assert status == 422, body
+    assert "breaks a stored control row's 30-day promise" in body["error"]
+    assert body["detail"][0]["loc"] == ["contacts", 0, "group"]
+    status, report = service.call("GET", "/report")
+    assert _day(report)["control"] == len(service.picks) - 60  # still a control, nothing stored
+
+
 def test_the_report_needs_a_key_and_checks_its_parameters(service: Service) -> None:
     assert service.call("GET", "/report", key=None)[0] == 401
     status, body = service.call("GET", "/report?horizon=0")

@@ -163,3 +163,30 @@ def test_a_version_3_store_gains_the_contacts_table_in_place(tmp_path, create: b
     )
     assert (counts.new, counts.updated, counts.unchanged) == (1, 0, 0)
     assert opened.contacts()[0]["source"] == "api"
+
+
+@pytest.mark.parametrize(
+    ("first", "then"),
+    [
+        (
+            "C3,2025-02-10,control,,",
+            "C3,2025-02-20,treated,reached,phone",
+        ),  # a call after a control
+        (
+            "C1,2025-02-20,treated,reached,phone",
+            "C1,2025-02-10,control,,",
+        ),  # a control before a call
+    ],
+    ids=["treated-after-stored-control", "control-before-stored-treated"],
+)
+def test_a_control_promise_holds_across_imports(capsys, files, first: str, then: str) -> None:
+    assert _import(capsys, files, HEADER + first + "\n")[0] == 0
+    code, _, err = _import(capsys, files, HEADER + then + "\n", name="later.csv")
+    assert code == 1
+    assert "later.csv: 1 row has a contact that breaks a stored control row's 30-day promise" in err
+    assert "row 1" in err and "nothing stored" in err
+    assert len(_stored(files)) == 1
+    # far enough apart, both stand; the same control row again is no conflict with itself
+    code, out, err = _import(capsys, files, HEADER + first + "\n" + "C3,2025-04-01,treated,,\n")
+    assert code == 0, err
+    assert "1 new, 0 updated, 1 unchanged" in out
