@@ -407,25 +407,42 @@ def check_tables(
         breaches += check_relations(customers, interactions, interactions_source, customers_source)
     contacts = None
     if retention_contacts_raw is not None:
-        source = retention_contacts_source
-        contacts, contact_breaches, contacts_complete = typed_table(
-            retention_contacts_raw, "retention_contacts", source
+        contacts, contact_breaches = check_retention_table(
+            retention_contacts_raw,
+            retention_contacts_source,
+            customers=customers if customers_complete else None,
+            customers_source=customers_source,
+            horizon_days=horizon_days,
         )
-        contacts["group"] = contacts["group"].fillna("treated")
         breaches += contact_breaches
-        if contacts_complete:
-            # the rules on the table alone first, then those against the customers (the
-            # Dask engine checks them in that order too: the first reason wins)
-            breaches += check_control_promises(contacts, source, horizon_days)
-            breaches += check_retention_unique(contacts, source)
-            if customers_complete:
-                breaches += check_retention_relations(customers, contacts, source, customers_source)
     return CheckResult(
         customers=customers,
         interactions=interactions,
         breaches=breaches,
         retention_contacts=contacts,
     )
+
+
+def check_retention_table(
+    raw: pd.DataFrame,
+    source: str,
+    *,
+    customers: pd.DataFrame | None = None,
+    customers_source: str = "customers",
+    horizon_days: int = DEFAULT_HORIZON_DAYS,
+) -> tuple[pd.DataFrame, list[Breach]]:
+    """The retention team's table typed (an empty ``group`` filled as ``treated``) and the
+    rules it breaks: its own, then, with ``customers`` (typed), those against them."""
+    contacts, breaches, complete = typed_table(raw, "retention_contacts", source)
+    contacts["group"] = contacts["group"].fillna("treated")
+    if complete:
+        # the rules on the table alone first, then those against the customers (the
+        # Dask engine checks them in that order too: the first reason wins)
+        breaches += check_control_promises(contacts, source, horizon_days)
+        breaches += check_retention_unique(contacts, source)
+        if customers is not None:
+            breaches += check_retention_relations(customers, contacts, source, customers_source)
+    return contacts, breaches
 
 
 def typed_table(

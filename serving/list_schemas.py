@@ -234,7 +234,8 @@ class CustomerDetail(BaseModel):
         description="The customer on the last lists up to this day (at most 12), newest first."
     )
     retention_contacts_recorded: bool = Field(
-        description="False while the store keeps no log of the retention team's contacts."
+        description="False while the store holds no retention contact at all (none imported "
+        "or sent to POST /retention-contacts yet)."
     )
     retention_contacts: list[RetentionContact] = Field(
         description="The team's contacts with the customer, newest first (at most 12)."

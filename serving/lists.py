@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,6 +146,11 @@ class Lists:
                 )
             raise NoList(f"no risk list for {day}; lists exist for {shown} (newest first)")
         return header
+
+    def read(self, reader: Callable[[RiskListStore], Any]) -> Any:
+        """``reader(store)``, with the store's errors answered as every list endpoint's."""
+        with self._reading():
+            return reader(self.store())
 
     def page(self, filters: Filters, limit: int) -> dict[str, Any]:
         with self._reading():
@@ -317,7 +322,7 @@ class Lists:
         self, store: RiskListStore, customer_id: str
     ) -> tuple[list[dict[str, Any]], bool]:
         """The retention team's logged contacts with the customer, newest first (at most
-        ``HISTORY_LISTS``), and whether the store keeps such a log at all."""
+        ``HISTORY_LISTS``), and whether the store keeps such a log at all (any contact stored)."""
         if not sa.inspect(store.engine).has_table(RETENTION_TABLE):
             return [], False
         table = sa.Table(RETENTION_TABLE, sa.MetaData(), autoload_with=store.engine)
@@ -332,10 +337,13 @@ class Lists:
         )
         with store.engine.connect() as conn:
             found = conn.execute(query).mappings().all()
+            # a log is kept once the team's contacts were stored (the v4 table starts empty)
+            any_row = sa.select(table.c.customer_id).limit(1)
+            recorded = bool(found) or conn.execute(any_row).first() is not None
         return [
             {
                 k: (None if r.get(k) is None else str(r.get(k)))
                 for k in ("contacted_at", "group", "outcome", "channel")
             }
             for r in found
-        ], True
+        ], recorded

@@ -3,7 +3,8 @@
 Run it with ``churnml serve [--port P]`` (or ``bentoml serve serving.service:ChurnService``).
 Endpoints: ``POST /score``, ``POST /score_ids``, ``GET /model``, ``POST /admin/reload``,
 ``GET /risk-list``, ``GET /risk-list.csv``, ``GET /risk-list/customer`` (one customer's
-detail), the retention team's page at ``/``, and
+detail), ``POST /retention-contacts`` (the team's picks and outcomes from the CRM),
+``GET /report`` (how past lists did), the retention team's page at ``/``, and
 BentoML's ``/healthz``, ``/livez``, ``/readyz``, ``/metrics``. See ``docs/serving.md``.
 
 The model is loaded once per worker in ``__init__`` (``serving.loading``); each API method
@@ -33,16 +34,20 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, NoReturn
 
 import bentoml
+import pandas as pd
 from fastapi import Depends, FastAPI, Query
 from pydantic import Field
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse
 
+from churnml.contract import DEFAULT_HORIZON_DAYS
 from churnml.errors import ChurnmlError
 from serving import error_log, limits, metrics_labels, openapi_errors, timeouts
 from serving.auth import AuthMiddleware, KeyRing
 from serving.list_schemas import CustomerDetail, RiskListPage, ScoreIdsResponse
 from serving.lists import Filters, Lists, NoList
 from serving.loading import ServedModel, load_served_model
+from serving.outcome_schemas import MAX_CONTACTS, Report, RetentionContact, StoredResponse
+from serving.outcomes import Outcomes, breach_field, checked_contacts
 from serving.schemas import (
     MAX_CUSTOMERS,
     Customer,
@@ -136,6 +141,7 @@ class ChurnService:
             self.settings.risk_store,
             grace_days=self.settings.freshness_grace_days,
         )
+        self.outcomes = Outcomes(self.lists, self.settings.core.customers)
         _freeze_heap()
         gc.set_threshold(*GC_THRESHOLDS)
 
@@ -282,6 +288,104 @@ class ChurnService:
         except NoList as error:
             return _problem_response(error.status, str(error), [])
         return CustomerDetail.model_validate(detail)
+
+    @bentoml.api(route="/retention-contacts")
+    async def retention_contacts(
+        self,
+        contacts: Annotated[
+            list[RetentionContact],
+            Field(
+                min_length=1,
+                max_length=MAX_CONTACTS,
+                description=f"The team's picks and outcomes, 1 to {MAX_CONTACTS}: whom it "
+                "picked from a list on which day, treated or control, and what happened.",
+            ),
+        ],
+    ) -> StoredResponse:
+        """Store the retention team's picks and outcomes (the CRM reports them).
+
+        Checked by the contract's rules for the table (a date, known group, outcome and
+        channel, a control row's promise, also against the contacts stored before, one row
+        per customer, day and group): any broken
+        rule answers 422 naming the row (``contacts[i]``) and the field, and nothing is
+        stored. The same customer, day and group sent again updates its outcome and channel.
+        """
+        raw = pd.DataFrame([c.model_dump() for c in contacts])
+        try:
+            stored = await asyncio.to_thread(
+                self.outcomes.stored_of, [c.customer_id for c in contacts]
+            )
+        except NoList as error:
+            return _problem_response(error.status, str(error), [])
+        checked, breaches = checked_contacts(
+            raw,
+            "contacts",
+            customers=None,
+            customers_source="",
+            horizon_days=DEFAULT_HORIZON_DAYS,
+            stored=stored,
+        )
+        if breaches:
+            detail = [
+                {
+                    "loc": ["contacts", int(row), *([field] if field else [])],
+                    "msg": breach.message(),
+                    "type": breach.rule,
+                }
+                for breach in breaches
+                for field in [breach_field(breach)]
+                for row in breach.rows[:3]
+            ]
+            summary = "; ".join(b.message() for b in breaches)
+            return _problem_response(422, f"nothing stored: {summary}", detail)
+        try:
+            counts = await asyncio.to_thread(self.outcomes.store, checked)
+        except NoList as error:
+            return _problem_response(error.status, str(error), [])
+        return StoredResponse(
+            stored=counts.stored, new=counts.new, updated=counts.updated, unchanged=counts.unchanged
+        )
+
+    @info_app.get(
+        "/report",
+        response_model=Report,
+        tags=["Risk lists"],
+        responses={
+            401: {"model": ErrorResponse, "description": "No API key, or an unknown one."},
+            404: {"model": ErrorResponse, "description": "No list is stored yet."},
+            503: {
+                "model": ErrorResponse,
+                "description": "The store or the customers table cannot be read for now.",
+            },
+        },
+    )
+    async def report(
+        self,
+        as_of: Annotated[
+            Day | None,
+            Query(
+                description="The day to report as of (YYYY-MM-DD); default: the latest day "
+                "the customers table and the lists know."
+            ),
+        ] = None,
+        horizon: Annotated[
+            int | None,
+            Query(
+                ge=1,
+                le=3650,
+                description="Days after a list's day its outcomes count; "
+                "default: the list's own horizon, else 30.",
+            ),
+        ] = None,
+    ) -> Report:
+        """How each stored list did: churn among treated against control picks with a 95%
+        interval, customers and revenue kept, precision at K, predicted against realised
+        churn per band; lists inside their horizon are pending (estimates only)."""
+        try:
+            found = await asyncio.to_thread(self.outcomes.report, as_of, horizon)
+        except NoList as error:
+            return _problem_response(error.status, str(error), [])
+        return Report.model_validate(found)
 
     @info_app.get("/", include_in_schema=False)
     async def page(self) -> FileResponse:

@@ -18,6 +18,10 @@ Tables (created on first use; ``store_meta`` holds the schema version):
   reasons, kept when the list is written (``serving.evidence``): their recent contacts and
   cases as of the list's day, one JSON document per customer on the list or in the high or
   medium band;
+* ``retention_contacts`` (v4): the retention team's picks and outcomes (contract v1.1's
+  table), one row per (customer_id, contacted_at, group), with when it was stored and from
+  where (the import file's name, or ``api``); storing the same key again updates its
+  outcome and channel (``store_contacts``);
 * ``risk_list_runs``: every run ever stored, never deleted: which model version scored
   which day's list, including lists later replaced by a re-run; and every withdrawal
   (``action`` ``withdrawn``, who asked and why).
@@ -56,8 +60,8 @@ from churnml.errors import ConfigError, DataError
 from features.columns import family_kind
 
 # 2: freshness, withdrawal and thin_history; 3: lacking_fields and the evidence behind the
-# reasons (older stores are upgraded in place)
-SCHEMA_VERSION = "3"
+# reasons; 4: the retention team's contacts (older stores are upgraded in place)
+SCHEMA_VERSION = "4"
 BUSY_SECONDS = 600
 CHUNK_ROWS = 20_000
 
@@ -165,6 +169,22 @@ risk_list_runs = sa.Table(
     sa.Column("reason", sa.Text),
 )
 
+retention_contacts = sa.Table(
+    "retention_contacts",
+    metadata,
+    sa.Column("customer_id", sa.String(200), nullable=False),
+    sa.Column("contacted_at", sa.String(10), nullable=False),  # YYYY-MM-DD
+    sa.Column("group", sa.String(16), nullable=False),  # treated | control
+    sa.Column("outcome", sa.String(32)),
+    sa.Column("channel", sa.String(16)),
+    sa.Column("stored_at", sa.String(32), nullable=False),
+    sa.Column("source", sa.String(200), nullable=False),  # the import file's name, or "api"
+    sa.PrimaryKeyConstraint("customer_id", "contacted_at", "group"),
+    sa.Index("retention_contacts_day", "contacted_at"),
+)
+CONTACT_KEY = ("customer_id", "contacted_at", "group")
+CONTACT_VALUES = ("outcome", "channel")
+
 # The columns schema version K lacks of version K + 1: opening a store of an older version
 # adds those of every step from its version up, in order.
 UPGRADES: dict[str, tuple[tuple[sa.Table, str], ...]] = {
@@ -178,9 +198,13 @@ UPGRADES: dict[str, tuple[tuple[sa.Table, str], ...]] = {
         (risk_list_rows, "thin_history"),
     ),
     "2": ((risk_lists, "lacking_fields"),),
+    "3": (),
 }
 # The tables schema version K lacks of version K + 1: created by the upgrade.
-UPGRADE_TABLES: dict[str, tuple[sa.Table, ...]] = {"2": (risk_list_evidence,)}
+UPGRADE_TABLES: dict[str, tuple[sa.Table, ...]] = {
+    "2": (risk_list_evidence,),
+    "3": (retention_contacts,),
+}
 
 ROW_COLUMNS = [c.name for c in risk_list_rows.columns if c.name != "list_id"]
 DEPARTURE_COLUMNS = [c.name for c in risk_list_departures.columns if c.name != "list_id"]
@@ -484,6 +508,103 @@ class RiskListStore:
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
+    # -- the retention team's contacts ---------------------------------------------------------
+    def store_contacts(
+        self, contacts: Sequence[dict[str, str | None]], *, source: str
+    ) -> ContactCounts:
+        """Store the team's contacts (dicts of the contract's columns, ``contacted_at`` as
+        YYYY-MM-DD, ``group`` filled) in one transaction. A (customer_id, contacted_at,
+        group) already stored is updated when its outcome or channel differ, else left as
+        it is."""
+        stored_at = today_iso()
+        new: list[dict] = []
+        changed: list[dict] = []
+        unchanged = 0
+        with self._writing() as conn:
+            for start in range(0, len(contacts), CHUNK_ROWS):
+                chunk = contacts[start : start + CHUNK_ROWS]
+                found = _stored_contacts(conn, {c["customer_id"] for c in chunk})
+                for contact in chunk:
+                    key = tuple(contact[k] for k in CONTACT_KEY)
+                    values = {k: contact.get(k) for k in CONTACT_VALUES}
+                    row = {**dict(zip(CONTACT_KEY, key, strict=True)), **values}
+                    row.update(stored_at=stored_at, source=source)
+                    if key not in found:
+                        new.append(row)
+                    elif found[key] != values:
+                        changed.append(row)
+                    else:
+                        unchanged += 1
+                    found[key] = values  # a later copy in the same call compares with this
+            if new:
+                conn.execute(retention_contacts.insert(), new)
+            if changed:
+                c = retention_contacts.c
+                conn.execute(
+                    retention_contacts.update()
+                    .where(
+                        c.customer_id == sa.bindparam("k_customer_id"),
+                        c.contacted_at == sa.bindparam("k_contacted_at"),
+                        c.group == sa.bindparam("k_group"),
+                    )
+                    .values(
+                        outcome=sa.bindparam("outcome"),
+                        channel=sa.bindparam("channel"),
+                        stored_at=sa.bindparam("stored_at"),
+                        source=sa.bindparam("source"),
+                    ),
+                    [{**r, **{f"k_{k}": r[k] for k in CONTACT_KEY}} for r in changed],
+                )
+        return ContactCounts(new=len(new), updated=len(changed), unchanged=unchanged)
+
+    def contacts(
+        self,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        customers: Sequence[str] | None = None,
+    ) -> list[dict]:
+        """The stored contacts with ``since <= contacted_at <= until`` (either may be None),
+        of ``customers`` (None: everyone), by day then customer."""
+        c = retention_contacts.c
+        query = sa.select(retention_contacts).order_by(c.contacted_at, c.customer_id, c.group)
+        if since is not None:
+            query = query.where(c.contacted_at >= since)
+        if until is not None:
+            query = query.where(c.contacted_at <= until)
+        ids = None if customers is None else sorted(set(customers))
+        with self.engine.connect() as conn:
+            if not sa.inspect(conn).has_table(retention_contacts.name):
+                return []  # an older store opened by a reader that could not upgrade it
+            if ids is None:
+                return [dict(r) for r in conn.execute(query).mappings()]
+            found = []
+            for start in range(0, len(ids), 5000):  # within every database's parameter limit
+                part = query.where(c.customer_id.in_(ids[start : start + 5000]))
+                found += [dict(r) for r in conn.execute(part).mappings()]
+            return sorted(found, key=lambda r: (r["contacted_at"], r["customer_id"], r["group"]))
+
+    def outcome_rows(self, list_id: int) -> list[dict]:
+        """What the report reads of every row of a list: customer, rank, probability, band,
+        on the list, monthly revenue (and ``group`` where the rows have one)."""
+        names = ["customer_id", "rank", "churn_probability", "risk_band", "on_list"]
+        names += [n for n in ("monthly_revenue", "group") if n in risk_list_rows.c]
+        query = sa.select(*[risk_list_rows.c[n] for n in names]).where(
+            risk_list_rows.c.list_id == list_id
+        )
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def headers(self) -> list[dict]:
+        """Every list not withdrawn, oldest first."""
+        query = (
+            sa.select(risk_lists)
+            .where(risk_lists.c.withdrawn_at.is_(None))
+            .order_by(risk_lists.c.list_date)
+        )
+        with self.engine.connect() as conn:
+            return [_header(r) for r in conn.execute(query).mappings()]
+
     # -- plumbing ----------------------------------------------------------------------------
     def _create(self) -> None:
         try:
@@ -570,6 +691,37 @@ class Withdrawal:
                 f"{self.withdrawn_at}; nothing changed ({now})"
             )
         return f"withdrew the risk list of {self.list_date}; {now}"
+
+
+@dataclass(frozen=True)
+class ContactCounts:
+    """What ``RiskListStore.store_contacts`` did."""
+
+    new: int
+    updated: int
+    unchanged: int
+
+    @property
+    def stored(self) -> int:
+        """Rows written: new and updated."""
+        return self.new + self.updated
+
+    def summary(self) -> str:
+        return f"{self.new} new, {self.updated} updated, {self.unchanged} unchanged"
+
+
+def _stored_contacts(conn: Connection, customer_ids: set[str]) -> dict[tuple, dict]:
+    """{(customer_id, contacted_at, group): {outcome, channel}} of these customers."""
+    c = retention_contacts.c
+    found: dict[tuple, dict] = {}
+    ids = sorted(customer_ids)
+    for start in range(0, len(ids), 5000):  # within every database's parameter limit
+        query = sa.select(*[c[k] for k in CONTACT_KEY + CONTACT_VALUES]).where(
+            c.customer_id.in_(ids[start : start + 5000])
+        )
+        for r in conn.execute(query).mappings():
+            found[tuple(r[k] for k in CONTACT_KEY)] = {k: r[k] for k in CONTACT_VALUES}
+    return found
 
 
 def _dates_query() -> sa.Select:

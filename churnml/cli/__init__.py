@@ -8,7 +8,18 @@ The commands are registered here, in the order ``churnml --help`` lists them.
 
 from __future__ import annotations
 
-from churnml.cli import features, generate, promote, risk_list, run, score, serve, train, validate
+from churnml.cli import (
+    features,
+    generate,
+    outcomes,
+    promote,
+    risk_list,
+    run,
+    score,
+    serve,
+    train,
+    validate,
+)
 from churnml.cli.common import Command, app, main
 
 __all__ = ["app", "main"]
@@ -21,5 +32,7 @@ app.command(cls=Command)(score.score)
 app.command(cls=Command)(promote.promote)
 app.command(cls=Command)(promote.rollback)
 app.command("risk-list", cls=Command)(risk_list.risk_list)
+app.command("retention-contacts", cls=Command)(outcomes.retention_contacts)
+app.command(cls=Command)(outcomes.report)
 app.command(cls=Command)(serve.serve)
 app.command(cls=Command)(run.run)

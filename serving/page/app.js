@@ -59,6 +59,10 @@
     departuresEmpty: $("#departures-empty"),
     departuresTable: $("#departures-table"),
     departuresBody: $("#departures-table tbody"),
+    report: $("#report"),
+    reportNote: $("#report-note"),
+    reportTable: $("#report-table"),
+    reportBody: $("#report-table tbody"),
     detail: $("#detail"),
     detailTitle: $("#detail-title"),
     detailClose: $("#detail-close"),
@@ -320,6 +324,7 @@
       render(page);
       el.main.dataset.query = q.toString();
       el.body.dataset.state = "ready";
+      loadReport();
     } catch (e) {
       if (e.name === "AbortError" || seq !== requestSeq) return;
       el.table.removeAttribute("aria-busy");
@@ -336,6 +341,90 @@
       if (e.status === 404) showNoList();
       else if (!e.status || e.status >= 500) offerRetry();
     }
+  }
+
+  /* ---------- how our lists did (GET /report, read-only) ------------------------------- */
+  let reportAsked = false;
+
+  async function loadReport() {
+    if (reportAsked) return;
+    reportAsked = true;
+    el.report.dataset.state = "loading";
+    try {
+      const response = await call("/report");
+      renderReport(await response.json());
+      el.report.dataset.state = "ready";
+    } catch (e) {
+      reportAsked = false; // asked again with the next list
+      el.reportNote.textContent = "The report could not be loaded: " + explain(e);
+      el.reportTable.hidden = true;
+      el.report.dataset.state = "error";
+    }
+  }
+
+  function signedPoints(v) {
+    return (v >= 0 ? "+" : "−") + Math.abs(v * 100).toFixed(1);
+  }
+
+  function gapText(d) {
+    if (!d || d.value === null) return "–";
+    return `${signedPoints(d.value)} points (${signedPoints(d.low)} to ${signedPoints(d.high)})`;
+  }
+
+  function keptText(k) {
+    if (!k || k.value === null) return "–";
+    return `${money(k.value)} (${money(k.low)} to ${money(k.high)})`;
+  }
+
+  function bandsText(entry) {
+    return entry.bands
+      .filter((b) => b.customers > 0)
+      .map((b) => {
+        if (entry.status !== "done") return `${b.band} ${pct(b.predicted)} (estimate)`;
+        const predicted = b.predicted_untreated === null ? "–" : pct(b.predicted_untreated);
+        const realised = b.realised === null ? "–" : pct(b.realised);
+        return `${b.band} ${predicted} → ${realised}`;
+      })
+      .join("; ");
+  }
+
+  function renderReport(report) {
+    el.reportNote.textContent = report.lists.length
+      ? `As of ${report.as_of}. ${report.interval_method}; ${report.precision_definition}. ` +
+        `Fewer than ${report.min_controls} picks in a group: too few to conclude.`
+      : "No list is stored yet.";
+    el.reportBody.replaceChildren(
+      ...report.lists.map((entry) => {
+        const r = entry.realised;
+        const status =
+          entry.status === "done" ? "done" : `pending until ${entry.pending_until}`;
+        return node(
+          "tr",
+          { "data-list-date": entry.list_date, "data-status": entry.status },
+          node("td", {}, entry.list_date),
+          node("td", { class: "report-status" }, status),
+          node("td", { class: "num" }, String(entry.picks)),
+          node("td", { class: "num" }, String(entry.treated)),
+          node("td", { class: "num" }, String(entry.control)),
+          node("td", { class: "num" }, r && r.treated.rate !== null ? pct(r.treated.rate) : "–"),
+          node("td", { class: "num" }, r && r.control.rate !== null ? pct(r.control.rate) : "–"),
+          node("td", { class: "report-gap" }, r ? gapText(r.difference) : "–"),
+          node("td", { class: "report-kept" }, r ? keptText(r.revenue_kept) : "–"),
+          node(
+            "td",
+            { class: "num" },
+            r
+              ? r.precision_at_k.rate === null
+                ? "–"
+                : pct(r.precision_at_k.rate)
+              : `${pct(entry.expected_precision_at_k)} (estimate)`,
+          ),
+          node("td", { class: "report-bands" }, bandsText(entry)),
+          node("td", { class: "report-verdict" }, entry.verdict),
+        );
+      }),
+    );
+    el.reportTable.hidden = report.lists.length === 0;
   }
 
   function offerRetry() {
@@ -928,7 +1017,7 @@
     );
     el.retentionEmpty.hidden = d.retention_contacts.length > 0;
     el.retentionEmpty.textContent = !d.retention_contacts_recorded
-      ? "None recorded yet: the retention team's log is not kept by this service yet."
+      ? "None recorded yet: no retention contacts are stored (churnml retention-contacts --import, or POST /retention-contacts)."
       : "None recorded for this customer.";
   }
 

@@ -61,11 +61,13 @@ DEFAULTS: dict[str, dict[str, object]] = {
         **MODEL,
     },
     "run": {"--port": ServingSettings.port},
+    "retention-contacts": {"--horizon": DEFAULT_HORIZON_DAYS},
+    "report": {},
 }
 # Options whose default is a rule, not a value: the configured source, the latest contact
 # day, a LocalCluster, the row number, the store under CHURNML_HOME, the last day - horizon.
 DESCRIBED = {"--customers", "--interactions", "--as-of", "--scheduler", "--id", "--store"}
-DESCRIBED_IN = {"generate": {"--oracle-as-of"}}
+DESCRIBED_IN = {"generate": {"--oracle-as-of"}, "report": {"--horizon"}}
 
 COMMANDS = typer.main.get_command(app).commands
 

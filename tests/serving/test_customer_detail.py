@@ -182,15 +182,18 @@ def test_retention_contacts_are_none_until_the_store_keeps_them(stored, tmp_path
     customer = results[1].frame["customer_id"].iloc[0]
     detail = lists.customer(customer, None)
     assert detail["retention_contacts_recorded"] is False and detail["retention_contacts"] == []
-    with store.engine.begin() as conn:
-        conn.exec_driver_sql(
-            'CREATE TABLE retention_contacts (customer_id TEXT, contacted_at TEXT, "group" '
-            "TEXT, outcome TEXT, channel TEXT)"
-        )
-        conn.exec_driver_sql(
-            "INSERT INTO retention_contacts VALUES "
-            f"('{customer}', '2026-06-12', 'treated', 'reached', 'phone')"
-        )
+    store.store_contacts(
+        [
+            {
+                "customer_id": customer,
+                "contacted_at": "2026-06-12",
+                "group": "treated",
+                "outcome": "reached",
+                "channel": "phone",
+            }
+        ],
+        source="test",
+    )
     try:
         detail = lists.customer(customer, None)
         assert detail["retention_contacts_recorded"] is True
@@ -202,9 +205,13 @@ def test_retention_contacts_are_none_until_the_store_keeps_them(stored, tmp_path
                 "channel": "phone",
             }
         ]
+        other = results[1].frame["customer_id"].iloc[1]
+        detail = lists.customer(other, None)  # a log is kept, nothing about this customer
+        assert detail["retention_contacts_recorded"] is True
+        assert detail["retention_contacts"] == []
     finally:
         with store.engine.begin() as conn:
-            conn.exec_driver_sql("DROP TABLE retention_contacts")
+            conn.exec_driver_sql("DELETE FROM retention_contacts")
 
 
 def test_a_version_2_store_gets_the_evidence_table(tables, served, tmp_path) -> None:

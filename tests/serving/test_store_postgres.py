@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -21,12 +22,14 @@ from churnml.validation import load_tables
 from serving.export import csv_text
 from serving.lists import Filters, Lists
 from serving.loading import load_served_model
+from serving.report import build_report
 from serving.risklist import export_frame, make_risk_list
 from serving.settings import RiskListSettings
 from serving.store import RiskListStore
 from tests.integration.servers import free_port
 from tests.serving.helpers import SAMPLE
-from tests.serving.test_freshness import as_version_1
+from tests.serving.report_helpers import make_list
+from tests.serving.test_freshness import as_version, as_version_1
 
 pytestmark = pytest.mark.slow
 DAY1, DAY2 = dt.date(2026, 6, 10), dt.date(2026, 6, 17)
@@ -209,3 +212,43 @@ def test_withdrawal_and_freshness_on_postgresql(postgres_url, served, tables, tm
     assert [r["action"] for r in store.runs(f"{DAY2}")] == ["withdrawn", "stored"]
     assert store.withdraw(f"{DAY2}", by="lead").already
     assert len(store.runs(f"{DAY2}")) == 2
+
+
+def test_retention_contacts_and_the_report_on_postgresql(postgres_url) -> None:
+    url = postgres_url.rsplit("/", 1)[0] + "/contacts"
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql("CREATE DATABASE contacts")
+    admin.dispose()
+    store = RiskListStore(url)
+    make_list(store, "2026-01-01", picks=[("C1", 0.5, "high"), ("C2", 0.5, "high")], others=[])
+    as_version(store, "3")  # a store of v3: its contacts table is created in place
+    store = RiskListStore(url, create=False)
+    contacts = [
+        {
+            "customer_id": "C1",
+            "contacted_at": "2026-01-02",
+            "group": "treated",
+            "outcome": "reached",
+        },
+        {"customer_id": "C2", "contacted_at": "2026-01-01", "group": "control"},
+    ]
+    assert (
+        store.store_contacts(contacts, source="a.csv").summary() == "2 new, 0 updated, 0 unchanged"
+    )
+    contacts[0] = {**contacts[0], "outcome": "declined"}
+    assert store.store_contacts(contacts, source="api").summary() == "0 new, 1 updated, 1 unchanged"
+    assert [(r["customer_id"], r["outcome"], r["source"]) for r in store.contacts()] == [
+        ("C2", None, "a.csv"),
+        ("C1", "declined", "api"),
+    ]
+    customers = pd.DataFrame(
+        {
+            "customer_id": ["C1", "C2"],
+            "signup_date": pd.Timestamp("2025-01-01"),
+            "churned_at": pd.to_datetime([None, "2026-01-20"]),
+        }
+    )
+    (entry,) = build_report(store, customers, as_of=dt.date(2026, 3, 1))["lists"]
+    assert (entry["treated"], entry["control"]) == (1, 1)
+    assert entry["realised"]["difference"]["value"] == pytest.approx(1.0)
