@@ -3,7 +3,7 @@ churn speed, against the simulator's oracle, lifelines' Cox model and scikit-sur
 gradient-boosted survival model.
 
 PYTHONPATH=. .venv/bin/python benchmarks/horizons_bench.py --sizes 10000 --replicates 40 \
-    --survival-rows 20000 --gbsa-rows 10000 --jobs 3
+    --survival-rows 20000 --gbsa-rows 5000 --jobs 3
 
 Options: [--sizes 3000,10000] [--large] (also 10^5 customers: slow, hours on 2 cores)
 [--days 540] [--replicates 40] [--survival-rows 20000] [--gbsa-rows N] [--worlds a,b]

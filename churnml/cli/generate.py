@@ -110,8 +110,8 @@ OracleHorizons = Annotated[
         "--oracle-horizons",
         help="Horizons in days for the oracle's true probabilities, e.g. 7,30,90: "
         "true_probability_<H>d and label_<H>d for each (and for --horizon), all from one "
-        "Monte Carlo run to the longest. The default oracle date is then the last day "
-        "minus the longest.",
+        "Monte Carlo run to the longest. Without --oracle-as-of the oracle date is then "
+        "the last day minus the longest.",
     ),
 ]
 
