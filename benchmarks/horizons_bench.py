@@ -82,6 +82,14 @@ WORLDS = {
 }
 
 
+# ablation worlds (not run by default; --worlds names them): the default world without a
+# hidden trait the oracle sees and no feature can (lost causes leave for outside reasons
+# at ten times the base hazard, the frailty spread)
+ABLATIONS = {
+    "default-no-hidden": {"lost_cause_share": 0.0, "frailty_sigma": 0.0},
+}
+
+
 def simulate(
     name: str, customers: int, days: int, replicates: int, folder: Path
 ) -> tuple[Path, date, dict[int, pd.DataFrame]]:
@@ -89,7 +97,7 @@ def simulate(
     true_probability, label), all horizons from one simulation and one oracle run."""
     params = replace(
         SimulationParams(oracle_replicates=replicates, oracle_horizons=HORIZONS),
-        **WORLDS[name],
+        **{**WORLDS, **ABLATIONS}[name],
     )
     as_of = START + timedelta(days=days - 1 - FOLLOW_UP)
     world = folder / f"{name}-{customers}"
