@@ -7,7 +7,9 @@ PYTHONPATH=. .venv/bin/python benchmarks/horizons_bench.py --sizes 10000 --repli
 
 Options: [--sizes 3000,10000] [--large] (also 10^5 customers: slow, hours on 2 cores)
 [--days 540] [--replicates 40] [--survival-rows 20000] [--gbsa-rows N] [--worlds a,b]
-[--jobs N] (worlds in parallel processes).
+[--jobs N] (worlds in parallel processes) [--direct] (ablation: one binary LightGBM per
+horizon beside the hazard model; the world ``default-no-hidden`` of ``ABLATIONS`` is the
+other ablation: ``--worlds default,default-no-hidden``).
 
 For each world and size: the world is simulated once to day D + 92 (D: the as-of day) with
 the multi-horizon oracle (``SimulationParams.oracle_horizons``): one Monte Carlo run from D
