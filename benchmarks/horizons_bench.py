@@ -2,14 +2,19 @@
 churn speed, against the simulator's oracle, lifelines' Cox model and scikit-survival's
 gradient-boosted survival model.
 
-python benchmarks/horizons_bench.py [--sizes 3000,10000] [--large] [--days 540]
-    [--replicates 40] [--survival-rows 20000]
+PYTHONPATH=. .venv/bin/python benchmarks/horizons_bench.py --sizes 10000 --replicates 40 \
+    --survival-rows 20000 --gbsa-rows 5000 --jobs 3
 
-For each world and size: the world is simulated to day D + 92 (D: the as-of day), once per
-horizon H, each run writing the oracle's true P(churn in (D, D + H]) for the customers
-active on D (the simulator gives one horizon per run; the same seed gives the same world,
-so the three runs differ only in the oracle's horizon: see the report of issue 16 for the
-parameter that would give every horizon from one Monte Carlo run). Everything after D is
+Options: [--sizes 3000,10000] [--large] (also 10^5 customers: slow, hours on 2 cores)
+[--days 540] [--replicates 40] [--survival-rows 20000] [--gbsa-rows N] [--worlds a,b]
+[--jobs N] (worlds in parallel processes) [--direct] (ablation: one binary LightGBM per
+horizon beside the hazard model; the world ``default-no-hidden`` of ``ABLATIONS`` is the
+other ablation: ``--worlds default,default-no-hidden``).
+
+For each world and size: the world is simulated once to day D + 92 (D: the as-of day) with
+the multi-horizon oracle (``SimulationParams.oracle_horizons``): one Monte Carlo run from D
+out to 90 days gives the true P(churn in (D, D + H]) of every customer active on D for
+H = 7, 30 and 90 (``true_probability_<H>d``, and the realised ``label_<H>d``). Everything after D is
 then hidden from training (churned_at after D emptied, contacts after D dropped): the
 hazard model trains on the weekly snapshots up to D - 7, censored at D
 (``training.horizons.backtest_horizons``, one backtest fold, then the refit), and scores
@@ -17,9 +22,18 @@ the customers active on D. Printed per horizon: the ROC-AUC on D of the model an
 oracle (labels: the world's churn in (D, D + H]); per world: the integrated Brier score
 over the horizons (scikit-survival, censoring weights from the training rows) of the model,
 the oracle, ``lifelines.CoxPHFitter`` and ``sksurv.ensemble.GradientBoostingSurvivalAnalysis``
-(both fitted on a uniform sample of at most ``--survival-rows`` of the same training rows,
-one row per snapshot with time to churn or to D), Uno's concordance, and the seconds of
-each fit. The load average is printed with the table (the machine is shared).
+(Cox fitted on a uniform sample of at most ``--survival-rows`` of the same training rows,
+one row per snapshot with time to churn or to D; GBSA on the first ``--gbsa-rows`` of that
+sample, default all of it), Uno's concordance, and the seconds of each fit. The load
+average is printed with the table (the machine is shared).
+
+The worlds (``WORLDS``: ``SimulationParams`` fields changed from the sample world's) differ
+in how fast customers leave after bad service. The parameters of churn speed:
+``at_once_share`` (customers who leave at once after one very bad contact),
+``at_once_leave_probability`` (their chance of acting on one), ``severe_badness`` (what
+counts as very bad), against the erosion path: ``frustration_hazard_coef`` (how much
+accumulated frustration raises the daily hazard), ``frustration_half_life_days`` (how long
+it lasts) and ``base_monthly_churn`` (churn without service effects).
 """
 
 from __future__ import annotations
@@ -28,8 +42,10 @@ import argparse
 import os
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from datetime import date, timedelta
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -47,16 +63,18 @@ START = date(2025, 1, 1)
 FOLLOW_UP = 92  # days simulated after D: the longest horizon and two more (sksurv's range)
 
 WORLDS = {
-    # the sample world's dynamics: erosion plus some leaving at once
+    # the sample world's dynamics: erosion plus some leaving at once (at_once_share 0.44,
+    # at_once_leave_probability 0.3, severe_badness 2.6, frustration_hazard_coef 1.25,
+    # frustration_half_life_days 45, base_monthly_churn 0.008)
     "default": {},
-    # many leave at once after one bad experience
+    # sudden: many leave at once after one bad experience
     "at-once": {
         "at_once_share": 0.9,
         "at_once_leave_probability": 0.6,
         "severe_badness": 2.0,
         "frustration_hazard_coef": 0.6,
     },
-    # nobody leaves at once; frustration wears on for months
+    # erosion: nobody leaves at once; frustration wears on for months
     "slow-erosion": {
         "at_once_share": 0.0,
         "frustration_half_life_days": 120.0,
@@ -66,28 +84,33 @@ WORLDS = {
 }
 
 
+# ablation worlds (not run by default; --worlds names them): the default world without a
+# hidden trait the oracle sees and no feature can (lost causes leave for outside reasons
+# at ten times the base hazard, the frailty spread)
+ABLATIONS = {
+    "default-no-hidden": {"lost_cause_share": 0.0, "frailty_sigma": 0.0},
+}
+
+
 def simulate(
     name: str, customers: int, days: int, replicates: int, folder: Path
 ) -> tuple[Path, date, dict[int, pd.DataFrame]]:
     """The world's folder, its as-of day D and the oracle per horizon (customer_id ->
-    true_probability, label)."""
-    params = replace(SimulationParams(oracle_replicates=replicates), **WORLDS[name])
+    true_probability, label), all horizons from one simulation and one oracle run."""
+    params = replace(
+        SimulationParams(oracle_replicates=replicates, oracle_horizons=HORIZONS),
+        **{**WORLDS, **ABLATIONS}[name],
+    )
     as_of = START + timedelta(days=days - 1 - FOLLOW_UP)
-    oracles = {}
     world = folder / f"{name}-{customers}"
-    for horizon in HORIZONS:
-        out = world if horizon == HORIZONS[-1] else folder / f"{name}-{customers}-{horizon}"
-        generate_world(
-            customers,
-            days,
-            7,
-            out,
-            params=params,
-            oracle_as_of=[as_of],
-            horizon_days=horizon,
+    generate_world(customers, days, 7, world, params=params, oracle_as_of=[as_of])
+    oracle = pd.read_csv(world / "oracle.csv", dtype={"customer_id": str}).set_index("customer_id")
+    oracles = {
+        horizon: oracle[[f"true_probability_{horizon}d", f"label_{horizon}d"]].set_axis(
+            ["true_probability", "label"], axis=1
         )
-        oracle = pd.read_csv(out / "oracle.csv", dtype={"customer_id": str})
-        oracles[horizon] = oracle.set_index("customer_id")[["true_probability", "label"]]
+        for horizon in HORIZONS
+    }
     return world, as_of, oracles
 
 
@@ -107,6 +130,33 @@ def survival_matrix(features: pd.DataFrame, reference: pd.DataFrame | None = Non
             out[f"{column}={value}"] = (features[column].astype("object") == value).astype(float)
     keep = [c for c in out.columns if out[c].std() > 0]
     return out[keep]
+
+
+def direct_scores(
+    rows: hz.HorizonRows, on_day: pd.DataFrame, as_of: pd.Timestamp, settings: TrainingSettings
+) -> dict[int, np.ndarray]:
+    """The ablation: per horizon H one binary LightGBM (the churn model's parameters and
+    known directions) on the snapshot rows whose H-day label is known by D, early-stopped
+    on the latest four such snapshot days (trained on the days whose label ends before
+    them); its scores of the customers active on D."""
+    from training import learners
+
+    out = {}
+    for horizon in HORIZONS:
+        y, known = rows.labels_at(horizon, as_of)
+        days = np.unique(rows.dates[known])
+        valid_days = days[-4:]
+        last_train = valid_days[0] - np.timedelta64(horizon, "D")
+        valid = known & np.isin(rows.dates, valid_days)
+        train = known & (rows.dates <= last_train)
+        params = learners.lightgbm_params(
+            int(train.sum()), int(y[train].sum()), settings.seed, settings.threads
+        )
+        booster = learners.fit_booster(
+            rows.features[train], y[train], rows.features[valid], y[valid], params
+        )
+        out[horizon] = booster.predict(on_day[rows.features.columns])
+    return out
 
 
 def run_world(name: str, customers: int, args: argparse.Namespace, folder: Path) -> list[dict]:
@@ -138,6 +188,10 @@ def run_world(name: str, customers: int, args: argparse.Namespace, folder: Path)
     clock = time.perf_counter()
     curve = backtest.model.curve(on_day)
     seconds_score = time.perf_counter() - clock
+    # ablations of the ROC-AUC gap: the curve before calibration (isotonic steps tie
+    # customers), and with --direct one binary LightGBM per horizon
+    raw_curve = backtest.model.raw_curve(backtest.model.matrix(on_day))
+    direct = direct_scores(rows, on_day, as_of, settings) if args.direct else {}
     test = hz.horizon_rows(
         on_day.reset_index().assign(snapshot_date=as_of.as_unit("ns")), full_customers
     )
@@ -158,6 +212,10 @@ def run_world(name: str, customers: int, args: argparse.Namespace, folder: Path)
                 "churn_rate": float(y[known].mean()),
                 "roc_model": roc_auc_score(y[known], curve[known, k]),
                 "roc_oracle": roc_auc_score(y[known], oracle_curve[known, k]),
+                "roc_raw": roc_auc_score(y[known], raw_curve[known, k]),
+                "roc_direct": roc_auc_score(y[known], direct[horizon][known])
+                if direct
+                else float("nan"),
                 "label_agree": agree,
                 "fold_roc": backtest.metrics[0][horizon]["model"]["roc_auc"],
                 "fold_logistic": backtest.metrics[0][horizon]
@@ -192,11 +250,13 @@ def run_world(name: str, customers: int, args: argparse.Namespace, folder: Path)
 
     from sksurv.ensemble import GradientBoostingSurvivalAnalysis
 
+    gbsa_rows = min(len(sample), args.gbsa_rows or len(sample))
+    gbsa_pick = np.sort(rng.choice(len(sample), gbsa_rows, replace=False))
     clock = time.perf_counter()
     gbsa = GradientBoostingSurvivalAnalysis(
         n_estimators=100, max_depth=3, learning_rate=0.1, subsample=0.8, random_state=0
     )
-    gbsa.fit(train_x.to_numpy(), train_y[sample])
+    gbsa.fit(train_x.to_numpy()[gbsa_pick], train_y[sample][gbsa_pick])
     fit_seconds["gbsa"] = time.perf_counter() - clock
     functions = gbsa.predict_survival_function(test_x.to_numpy())
     survival["gbsa"] = np.array([fn(np.asarray(HORIZONS, dtype=float)) for fn in functions])
@@ -221,6 +281,8 @@ def run_world(name: str, customers: int, args: argparse.Namespace, folder: Path)
                 "s_gbsa": fit_seconds["gbsa"],
                 "s_score": seconds_score,
                 "train_rows": len(rows),
+                "cox_rows": len(sample),
+                "gbsa_rows": gbsa_rows,
                 "scored": len(on_day),
                 "gate": backtest.gate.passed,
             }
@@ -235,14 +297,22 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=540, help="simulated days")
     parser.add_argument("--replicates", type=int, default=40, help="oracle Monte Carlo runs")
     parser.add_argument("--survival-rows", type=int, default=20_000, help="Cox/GBSA rows")
+    parser.add_argument(
+        "--gbsa-rows", type=int, default=0, help="GBSA rows (of the Cox sample; 0: all)"
+    )
     parser.add_argument("--worlds", default=",".join(WORLDS))
+    parser.add_argument("--jobs", type=int, default=1, help="worlds run in parallel")
+    parser.add_argument(
+        "--direct", action="store_true", help="ablation: also one binary LightGBM per horizon"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")] + ([100_000] if args.large else [])
-    rows = []
+    runs = [(name, size) for size in sizes for name in args.worlds.split(",")]
     with tempfile.TemporaryDirectory(prefix="churnml-horizons-") as tmp:
-        for size in sizes:
-            for name in args.worlds.split(","):
-                rows.extend(run_world(name, size, args, Path(tmp)))
+        with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            names, counts = zip(*runs, strict=True)
+            results = pool.map(run_world, names, counts, repeat(args), repeat(Path(tmp)))
+            rows = [row for result in results for row in result]
     table = pd.DataFrame(rows)
     pd.set_option("display.width", 250)
     pd.set_option("display.max_columns", 40)
@@ -254,6 +324,8 @@ def main() -> None:
             "churn_rate",
             "roc_model",
             "roc_oracle",
+            "roc_raw",
+            "roc_direct",
             "fold_roc",
             "fold_logistic",
             "fold_ece",
@@ -266,6 +338,8 @@ def main() -> None:
             "world",
             "customers",
             "train_rows",
+            "cox_rows",
+            "gbsa_rows",
             "scored",
             "ibs_model",
             "ibs_oracle",
@@ -286,7 +360,8 @@ def main() -> None:
     print(per_world.round(4).to_string(index=False))
     print(
         f"\nload average (1, 5, 15 min): {', '.join(f'{v:.2f}' for v in os.getloadavg())}; "
-        f"{os.cpu_count()} cores; Cox/GBSA on at most {args.survival_rows} training rows"
+        f"{os.cpu_count()} cores; Cox on at most {args.survival_rows} training rows, GBSA "
+        f"on {args.gbsa_rows or args.survival_rows} of them"
     )
 
 

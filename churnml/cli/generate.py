@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from churnml.cli.common import QuietFlag, parse_date
+from churnml.errors import ConfigError
 from churnml.progress import Reporter
 from churnml.settings import WorldSettings
 from churnml.simulator.params import SimulationParams
@@ -103,6 +104,29 @@ OracleReplicates = Annotated[
 ]
 
 
+OracleHorizons = Annotated[
+    str | None,
+    typer.Option(
+        "--oracle-horizons",
+        help="Horizons in days for the oracle's true probabilities, e.g. 7,30,90: "
+        "true_probability_<H>d and label_<H>d for each (and for --horizon), all from one "
+        "Monte Carlo run to the longest. Without --oracle-as-of the oracle date is then "
+        "the last day minus the longest.",
+    ),
+]
+
+
+def parse_oracle_horizons(value: str) -> tuple[int, ...]:
+    """``"7,30,90"`` -> (7, 30, 90); one line naming the value and the fix otherwise."""
+    parts = [part.strip() for part in value.split(",")]
+    if not all(part.isdigit() and int(part) >= 1 for part in parts):
+        raise ConfigError(
+            f"--oracle-horizons {value!r}: expected whole days >= 1 separated by commas, "
+            "e.g. --oracle-horizons 7,30,90"
+        )
+    return tuple(sorted({int(part) for part in parts}))
+
+
 def generate(
     customers: Customers = WorldSettings.customers,
     days: Days = WorldSettings.days,
@@ -118,6 +142,7 @@ def generate(
     control_share: ControlShare = SimulationParams.retention_control_share,
     oracle_streams: OracleStreams = SimulationParams.oracle_streams,
     oracle_replicates: OracleReplicates = SimulationParams.oracle_replicates,
+    oracle_horizons: OracleHorizons = None,
     quiet: QuietFlag = False,
 ) -> None:
     """Simulate a world of customers, their service contacts and their churn."""
@@ -138,6 +163,7 @@ def generate(
         retention_control_share=control_share,
         oracle_streams=oracle_streams,
         oracle_replicates=oracle_replicates,
+        oracle_horizons=parse_oracle_horizons(oracle_horizons) if oracle_horizons else (),
     )
     with Reporter(quiet=quiet).stages() as update:
         summary = generate_world(
@@ -168,3 +194,6 @@ def generate(
         )
     if auc:
         typer.echo(f"oracle ROC-AUC (the best any model can do) on {auc}")
+    if auc and oracle_horizons:
+        days_list = ", ".join(map(str, summary.oracle_horizons))
+        typer.echo(f"oracle true probabilities within {days_list} days (one run to the longest)")

@@ -237,13 +237,18 @@ def write_interactions(
 @dataclass(frozen=True)
 class OracleFrame:
     """The oracle on one date: its rows, the true risk without a call, the realised label
-    and the true call effect of each replicate stream (shape (streams, rows))."""
+    and the true call effect of each replicate stream (shape (streams, rows)); with
+    ``horizons``, the true risk and the realised label at each of them (shape
+    (horizons, rows))."""
 
     day: int
     rows: np.ndarray
     probability: np.ndarray
     label: np.ndarray
     stream_effects: np.ndarray
+    horizons: tuple[int, ...] = ()
+    curve: np.ndarray | None = None
+    curve_labels: np.ndarray | None = None
 
     @property
     def effects(self) -> np.ndarray:
@@ -260,7 +265,9 @@ def write_oracle(
 ) -> Path:
     """oracle.<fmt>: customer_id, as_of, true_probability, true_call_effect, label per
     (date, active customer), and with several streams ``true_call_effect_<s>`` for each
-    stream s = 1, 2, ... (their mean is ``true_call_effect``)."""
+    stream s = 1, 2, ... (their mean is ``true_call_effect``); with oracle horizons
+    ``true_probability_<H>d`` and ``label_<H>d`` for each H (the training horizon's
+    equal ``true_probability`` and ``label``)."""
     width = id_width(n_customers, 6)
     parts = []
     for frame in frames:
@@ -277,6 +284,12 @@ def write_oracle(
                 columns[f"true_call_effect_{number}"] = pa.array(
                     np.round(effect, 6), type=pa.float64()
                 )
+        for k, horizon in enumerate(frame.horizons):
+            columns[f"true_probability_{horizon}d"] = pa.array(
+                np.round(frame.curve[k], 6), type=pa.float64()
+            )
+        for k, horizon in enumerate(frame.horizons):
+            columns[f"label_{horizon}d"] = pa.array(frame.curve_labels[k], type=pa.int8())
         parts.append(pa.table(columns))
     table = pa.concat_tables(parts)
     path = out_dir / f"oracle.{fmt}"

@@ -12,6 +12,7 @@ Channel-indexed tuples follow ``churnml.contract.CHANNELS``
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from numbers import Integral
 from typing import Any
 
 from churnml.errors import ConfigError
@@ -350,6 +351,12 @@ class SimulationParams:
         "true call effect; with 2 or more the oracle also writes each stream's effect "
         "(a benchmark picks the oracle's top K on one stream and judges it on another)",
     )
+    oracle_horizons: tuple[int, ...] = _param(
+        (),
+        "assumption: extra horizons in days for the oracle's true probability, all from "
+        "one forward run to the longest (the training horizon is always among them); "
+        "empty: the training horizon only",
+    )
 
     def __post_init__(self) -> None:
         for name, expected in (
@@ -388,6 +395,12 @@ class SimulationParams:
             raise ConfigError(
                 f"SimulationParams.oracle_streams={self.oracle_streams}; expected at least 1"
             )
+        for horizon in self.oracle_horizons:
+            if isinstance(horizon, bool) or not isinstance(horizon, Integral) or horizon < 1:
+                raise ConfigError(
+                    f"SimulationParams.oracle_horizons has {horizon!r}; expected whole "
+                    "days >= 1, e.g. (7, 30, 90)"
+                )
         if self.oracle_replicates < 1:
             raise ConfigError(
                 f"SimulationParams.oracle_replicates={self.oracle_replicates}; expected at least 1"

@@ -61,6 +61,8 @@ class WorldSummary:
     retention_contacts: int = 0
     retention_controls: int = 0
     oracle_mean_call_effect: dict[str, float] = field(default_factory=dict)
+    oracle_horizons: tuple[int, ...] = ()
+    oracle_days_simulated: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
@@ -103,9 +105,12 @@ def generate_world(
             ``oracle.<fmt>`` and ``MANIFEST.json`` (created if missing).
         start_date: first simulated day.
         oracle_as_of: dates D for the oracle table; default one date, the last day
-            minus ``horizon_days``. Each needs D + horizon_days <= last day so the
-            files hold its labels; an empty list writes no oracle.
-        horizon_days: H of the oracle's labels, churn in (D, D + H].
+            minus the longest oracle horizon. Each needs D + that horizon <= last day
+            so the files hold its labels; an empty list writes no oracle.
+        horizon_days: H of the oracle's labels, churn in (D, D + H], and of its true
+            call effect; ``params.oracle_horizons`` adds more horizons to the true
+            probability (``true_probability_<H>d``, ``label_<H>d``), all from one
+            forward run to the longest.
         params: the world's parameters (default :class:`SimulationParams`).
         file_format: ``"csv"`` or ``"parquet"``.
         progress: called as ``progress(stage, done, total)``.
@@ -124,7 +129,15 @@ def generate_world(
     params = params or SimulationParams()
     last_day = days - 1
     oracle_days = _check_arguments(
-        n_customers, days, seed, out_dir, start_date, oracle_as_of, horizon_days, file_format
+        n_customers,
+        days,
+        seed,
+        out_dir,
+        start_date,
+        oracle_as_of,
+        horizon_days,
+        file_format,
+        longest=max((horizon_days, *params.oracle_horizons)),
     )
     start_day = _retention_start_day(retention, retention_start, start_date, days)
     out_dir = Path(out_dir)
@@ -173,15 +186,27 @@ def generate_world(
         report("simulate", day + 1, days)
 
     oracle_frames = []
+    days_simulated = {"without_call": 0, "with_call": 0}
     for snapshot in snapshots:
-        probability, effects = oracle_streams(
-            snapshot, horizon_days, params, seed, params.oracle_streams, report
-        )
+        run = oracle_streams(snapshot, horizon_days, params, seed, params.oracle_streams, report)
+        for arm, count in run.days_simulated.items():
+            days_simulated[arm] += count
         # active rows have churn_day > D; the label is D < churned_at <= D + H
-        label = pop.churn_day[snapshot.rows] <= snapshot.day + horizon_days
+        churn_day = pop.churn_day[snapshot.rows]
+        label = churn_day <= snapshot.day + horizon_days
+        extra = run.horizons if params.oracle_horizons else ()
         oracle_frames.append(
             output.OracleFrame(
-                snapshot.day, snapshot.rows, probability, label.astype(np.int8), effects
+                snapshot.day,
+                snapshot.rows,
+                run.at(horizon_days),
+                label.astype(np.int8),
+                run.effects,
+                horizons=extra,
+                curve=run.curve if extra else None,
+                curve_labels=np.array(
+                    [churn_day <= snapshot.day + h for h in extra], dtype=np.int8
+                ).reshape(len(extra), len(churn_day)),
             )
         )
 
@@ -230,6 +255,8 @@ def generate_world(
         retention_contacts=0 if team is None else len(team.log),
         retention_controls=0 if team is None else int((team.log.column("groups") == 1).sum()),
         oracle_mean_call_effect=mean_effects,
+        oracle_horizons=tuple(sorted({horizon_days, *params.oracle_horizons})),
+        oracle_days_simulated=days_simulated,
     )
     _write_manifest(summary, n_customers, days, seed, horizon_days, params, file_format)
     return _replace_seconds(summary, time.perf_counter() - started)
@@ -244,8 +271,11 @@ def _check_arguments(
     oracle_as_of: Sequence[date] | None,
     horizon_days: int,
     file_format: str,
+    *,
+    longest: int | None = None,
 ) -> set[int]:
-    """Validate the arguments; returns the oracle dates as day numbers."""
+    """Validate the arguments; returns the oracle dates as day numbers. ``longest``: the
+    longest oracle horizon (default ``horizon_days``), whose labels must fit the days."""
     if not isinstance(n_customers, int) or n_customers < 1:
         raise ConfigError(f"--customers {n_customers} is not allowed; pass a whole number >= 1")
     if not isinstance(days, int) or days < 1:
@@ -261,21 +291,22 @@ def _check_arguments(
     if not isinstance(start_date, date):
         raise ConfigError(f"start date {start_date!r} is not a date; pass YYYY-MM-DD")
     last_day = days - 1
+    longest = horizon_days if longest is None else longest
     if oracle_as_of is None:
-        if last_day - horizon_days < 0:
+        if last_day - longest < 0:
             raise ConfigError(
-                f"--days {days} leaves no oracle date with a {horizon_days}-day horizon; "
-                f"pass --days > {horizon_days} or no oracle dates"
+                f"--days {days} leaves no oracle date with a {longest}-day horizon; "
+                f"pass --days > {longest} or no oracle dates"
             )
-        return {last_day - horizon_days}
+        return {last_day - longest}
     oracle_days = set()
     for as_of in oracle_as_of:
         day = (as_of - start_date).days
-        if not 0 <= day <= last_day - horizon_days:
-            latest = start_date + timedelta(days=last_day - horizon_days)
+        if not 0 <= day <= last_day - longest:
+            latest = start_date + timedelta(days=last_day - longest)
             raise ConfigError(
                 f"oracle date {as_of} is outside {start_date}..{latest}; its "
-                f"{horizon_days}-day labels must lie inside the simulated days"
+                f"{longest}-day labels must lie inside the simulated days"
             )
         oracle_days.add(day)
     return oracle_days
@@ -402,6 +433,21 @@ def _initial_population(
     )
 
 
+@dataclass(frozen=True)
+class OracleRun:
+    """The oracle on one date: the true risk without a call at each horizon and the true
+    call effect (on the training horizon) of each replicate stream."""
+
+    horizons: tuple[int, ...]
+    curve: np.ndarray  # (horizons, rows): P(leave in (D, D + H]) without a call, mean of streams
+    effects: np.ndarray  # (streams, rows): the call effect on the training horizon
+    days_simulated: dict[str, int]  # simulate_day calls per arm, over chunks and streams
+
+    def at(self, horizon: int) -> np.ndarray:
+        """The true probability of leaving within ``horizon`` days."""
+        return self.curve[self.horizons.index(horizon)]
+
+
 def oracle_streams(
     snapshot: _Snapshot,
     horizon_days: int,
@@ -409,58 +455,73 @@ def oracle_streams(
     seed: int,
     streams: int = 1,
     report: Progress | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> OracleRun:
     """The true risk without a call and the true call effect of every snapshot row.
 
     Each of ``streams`` independent streams runs ``params.oracle_replicates`` replicate
-    worlds forward from the full state twice: without any retention call in the horizon,
-    and with a call on D+1 (outcome drawn as the team's would be). Both arms share every
-    random number (common random numbers: the same loads, contacts and agents; replicate
-    rows never leave, so the two arms draw alike), so the effect is not Monte Carlo noise
-    of two separate runs. Returns ``(probability, effects)``: the no-call probability
-    averaged over the streams, shape (n,), and the effect of each stream, shape
-    (streams, n); the oracle's ``true_call_effect`` is its mean over the streams. A
-    benchmark picks the oracle's top K on one stream and judges it on another.
+    worlds forward from the full state twice: without any retention call, out to the
+    longest of ``horizon_days`` and ``params.oracle_horizons`` (the risk at every
+    horizon is read off this one run), and with a call on D+1 (outcome drawn as the
+    team's would be), out to ``horizon_days``. Both arms share every random number
+    (common random numbers: the same loads, contacts and agents; replicate rows never
+    leave, so the two arms draw alike), so the effect is not Monte Carlo noise of two
+    separate runs; a day's draws do not depend on how many days follow, so the risk at
+    ``horizon_days`` is the same whatever the longest horizon. Returns an
+    :class:`OracleRun`: the no-call risk per horizon averaged over the streams and the
+    effect of each stream, shape (streams, n); the oracle's ``true_call_effect`` is its
+    mean over the streams. A benchmark picks the oracle's top K on one stream and
+    judges it on another.
     """
     report = report or (lambda stage, done, total: None)
-    probabilities, effects = [], []
+    horizons = tuple(sorted({horizon_days, *params.oracle_horizons}))
+    curves, effects = [], []
+    days_simulated = {"without_call": 0, "with_call": 0}
     for stream in range(streams):
         # stream 0 of a date keeps the key it always had; adding a date or a stream
         # leaves the others unchanged
         key = (_STREAM_ORACLE, snapshot.day) + ((stream,) if stream else ())
         calls_key = (_STREAM_ORACLE_CALLS, snapshot.day, stream)
-        without, with_call = _oracle_arms(
+        without, with_call, simulated = _oracle_arms(
             snapshot,
+            horizons,
             horizon_days,
             params,
             np.random.SeedSequence(seed, spawn_key=key),
             np.random.SeedSequence(seed, spawn_key=calls_key),
             lambda stage, done, total, s=stream: report(stage, s * total + done, streams * total),
         )
-        probabilities.append(without)
-        effects.append(without - with_call)
-    return np.mean(probabilities, axis=0), np.asarray(effects)
+        curves.append(without)
+        effects.append(without[horizons.index(horizon_days)] - with_call)
+        for arm, count in simulated.items():
+            days_simulated[arm] += count
+    return OracleRun(horizons, np.mean(curves, axis=0), np.asarray(effects), days_simulated)
 
 
 def _oracle_arms(
     snapshot: _Snapshot,
+    horizons: tuple[int, ...],
     horizon_days: int,
     params: SimulationParams,
     sequence: np.random.SeedSequence,
     calls_sequence: np.random.SeedSequence,
     report: Progress,
-) -> tuple[np.ndarray, np.ndarray]:
-    """P(leave within (D, D+H]) per snapshot row without a call and with a call on D+1.
+) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """P(leave within (D, D+H]) per snapshot row: without a call for each of the sorted
+    ``horizons`` (shape (horizons, n), one run to the longest) and with a call on D+1
+    for ``horizon_days`` (shape (n,)); and the days each arm simulated.
 
     Each replicate world draws its own loads and contacts; the chance of leaving is
-    Rao-Blackwellised: 1 - mean over replicates of the product of daily survivals,
-    so replicates never need to remove a churned row.
+    Rao-Blackwellised: 1 - mean over replicates of the product of daily survivals, read
+    after H days for each H (the smooth version of counting the replicates whose first
+    churn day is <= D + H), so replicates never need to remove a churned row.
     """
     day = snapshot.day
     n = len(snapshot.rows)
     replicates = params.oracle_replicates
     first_hazard = daily_hazard(snapshot.population, day, params).astype(np.float64)
-    arms = (np.empty(n, dtype=np.float64), np.empty(n, dtype=np.float64))
+    without = np.empty((len(horizons), n), dtype=np.float64)
+    with_call = np.empty((1, n), dtype=np.float64)
+    simulated = {"without_call": 0, "with_call": 0}
     chunk = max(1, params.oracle_chunk_rows // replicates)
     n_chunks = max(1, -(-n // chunk))
     chunk_seeds = sequence.spawn(n_chunks)
@@ -469,7 +530,8 @@ def _oracle_arms(
         hi = min(n, lo + chunk)
         width = hi - lo
         rows = np.tile(np.arange(lo, hi), replicates)
-        for arm, called in enumerate((False, True)):
+        for arm, called in (("without_call", False), ("with_call", True)):
+            out, ends = (with_call, (horizon_days,)) if called else (without, horizons)
             # the same seed in both arms: common random numbers
             rng = np.random.default_rng(chunk_seeds[k])
             call_rng = np.random.default_rng(call_seeds[k])
@@ -479,16 +541,22 @@ def _oracle_arms(
             agents = snapshot.agents.copy()
             load = Load(np.repeat(snapshot.load.incident_days_left, replicates))
             survival = np.tile(1.0 - first_hazard[lo:hi], replicates)
-            for future in range(day + 1, day + horizon_days):
-                agents.turnover(future, params, rng)
-                loads = load.draw((snapshot.start_weekday + future) % 7, params, rng)
-                simulate_day(pop, agents, loads, future, 1, params, rng, record=False)
-                if called and future == day + 1:
-                    retention_call(pop, np.arange(len(pop)), future, params, call_rng)
-                survival *= 1.0 - daily_hazard(pop, future, params)
-            arms[arm][lo:hi] = 1.0 - survival.reshape(replicates, width).mean(axis=0)
+            # after `seen` days the survival holds the hazards of days D .. D + seen - 1
+            for seen in range(1, ends[-1] + 1):
+                if seen > 1:
+                    future = day + seen - 1
+                    agents.turnover(future, params, rng)
+                    loads = load.draw((snapshot.start_weekday + future) % 7, params, rng)
+                    simulate_day(pop, agents, loads, future, 1, params, rng, record=False)
+                    simulated[arm] += 1
+                    if called and future == day + 1:
+                        retention_call(pop, np.arange(len(pop)), future, params, call_rng)
+                    survival *= 1.0 - daily_hazard(pop, future, params)
+                if seen in ends:
+                    risk = 1.0 - survival.reshape(replicates, width).mean(axis=0)
+                    out[ends.index(seen), lo:hi] = risk
         report("oracle", k + 1, n_chunks)
-    return arms
+    return without, with_call[0], simulated
 
 
 def _churn_rate_30d(signup_day: np.ndarray, churn_day: np.ndarray, last_day: int) -> float:
@@ -529,6 +597,11 @@ def _write_manifest(
             f"churnml generate --customers {n_customers} --days {days} --seed {seed} "
             f"--out {summary.out_dir}"
             + (" --no-retention" if summary.retention_start is None else "")
+            + (
+                f" --oracle-horizons {','.join(map(str, summary.oracle_horizons))}"
+                if params.oracle_horizons
+                else ""
+            )
         ),
         "arguments": {
             "n_customers": n_customers,
