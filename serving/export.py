@@ -3,7 +3,9 @@
 
 * Columns: ``EXPORT_COLUMNS`` in that order (the contract's ``customer_id,
   churn_probability, risk_band, rank, reason_1`` among them); the call-effect columns
-  (``OPTIONAL_COLUMNS``) follow ``revenue_at_risk`` when the list has them.
+  (``OPTIONAL_COLUMNS``) follow ``revenue_at_risk`` when the list has them; a list of a
+  model trained with --horizons has ``likely_within_days`` and ``churn_probability_<H>d``
+  per horizon right after ``risk_band``.
 * Probabilities (``churn_probability``, ``previous_probability``, ``call_effect``) are
   rounded to 4 significant digits, money (``monthly_revenue``, ``revenue_at_risk``,
   ``saved_revenue``) to 2 decimals, in the currency the ``currency`` column names

@@ -151,7 +151,7 @@ def train(
         strict=strict,
         training={
             "horizon_days": horizon,
-            "horizons": _horizons(horizons, horizon),
+            "horizons": horizons_flag(horizons, horizon),
             "backtest_folds": backtest,
             "capacity": capacity,
             "blend": blend,
@@ -182,7 +182,7 @@ def train(
     typer.echo(result.summary())
 
 
-def _horizons(value: str | None, horizon: int) -> tuple[int, ...] | None:
+def horizons_flag(value: str | None, horizon: int) -> tuple[int, ...] | None:
     """``--horizons`` checked (``training.horizons.parse_horizons``: one line naming the
     value and the fix); None when not given."""
     if value is None:
