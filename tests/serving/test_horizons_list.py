@@ -40,7 +40,7 @@ def test_a_version_3_store_gains_the_horizons_columns_in_place(
     made = make(tables, served, opened, DAY2)  # a model without horizons stores NULL
     page = Lists(tmp_path, store.url).page(Filters(), 5)
     assert page["date"] == f"{DAY2}" and page["rows"][0]["likely_within_days"] is None
-    assert made.header["list_id"] == opened.header()["list_id"]
+    assert made.list_id == opened.header()["list_id"]
 
 
 def _rows(curves: list[dict[str, float] | None], within: list[int | None]) -> pd.DataFrame:
