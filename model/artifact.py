@@ -34,6 +34,7 @@ from model.schema import SchemaField, profile_schema
 
 if TYPE_CHECKING:
     from model.call_effect import CallEffectModel
+    from model.horizons import HorizonModel
 
 EPS = 1e-6
 BOOSTER_FILE = "booster.txt"
@@ -43,6 +44,9 @@ CHECKSUMS = "checksums"  # spec.json's {file name: sha256} of the files parsed n
 # call_effect.json's sha256 is in spec.json's checksums, and that file holds the sha256 of
 # each of its boosters: the whole head is checked before LightGBM parses any of it.
 CALL_EFFECT_FOLDER = "call_effect"
+# The time-to-churn model's folder (``model.horizons``), checked the same way: its
+# horizons.json's sha256 is in spec.json's checksums, and it holds its booster's.
+HORIZONS_FOLDER = "horizons"
 RANK_BY_SAVED_REVENUE = "saved-revenue"
 RANK_BY_RISK = "risk"
 KIND_INTERACTIONS = "interactions"
@@ -98,6 +102,11 @@ class ChurnModel:
     # call_effect), but the list must keep ranking by risk, for the reason recorded.
     call_effect: CallEffectModel | None = None
     call_effect_gate: dict[str, Any] | None = None
+    # The time-to-churn model (``training.horizons``: churn within each of its horizons,
+    # ``--horizons``), None without one, and the gate's record of it ({"passed": bool,
+    # "reason": text}): the run's gate required it to pass.
+    horizons: HorizonModel | None = None
+    horizons_gate: dict[str, Any] | None = None
 
     # -- what the model was trained on -------------------------------------------------
     @cached_property
@@ -166,6 +175,9 @@ class ChurnModel:
         if self.call_effect is not None:
             head = self.call_effect.save(folder / CALL_EFFECT_FOLDER)
             checksums[_call_effect_spec()] = sha256_of((head / _head_spec_name()).read_bytes())
+        if self.horizons is not None:
+            curve = self.horizons.save(folder / HORIZONS_FOLDER)
+            checksums[_horizons_spec()] = sha256_of((curve / _horizons_spec_name()).read_bytes())
         spec = {
             CHECKSUMS: checksums,
             "kind": self.kind,
@@ -188,6 +200,9 @@ class ChurnModel:
                 "folder": None if self.call_effect is None else CALL_EFFECT_FOLDER,
                 "gate": self.call_effect_gate or {},
             },
+            "horizons": None
+            if self.horizons is None
+            else {"folder": HORIZONS_FOLDER, "gate": self.horizons_gate or {}},
         }
         (folder / SPEC_FILE).write_text(json.dumps(spec, indent=1, default=str))
         return folder
@@ -233,6 +248,9 @@ class ChurnModel:
             if spec["call_effect"].get("folder"):
                 model.call_effect = _load_head(folder, spec, where)
             model.call_effect_gate = dict(spec["call_effect"].get("gate") or {})
+        if spec.get("horizons"):
+            model.horizons = _load_horizons(folder, spec, where)
+            model.horizons_gate = dict(spec["horizons"].get("gate") or {})
         if "input_schema" in spec:
             model.input_schema = [SchemaField.from_dict(f) for f in spec["input_schema"]]
         else:  # saved before the schema was recorded: derived from what the model stores
@@ -291,6 +309,36 @@ def _load_head(folder: Path, spec: dict[str, Any], where: str) -> CallEffectMode
             "(the file is truncated or damaged); restore the model's files or retrain it"
         )
     return CallEffectModel.load(folder / CALL_EFFECT_FOLDER, source=f"{where} (call effect)")
+
+
+def _horizons_spec_name() -> str:
+    from model.horizons import SPEC_FILE as HORIZONS_SPEC
+
+    return HORIZONS_SPEC
+
+
+def _horizons_spec() -> str:
+    return f"{HORIZONS_FOLDER}/{_horizons_spec_name()}"
+
+
+def _load_horizons(folder: Path, spec: dict[str, Any], where: str) -> HorizonModel:
+    """The time-to-churn model saved with the model, once its horizons.json matches the
+    sha256 in spec.json (``HorizonModel.load`` then checks its booster's)."""
+    from model.horizons import HorizonModel
+
+    name = _horizons_spec()
+    try:
+        data = (folder / name).read_bytes()
+    except OSError as error:
+        raise ModelError(
+            f"{where}: the horizons model is missing ({error}); retrain with --horizons"
+        ) from None
+    if sha256_of(data) != (spec.get(CHECKSUMS) or {}).get(name):
+        raise ModelError(
+            f"{where}: {name} does not match the sha256 saved in {SPEC_FILE} with the model "
+            "(the file is truncated or damaged); restore the model's files or retrain it"
+        )
+    return HorizonModel.load(folder / HORIZONS_FOLDER, source=f"{where} (horizons)")
 
 
 def _booster_text(path: Path, spec: dict[str, Any], where: str) -> str:

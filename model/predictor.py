@@ -17,6 +17,12 @@ Two ways to a probability, both kept so that every published number stays as it 
 * ``explain``: one tree traversal per row gives both the shares and the probability,
   ``calibrator(sigmoid(bias + sum of shares))``: the risk list, the service, Dask.
 
+The time-to-churn head (``model.horizons``, ``--horizons``): ``Prediction.curve`` holds
+each row's ``P(churn within H)`` for every trained H, from one booster call over all rows
+x periods, anchored so that the model's own horizon is ``probability`` exactly (the
+contract), the order kept. ``Predictor(model, horizons=...)`` picks which of them the
+score frames carry (``churn_probability_<H>d``).
+
 Where a new head goes (a call-effect model, probabilities over several horizons): its
 parameters in ``ChurnModel`` (and its files in ``save``/``load``), one field in
 ``Prediction``, and one computation in ``Predictor._prediction``, which every caller's
@@ -34,12 +40,13 @@ import numpy as np
 import pandas as pd
 
 from churnml.contract import CUSTOMER_ID
-from churnml.errors import DataError
+from churnml.errors import ConfigError, DataError
 from features.build import FeatureArrays, thin_history
 from features.reasons import REASONS_PER_CUSTOMER, Explainer, thin_history_reason
 from features.retention import retention_history_features
 from model.artifact import ChurnModel
 from model.attributions import BlendedAttributions, PathAttributions
+from model.horizons import column_name
 from model.schema import SchemaField, rows_lacking
 
 DEFAULT_REVENUE_MONTHS = 12.0  # the list's months of revenue (serving's revenue_months)
@@ -63,13 +70,20 @@ class Prediction:
     band: np.ndarray
     reasons: list[list[dict[str, Any]]] | None = None
     thin_history: np.ndarray | None = None
+    # (rows, trained horizons): P(churn within H), non-decreasing along a row, the model's
+    # own horizon equal to ``probability``; None for a model without horizons.
+    curve: np.ndarray | None = None
 
 
 class Predictor:
     """Scores features with one ``ChurnModel``; see the module."""
 
-    def __init__(self, model: ChurnModel) -> None:
+    def __init__(self, model: ChurnModel, *, horizons: Sequence[int] | None = None) -> None:
+        """``horizons``: the subset of the model's horizons the score frames carry
+        (``score --horizons``; default: every trained one). ConfigError when the model has
+        none or was not trained on one of them."""
         self.model = model
+        self.horizons = self._chosen_horizons(horizons)
         names = list(model.feature_names)
         self._numeric = [c for c in names if c not in model.categories]
         self._categorical = [c for c in names if c in model.categories]
@@ -81,6 +95,72 @@ class Predictor:
             list(map(str, cats)) == list(model.categories[c])
             for c, cats in zip(self._categorical, booster_categories, strict=False)
         )
+
+    def _chosen_horizons(self, horizons: Sequence[int] | None) -> tuple[int, ...]:
+        head = self.model.horizons
+        if head is None:
+            if horizons is not None:
+                raise ConfigError(
+                    f"--horizons {','.join(map(str, horizons))}: this model was trained "
+                    "without horizons; retrain it with `churnml train --horizons 7,30,90` or "
+                    "drop --horizons"
+                )
+            return ()
+        if horizons is None:
+            return head.horizons
+        try:
+            return head.check_horizons(horizons)
+        except DataError as error:
+            raise ConfigError(str(error)) from None
+
+    @cached_property
+    def _curve_columns(self) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+        """Where each of the horizon model's features sits in this model's matrix, and for
+        its categorical ones the map from this model's codes to its own (identity when
+        both were trained on the same snapshot frame, as ``train --horizons`` does)."""
+        head = self.model.horizons
+        names = self.model.feature_names
+        absent = [n for n in head.feature_names if n not in names]
+        if absent:
+            raise DataError(
+                f"the horizons model reads {absent[0]!r}, which the churn model lacks; "
+                "retrain with --horizons"
+            )
+        positions = np.asarray([names.index(n) for n in head.feature_names])
+        recode = {}
+        for j, name in enumerate(head.feature_names):
+            if name in head.categories:
+                ours = self.model.categories.get(name, [])
+                lookup = pd.Index(head.categories[name]).get_indexer(pd.Index(ours))
+                recode[j] = np.where(lookup < 0, np.nan, lookup).astype(np.float64)
+        return positions, recode
+
+    def curve(self, x: pd.DataFrame | np.ndarray, probability: np.ndarray) -> np.ndarray | None:
+        """``P(churn within H)`` of the rows of ``x`` (``prepare``'s frame or ``matrix``'s
+        array) for every trained H, anchored at this model's ``probability`` of them
+        (``HorizonModel.anchored``); None for a model without horizons."""
+        head = self.model.horizons
+        if head is None:
+            return None
+        if isinstance(x, pd.DataFrame):
+            matrix = head.matrix(x)
+        else:
+            positions, recode = self._curve_columns
+            matrix = x[:, positions]
+            for j, lookup in recode.items():
+                codes = matrix[:, j]
+                known = ~np.isnan(codes)
+                mapped = np.full(len(codes), np.nan)
+                mapped[known] = lookup[codes[known].astype(np.int64)]
+                matrix[:, j] = mapped
+        return head.anchored(head.curve_of_matrix(matrix), probability)
+
+    def horizon_columns(self, curve: np.ndarray | None) -> dict[str, np.ndarray]:
+        """``{churn_probability_<H>d: values}`` of the chosen horizons (empty without)."""
+        head = self.model.horizons
+        if head is None or curve is None:
+            return {}
+        return {column_name(h): curve[:, head.horizons.index(h)] for h in self.horizons}
 
     @property
     def input_schema(self) -> list[SchemaField]:
@@ -233,9 +313,10 @@ class Predictor:
         reasons: list[list[dict[str, Any]]] | None,
         values: Values,
         top: int = REASONS_PER_CUSTOMER,
+        x: pd.DataFrame | np.ndarray | None = None,
     ) -> Prediction:
-        """Every head's answer for the rows of ``probability`` (features ``values``): the
-        one place a head's computation goes."""
+        """Every head's answer for the rows of ``probability`` (features ``values``, the
+        booster's input ``x``): the one place a head's computation goes."""
         tenure = self._tenure(values, len(probability))
         thin = thin_history(tenure, self.model.build_settings)
         if reasons is not None and thin.any():
@@ -243,7 +324,8 @@ class Predictor:
                 _with_thin_history(row, thin_history_reason(tenure[i]), top) if thin[i] else row
                 for i, row in enumerate(reasons)
             ]
-        return Prediction(probability, self.model.risk_band(probability), reasons, thin)
+        curve = None if x is None else self.curve(x, probability)
+        return Prediction(probability, self.model.risk_band(probability), reasons, thin, curve)
 
     def _tenure(self, values: Values, rows: int) -> np.ndarray:
         """The rows' tenure_days, NaN for a model without it (a customer table's)."""
@@ -261,7 +343,7 @@ class Predictor:
         """The booster's own probabilities of prepared features ``x``, their bands and
         (``with_reasons``) the reasons of the path attributions."""
         reasons = self.reasons(self.shares(x), x) if with_reasons else None
-        return self._prediction(self.probability(x), reasons, x)
+        return self._prediction(self.probability(x), reasons, x, x=x)
 
     def explain(
         self,
@@ -277,7 +359,11 @@ class Predictor:
         if 0 < len(x) <= EXPLAIN_CHUNK_ROWS:  # one chunk: no copies of the rows
             shares = self.shares(x)
             return self._prediction(
-                self.probability_of_shares(shares), self.reasons(shares, values, top), values, top
+                self.probability_of_shares(shares),
+                self.reasons(shares, values, top),
+                values,
+                top,
+                x=x,
             )
         probabilities: list[np.ndarray] = []
         reasons: list[list[dict[str, Any]]] = []
@@ -287,7 +373,7 @@ class Predictor:
             probabilities.append(self.probability_of_shares(shares))
             reasons += self.reasons(shares, _rows(values, rows), top)
         probability = np.concatenate(probabilities) if probabilities else np.array([])
-        return self._prediction(probability, reasons, values, top)
+        return self._prediction(probability, reasons, values, top, x=x)
 
     # -- the call-effect head -----------------------------------------------------------
     @property
@@ -335,6 +421,7 @@ class Predictor:
                 "churn_probability": prediction.probability,
                 "risk_band": prediction.band,
                 "thin_history": prediction.thin_history,
+                **self.horizon_columns(prediction.curve),
             }
         )
         if prediction.reasons is not None:

@@ -3,7 +3,9 @@
 
 * Columns: ``EXPORT_COLUMNS`` in that order (the contract's ``customer_id,
   churn_probability, risk_band, rank, reason_1`` among them); the call-effect columns
-  (``OPTIONAL_COLUMNS``) follow ``revenue_at_risk`` when the list has them.
+  (``OPTIONAL_COLUMNS``) follow ``revenue_at_risk`` when the list has them; a list of a
+  model trained with --horizons has ``likely_within_days`` and ``churn_probability_<H>d``
+  per horizon right after ``risk_band``.
 * Probabilities (``churn_probability``, ``previous_probability``, ``call_effect``) are
   rounded to 4 significant digits, money (``monthly_revenue``, ``revenue_at_risk``,
   ``saved_revenue``) to 2 decimals, in the currency the ``currency`` column names
@@ -51,10 +53,13 @@ EXPORT_COLUMNS = [
     "model_version",
 ]
 OPTIONAL_COLUMNS = ["call_effect", "saved_revenue", "group"]  # with retention contacts
+# With a model trained with --horizons (after risk_band): when the churn is placed
+# (model.horizons.likely_within) and P(churn within H) per horizon.
+HORIZON_COLUMNS = ["likely_within_days"]
 PROBABILITY_COLUMNS = ("churn_probability", "previous_probability", "call_effect")
 MONEY_COLUMNS = ("monthly_revenue", "revenue_at_risk", "saved_revenue")
 BOOLEAN_COLUMNS = ("thin_history", "on_list", "suppressed")
-INTEGER_COLUMNS = ("rank", "previous_rank")
+INTEGER_COLUMNS = ("rank", "previous_rank", "likely_within_days")
 SIGNIFICANT_DIGITS = 4
 MONEY_DECIMALS = 2
 
@@ -77,7 +82,17 @@ def export_table(
     table = pd.DataFrame(index=range(len(rows)))
     optional = [c for c in OPTIONAL_COLUMNS if c in rows.columns]
     at = EXPORT_COLUMNS.index("revenue_at_risk") + 1
-    for name in [*EXPORT_COLUMNS[:at], *optional, *EXPORT_COLUMNS[at:]]:
+    band = EXPORT_COLUMNS.index("risk_band") + 1
+    curves = _curves(rows)
+    names = [
+        *EXPORT_COLUMNS[:band],
+        *(HORIZON_COLUMNS if curves is not None else []),
+        *([] if curves is None else list(curves)),
+        *EXPORT_COLUMNS[band:at],
+        *optional,
+        *EXPORT_COLUMNS[at:],
+    ]
+    for name in names:
         if name == "list_date":
             values = pd.Series([list_date] * len(rows), dtype="object")
         elif name == "model_version":
@@ -89,14 +104,31 @@ def export_table(
             values = pd.Series([r[i]["text"] if len(r) > i else "" for r in reasons])
         elif name == "reason_codes":
             values = pd.Series([",".join(r["code"] for r in rs) for rs in reasons])
+        elif curves is not None and name in curves:
+            values = curves[name]
         else:
             values = pd.Series(rows[name].to_numpy(), dtype=rows[name].dtype)
         table[name] = _shaped(name, values)
     return table
 
 
+def _curves(rows: pd.DataFrame) -> dict[str, pd.Series] | None:
+    """``{churn_probability_<H>d: values}`` of rows whose ``horizons`` hold curves (a model
+    trained with --horizons), None when none does."""
+    if "horizons" not in rows.columns or rows["horizons"].isna().all():
+        return None
+    curves = rows["horizons"].tolist()
+    days = sorted({int(h) for c in curves if c for h in c})
+    return {
+        f"churn_probability_{h}d": pd.Series(
+            [np.nan if not c or str(h) not in c else c[str(h)] for c in curves], dtype="float64"
+        )
+        for h in days
+    }
+
+
 def _shaped(name: str, values: pd.Series) -> pd.Series:
-    if name in PROBABILITY_COLUMNS:
+    if name in PROBABILITY_COLUMNS or name.startswith("churn_probability_"):
         return pd.Series(significant(_floats(values), SIGNIFICANT_DIGITS))
     if name in MONEY_COLUMNS:
         return pd.Series(np.round(_floats(values), MONEY_DECIMALS))

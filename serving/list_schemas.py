@@ -38,6 +38,18 @@ class ListRow(BaseModel):
         "list's day than the longest window, 90 by default): the score rests on little "
         "data, and the first reason says so."
     )
+    likely_within_days: int | None = Field(
+        default=None,
+        description="A model trained with --horizons: the earliest trained horizon (days) by "
+        "which the churn probability reaches half of the longest horizon's: if the customer "
+        "leaves within the longest horizon, it is at least as likely as not within this many "
+        "days. null without horizons. Not part of the ranking.",
+    )
+    horizons: dict[str, float] | None = Field(
+        default=None,
+        description='A model trained with --horizons: P(churn within H) by horizon {"7": p7, '
+        '"30": p30, "90": p90}, never decreasing; null without horizons.',
+    )
     reasons: list[ListReason] = Field(description="Up to 3 reasons, strongest first.")
     action: str = Field(description="Suggested next step for the retention agent.")
     on_list: bool = Field(

@@ -247,6 +247,7 @@ class Lists:
                     "churn_probability": row["churn_probability"],
                     "risk_band": row["risk_band"],
                     "thin_history": bool(row["thin_history"]),
+                    "horizons": row.get("horizons"),
                     "reasons": row["reasons"],
                     "action": row["action"],
                     "model_name": header["model_name"],

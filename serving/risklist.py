@@ -55,13 +55,14 @@ from features.build import INTERACTION_COLUMNS_USED
 from features.columns import FAMILY_DESCRIPTIONS, feature_family
 from features.reasons import next_step
 from model.artifact import ChurnModel
+from model.horizons import likely_within
 from model.predictor import Predictor
 from model.schema import lacking_line
 from serving.evidence import customer_evidence
 from serving.export import export_table
 from serving.loading import ServedModel
 from serving.settings import DEFAULT_CURRENCY, RiskListSettings
-from serving.store import ROW_COLUMNS, RiskListStore, encode_reasons, today_iso
+from serving.store import ROW_COLUMNS, RiskListStore, encode_curve, encode_reasons, today_iso
 
 BANDS = ("high", "medium", "low")
 CHANGES = ("new", "risen", "fallen", "steady")
@@ -173,6 +174,7 @@ def score_customers(
     frame["risk_band"] = prediction.band
     frame["thin_history"] = prediction.thin_history  # less history than the windows
     frame["reasons"] = prediction.reasons  # [{code, family, feature, text, value, usual, ...}]
+    frame["likely_within_days"], frame["horizons"] = _curve_columns(predictor, prediction)
     frame["evidence"] = _evidence(frame, interactions, as_of, predictor, evidence_top)
     return ListScores(
         frame,
@@ -181,6 +183,21 @@ def score_customers(
         content_hash(customers),
         content_hash(interactions, INTERACTIONS_READ),
         predictor.rows_lacking(customers, features.index),
+    )
+
+
+def _curve_columns(predictor: Predictor, prediction: Any) -> tuple[list, list]:
+    """The rows' "likely within" days (``model.horizons.likely_within``) and their curves
+    as ``{"<H>": p}``; None for each row of a model without horizons."""
+    head = predictor.model.horizons
+    rows = len(prediction.probability)
+    if head is None or prediction.curve is None:
+        return [None] * rows, [None] * rows
+    within = likely_within(prediction.curve, head.horizons)
+    keys = [str(h) for h in head.horizons]
+    return (
+        [None if np.isnan(d) else int(d) for d in within],
+        [dict(zip(keys, row, strict=True)) for row in prediction.curve.tolist()],
     )
 
 
@@ -462,6 +479,11 @@ def rank_scores(
     bands = scores.frame["risk_band"].to_numpy()
     frame["risk_band"] = bands
     frame["thin_history"] = scores.frame["thin_history"].to_numpy(dtype=bool)
+    # When the time-to-churn model places the churn (None without one); not in the ranking.
+    for column in ("likely_within_days", "horizons"):
+        frame[column] = (
+            scores.frame[column].tolist() if column in scores.frame else [None] * len(frame)
+        )
     frame["revenue_at_risk"] = (
         frame["churn_probability"] * frame["monthly_revenue"] * settings.revenue_months
     )
@@ -824,6 +846,8 @@ def _row_tuples(frame: pd.DataFrame) -> list[tuple]:
         "churn_probability": frame["churn_probability"].tolist(),
         "risk_band": frame["risk_band"].tolist(),
         "thin_history": frame["thin_history"].tolist(),
+        "likely_within_days": [None if pd.isna(v) else int(v) for v in frame["likely_within_days"]],
+        "horizons": [encode_curve(c) for c in frame["horizons"]],
         "revenue_at_risk": clean(frame["revenue_at_risk"]),
         "reasons": [encode_reasons(r) for r in frame["reasons"]],
         "action": frame["action"].tolist(),

@@ -338,6 +338,14 @@ class CustomerScore(BaseModel):
         f"{RARELY:.0%} of training rows) that this customer lacks (absent or null); empty "
         "when none.",
     )
+    horizons: dict[str, Annotated[float, Field(ge=0, le=1)]] | None = Field(
+        default=None,
+        description="For a model trained with --horizons: the probability that the customer "
+        'leaves within each trained horizon, keyed by its days ({"7": p7, "30": p30, '
+        '"90": p90}); never decreasing as the horizon grows, the model\'s own horizon equal '
+        "to churn_probability. null for a model without horizons.",
+        examples=[{"7": 0.04, "30": 0.12, "90": 0.27}],
+    )
     model_name: str = Field(description="Registered model name in MLflow.")
     model_version: str = Field(description="Registered model version that produced the score.")
     as_of: dt.date = Field(description="The day the score is as of.")

@@ -508,6 +508,7 @@ class Scorer:
         """One answer per customer, in request order (``CustomerScore``'s fields)."""
         day = as_of.isoformat()
         warnings = warnings or [[] for _ in ids]
+        curves = _curves(self.predictor, prediction, len(ids))
         return [
             {
                 "customer_id": customer_id,
@@ -517,17 +518,19 @@ class Scorer:
                 "reasons": why,
                 "warnings": lacks,
                 "action": next_step([r["family"] for r in why], band),
+                "horizons": curve,
                 "model_name": self.name,
                 "model_version": self.version,
                 "as_of": day,
             }
-            for customer_id, p, band, thin, why, lacks in zip(
+            for customer_id, p, band, thin, why, lacks, curve in zip(
                 ids,
                 prediction.probability.tolist(),
                 prediction.band.tolist(),
                 _thin(prediction),
                 prediction.reasons or [],
                 warnings,
+                curves,
                 strict=True,
             )
         ]
@@ -545,6 +548,14 @@ class Scorer:
         x, values = self.model_input(arrays, ids)
         prediction = self.predictor.explain(x, values, top=top)
         return self.results(ids, prediction, as_of, self.warnings(columns))
+
+
+def _curves(predictor: Predictor, prediction: Prediction, rows: int) -> list[Any]:
+    """Per customer ``{"<H>": p}`` over the model's horizons, or None without them."""
+    if prediction.curve is None or predictor.model.horizons is None:
+        return [None] * rows
+    keys = [str(h) for h in predictor.model.horizons.horizons]
+    return [dict(zip(keys, row, strict=True)) for row in prediction.curve.tolist()]
 
 
 def _thin(prediction: Prediction) -> list[bool]:

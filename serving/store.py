@@ -60,7 +60,8 @@ from churnml.errors import ConfigError, DataError
 from features.columns import family_kind
 
 # 2: freshness, withdrawal and thin_history; 3: lacking_fields and the evidence behind the
-# reasons; 4: the retention team's contacts (older stores are upgraded in place)
+# reasons; 4: the retention team's contacts and the rows' likely_within_days and horizons
+# (older stores are upgraded in place)
 SCHEMA_VERSION = "4"
 BUSY_SECONDS = 600
 CHUNK_ROWS = 20_000
@@ -116,6 +117,11 @@ risk_list_rows = sa.Table(
     sa.Column("risk_band", sa.String(16), nullable=False),
     # Less history than the feature windows (model.predictor.Prediction.thin_history).
     sa.Column("thin_history", sa.Boolean, nullable=False, server_default=sa.false()),
+    # A model trained with --horizons: the earliest horizon by which the churn probability
+    # reaches half of the longest horizon's (model.horizons.likely_within), and the curve
+    # as JSON {"<H>": p}; NULL without horizons (and on lists stored before v4).
+    sa.Column("likely_within_days", sa.Integer),
+    sa.Column("horizons", sa.Text),
     sa.Column("revenue_at_risk", sa.Float),
     sa.Column("reasons", sa.Text, nullable=False),  # JSON list of {code, text}
     sa.Column("action", sa.Text, nullable=False),
@@ -198,7 +204,7 @@ UPGRADES: dict[str, tuple[tuple[sa.Table, str], ...]] = {
         (risk_list_rows, "thin_history"),
     ),
     "2": ((risk_lists, "lacking_fields"),),
-    "3": (),
+    "3": ((risk_list_rows, "likely_within_days"), (risk_list_rows, "horizons")),
 }
 # The tables schema version K lacks of version K + 1: created by the upgrade.
 UPGRADE_TABLES: dict[str, tuple[sa.Table, ...]] = {
@@ -814,6 +820,11 @@ def encode_reasons(reasons: Sequence[dict]) -> str:
     return _JSON.encode([[r[k] for k in REASON_KEYS] for r in reasons])
 
 
+def encode_curve(curve: dict[str, float] | None) -> str | None:
+    """A row's horizons ``{"<H>": p}`` as compact JSON (None: a model without them)."""
+    return None if curve is None else _JSON.encode(curve)
+
+
 def decode_reasons(text: str) -> list[dict]:
     """The stored reasons; those of lists stored before reasons had a ``kind`` get it from
     their family."""
@@ -837,6 +848,8 @@ def _header(found: Any) -> dict:
 def _row(found: Any) -> dict:
     row = dict(found)
     row["reasons"] = decode_reasons(row["reasons"])
+    if "horizons" in row:
+        row["horizons"] = None if row["horizons"] is None else json.loads(row["horizons"])
     row["on_list"] = bool(row["on_list"])
     row["suppressed"] = bool(row["suppressed"])
     return row

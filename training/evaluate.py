@@ -82,6 +82,8 @@ class Candidate:
     refit: Any = None  # training.refit.Refit: how ``model`` was refit after the evaluation
     # training.call_effect_fit.CallEffectHead: the call-effect stage (None without one)
     call_effect: Any = None
+    # training.horizons.HorizonBacktest: the time-to-churn model (None without --horizons)
+    horizons: Any = None
 
 
 def score_test_rows(

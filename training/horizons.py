@@ -622,7 +622,7 @@ def horizon_gate(folds: Sequence[dict[int, dict[str, dict[str, float]]]]) -> Hor
     """The gate's check for the horizons: on each backtest fold (as
     ``training.promotion.promotion_gate`` reads the churn model's), each horizon's ROC-AUC
     must beat the logistic regression's and the rule's (``evaluate_horizons`` per fold)."""
-    losses = []
+    losses, failing = [], []
     for number, fold in enumerate(folds, start=1):
         for horizon, entry in sorted(fold.items()):
             model = entry["model"]["roc_auc"]
@@ -632,15 +632,19 @@ def horizon_gate(folds: Sequence[dict[int, dict[str, dict[str, float]]]]) -> Hor
                         f"fold {number} {horizon}d: no {who} baseline (no training row sees "
                         f"all {horizon} days before the validation days: a longer history)"
                     )
+                    failing.append(horizon)
                     continue
                 other = entry[who]["roc_auc"]
                 if not model > other:
                     losses.append(
                         f"fold {number} {horizon}d: ROC-AUC {model:.4f} vs {who} {other:.4f}"
                     )
+                    failing.append(horizon)
     if losses:
+        named = ", ".join(f"{h}d" for h in sorted(set(failing)))
         return HorizonGate(
-            False, ("a horizon does not beat the baselines (" + ", ".join(losses) + ")",)
+            False,
+            (f"horizon {named} does not beat the baselines (" + ", ".join(losses) + ")",),
         )
     horizons = sorted({h for fold in folds for h in fold})
     return HorizonGate(
@@ -664,6 +668,9 @@ class HorizonBacktest:
     fitted: HorizonFit  # fold 1's
     model: HorizonModel  # fold 1's fit, refit on every row unless ``refit`` was false
     seconds: dict[str, float] = field(default_factory=dict)
+    # Fold 1's test rows per horizon: {"predicted": mean probability, "observed": churn
+    # rate, "rows": rows whose label is known} (the curve plot of the MLflow run).
+    curve_check: dict[int, dict[str, float]] = field(default_factory=dict)
 
     def log_metrics(self) -> dict[str, float]:
         """Flat MLflow metrics: fold 1's per horizon (``horizon_30d.test_roc_auc``) and the
@@ -676,7 +683,10 @@ class HorizonBacktest:
                 if who in entry:
                     out[f"horizon_{horizon}d.{who}_test_roc_auc"] = entry[who]["roc_auc"]
         out.update({f"horizons.test_{k}": v for k, v in self.survival[0].items()})
-        return out
+        for number, fold in enumerate(self.metrics[1:], start=2):
+            for horizon, entry in fold.items():
+                out[f"horizon_{horizon}d.fold{number}_roc_auc"] = entry["model"]["roc_auc"]
+        return {k: float(v) for k, v in out.items() if v is not None and np.isfinite(v)}
 
 
 def backtest_horizons(
@@ -737,11 +747,28 @@ def backtest_horizons(
         )
         if first_fit is None:
             first_fit = fit
+            curve_check = _curve_check(curve, test, horizons, as_of)
     model = first_fit.model
     if refit:
         started = time.perf_counter()
         model = refit_horizon_model(rows, first_fit, settings, cutoff=as_of)
         seconds["refit"] = round(time.perf_counter() - started, 2)
     return HorizonBacktest(
-        folds, metrics, survival, horizon_gate(metrics), first_fit, model, seconds
+        folds, metrics, survival, horizon_gate(metrics), first_fit, model, seconds, curve_check
     )
+
+
+def _curve_check(
+    curve: np.ndarray, test: HorizonRows, horizons: Sequence[int], cutoff: pd.Timestamp
+) -> dict[int, dict[str, float]]:
+    """Mean predicted probability and observed churn rate per horizon on ``test``'s rows
+    whose label is known by ``cutoff``."""
+    out = {}
+    for k, horizon in enumerate(horizons):
+        y, known = test.labels_at(horizon, cutoff)
+        out[int(horizon)] = {
+            "predicted": float(curve[known, k].mean()) if known.any() else float("nan"),
+            "observed": float(y[known].mean()) if known.any() else float("nan"),
+            "rows": int(known.sum()),
+        }
+    return out

@@ -70,6 +70,39 @@ def log_run(
     log_plots(plot_folder, candidate, importance, settings)
     if candidate.call_effect is not None:
         log_call_effect(candidate.call_effect)
+    if candidate.horizons is not None:
+        log_horizons(candidate.horizons, plot_folder)
+
+
+def log_horizons(backtest: Any, plot_folder: Path) -> None:
+    """The time-to-churn model beside the churn metrics (``training.horizons``): per
+    horizon fold 1's test ROC-AUC, PR-AUC, Brier and ECE and its baselines'
+    (``horizon_<H>d.test_*``), the other folds' ROC-AUC, the curve's scikit-survival
+    metrics (``horizons.test_uno_c``, ``integrated_brier``, ``td_auc_*``), the gate as tags,
+    every fold as ``horizons_evaluation.json`` and the curve plot (``plots/horizons.png``)."""
+    mlflow.log_metrics(backtest.log_metrics())
+    mlflow.set_tags(
+        {
+            "horizons": ",".join(map(str, backtest.model.horizons)),
+            "horizons.gate": "pass" if backtest.gate.passed else "fail",
+            "horizons.reason": " | ".join(backtest.gate.reasons)[:5000],
+        }
+    )
+    mlflow.log_dict(
+        {
+            "folds": [fold.describe() for fold in backtest.folds],
+            "metrics": [{str(h): entry for h, entry in fold.items()} for fold in backtest.metrics],
+            "survival": backtest.survival,
+            "curve_check": {str(h): v for h, v in backtest.curve_check.items()},
+            "gate": {"passed": backtest.gate.passed, "reasons": list(backtest.gate.reasons)},
+            "seconds": backtest.seconds,
+            "model": backtest.model.metadata,
+        },
+        "horizons_evaluation.json",
+    )
+    if plots.matplotlib_missing() is None and backtest.curve_check:
+        path = plots.horizon_curve(plot_folder, backtest.curve_check, backtest.metrics[0])
+        mlflow.log_artifact(str(path), artifact_path="plots")
 
 
 def log_call_effect(head: Any) -> None:

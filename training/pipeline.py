@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from churnml.contract import CUSTOMER_ID
-from churnml.errors import DataError, ModelError
+from churnml.errors import ConfigError, DataError, ModelError
 from churnml.io import content_hash, fingerprint, read_table
 from features import FeatureSettings, drift
 from features.build import INTERACTION_COLUMNS_USED
@@ -29,6 +29,7 @@ from features.columns import FAMILY_DESCRIPTIONS, feature_family
 from model.artifact import KIND_INTERACTIONS, KIND_TABLE, ChurnModel, table_features
 from model.predictor import Predictor
 from model.schema import profile_schema
+from training import horizons as hz
 from training import refit, table_cv
 from training.call_effect_fit import (
     CallEffectHead,
@@ -47,6 +48,7 @@ from training.promotion import (
     GateDecision,
     gather_evidence,
     promotion_gate,
+    with_horizon_gate,
 )
 from training.registry import CHALLENGER, CHAMPION, experiment_id, register, set_champion, tracking
 from training.settings import TrainingSettings
@@ -82,6 +84,9 @@ class TrainResult:
     # The call-effect head's gate record (``training.call_effect_fit.call_effect_gate``);
     # None for a run without retention contacts.
     call_effect: dict[str, Any] | None = None
+    # Per horizon fold 1's test metrics of the time-to-churn model ({horizon: {"model":
+    # metrics, <baseline>: metrics}}); None for a run without --horizons.
+    horizons: dict[int, dict[str, dict[str, float]]] | None = None
 
     def summary(self) -> str:
         m = self.test["model"]
@@ -111,6 +116,15 @@ class TrainResult:
             lines.append(
                 f"registered: refit on {self.windows['refit']}; evaluated (fold 1) on "
                 f"{self.windows['evaluated']}"
+            )
+        for horizon, entry in (self.horizons or {}).items():
+            h = entry["model"]
+            lines.append(
+                f"horizon {horizon}d: test ROC-AUC {h['roc_auc']:.4f}, PR-AUC {h['pr_auc']:.4f}, "
+                f"ECE {h['ece']:.4f}"
+                + "".join(
+                    f", {b} {entry[b]['roc_auc']:.4f}" for b in ("logistic", "rule") if b in entry
+                )
             )
         lines.append(self.gate.text())
         if self.call_effect is not None:
@@ -158,6 +172,8 @@ def train_from_tables(
         raise DataError("interactions: the table has no contacts; train needs service contacts")
     first_contact = pd.Timestamp(interactions["started_at"].min())
     folds, needed = snapshot_plan(first_contact, as_of, settings)
+    if settings.horizons:
+        _check_horizon_history(needed, as_of, settings)
     say(
         f"building features for {len(needed)} snapshots "
         f"({needed[0]:%Y-%m-%d}..{needed[-1]:%Y-%m-%d})"
@@ -182,6 +198,10 @@ def train_from_tables(
             customers, interactions, retention_contacts, build, as_of, settings, say
         )
     clock["features"] = time.perf_counter()
+    horizons = None
+    if settings.horizons:
+        horizons = _horizons_stage(snapshots, customers, as_of, settings, say)
+        clock["horizons"] = time.perf_counter()
     data = {
         "engine": "local",
         "customers_rows": len(customers),
@@ -211,7 +231,46 @@ def train_from_tables(
         say=say,
         clock=clock,
         call_effect=head_of,
+        horizons=horizons,
     )
+
+
+def _check_horizon_history(
+    needed: list[pd.Timestamp], as_of: pd.Timestamp, settings: TrainingSettings
+) -> None:
+    """ConfigError naming ``--horizons`` when the snapshot days cannot give the horizons'
+    folds (the longest horizon longer than the history allows), before anything is fit."""
+    shown = ",".join(map(str, settings.horizons))
+    hz.parse_horizons(
+        shown, settings.horizon_days, history_days=int((as_of - needed[0]) / pd.Timedelta(days=1))
+    )
+    try:
+        hz.horizon_folds(needed, settings.horizons, settings, as_of=as_of)
+    except DataError as error:
+        raise ConfigError(
+            f"--horizons {shown}: {settings.horizons[-1]} days is longer than the history "
+            f"allows ({error}); use a shorter longest horizon"
+        ) from None
+
+
+def _horizons_stage(
+    snapshots: pd.DataFrame,
+    customers: pd.DataFrame,
+    as_of: pd.Timestamp,
+    settings: TrainingSettings,
+    say: Callable[[str], None],
+) -> hz.HorizonBacktest:
+    """The time-to-churn model of ``--horizons`` from the churn model's snapshot rows:
+    fitted and evaluated on its own time folds (every horizon seen in full on the test
+    days), gated, and refit on every row censored at ``as_of``."""
+    rows = hz.horizon_rows(snapshots, customers)
+    say(
+        f"horizons {','.join(map(str, settings.horizons))}: fitting the time-to-churn model "
+        f"on {len(rows)} snapshot rows"
+    )
+    backtest = hz.backtest_horizons(rows, settings.horizons, settings, as_of=as_of)
+    say(f"horizons: {backtest.gate.reasons[0]}")
+    return backtest
 
 
 def _call_effect_stage(
@@ -265,6 +324,7 @@ def train_on_snapshots(
     say: Callable[[str], None],
     clock: dict[str, float],
     call_effect: Callable[[ChurnModel], CallEffectHead] | None = None,
+    horizons: hz.HorizonBacktest | None = None,
 ) -> TrainResult:
     """Fit and evaluate every fold of ``source``, build the model of the fold that produces
     it, then the gate, one MLflow run and the registry: the interaction-log path of every
@@ -272,6 +332,8 @@ def train_on_snapshots(
 
     ``call_effect(model)``: the call-effect stage, given the churn model it is compared
     with (None: no head); its head and gate record are stored with the model.
+    ``horizons``: the time-to-churn model's backtest (``--horizons``), stored with the
+    model; the gate then requires every horizon to pass too.
 
     ``champion_features(champion, day)``: the champion's features of the customers active
     on ``day``, when its feature settings differ from this model's. ``data_params``: the
@@ -306,6 +368,12 @@ def train_on_snapshots(
         model.call_effect = head.model
         model.call_effect_gate = head.gate
         clock["call_effect"] = time.perf_counter()
+    if horizons is not None:
+        model.horizons = horizons.model
+        model.horizons_gate = {
+            "passed": horizons.gate.passed,
+            "reason": " | ".join(horizons.gate.reasons),
+        }
     params = {
         "path": "interactions",
         "as_of": f"{as_of:%Y-%m-%d}",
@@ -332,6 +400,7 @@ def train_on_snapshots(
         params=params,
         refit=refitted,
         call_effect=head,
+        horizons=horizons,
     )
     champion_scores = _interactions_champion_scores(
         model, test_frame, model_fold, champion_features, settings.horizon_days
@@ -759,6 +828,8 @@ def _gate_log_register(
             client, settings, candidate.backtest, champion_scores, candidate.test_y
         )
         decision = promotion_gate(evidence, settings)
+        if candidate.horizons is not None:
+            decision = with_horizon_gate(decision, candidate.horizons.gate)
         with mlflow.start_run(experiment_id=experiment_id(client, settings)) as run:
             log_run(candidate, decision, evidence, settings, env, folder / "plots")
             say("logging and registering the model")
@@ -797,6 +868,7 @@ def _gate_log_register(
                     if f"{name}.train_window" in candidate.params
                 },
                 call_effect=candidate.model.call_effect_gate,
+                horizons=None if candidate.horizons is None else candidate.horizons.metrics[0],
             )
 
 

@@ -145,3 +145,37 @@ def _shap_summary(plt: Any, contributions: np.ndarray, feature_values: pd.DataFr
         title="SHAP summary (colour: feature value, blue low, red high)",
     )
     return fig
+
+
+def horizon_curve(
+    folder: Path,
+    curve_check: dict[int, dict[str, float]],
+    metrics: dict[int, dict[str, dict[str, float]]],
+) -> Path:
+    """``horizons.png``: the mean predicted churn probability within each horizon beside
+    the observed churn rate of the same test rows (left), and each horizon's test ROC-AUC
+    against the baselines' (right)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    horizons = sorted(curve_check)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(horizons, [curve_check[h]["predicted"] for h in horizons], "o-", label="predicted")
+    left.plot(horizons, [curve_check[h]["observed"] for h in horizons], "s--", label="observed")
+    left.set_xlabel("horizon (days)")
+    left.set_ylabel("P(churn within horizon), mean of test rows")
+    left.legend()
+    for who, style in (("model", "o-"), ("logistic", "s--"), ("rule", "^:")):
+        values = [metrics[h][who]["roc_auc"] if who in metrics[h] else np.nan for h in horizons]
+        right.plot(horizons, values, style, label=who)
+    right.set_xlabel("horizon (days)")
+    right.set_ylabel("test ROC-AUC")
+    right.legend()
+    fig.tight_layout()
+    path = folder / "horizons.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

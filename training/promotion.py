@@ -135,6 +135,18 @@ def promotion_gate(evidence: GateEvidence, settings: TrainingSettings) -> GateDe
     return GateDecision(promote=all(checks.values()), reasons=tuple(reasons), checks=checks)
 
 
+def with_horizon_gate(decision: GateDecision, gate: Any) -> GateDecision:
+    """``decision`` with the horizons' check (``training.horizons.horizon_gate``: every
+    horizon beats the baselines on every fold) added: a model is promoted only when the
+    churn model's checks and every horizon's pass; the reason names a failing horizon."""
+    checks = {**decision.checks, "every_horizon_beats_baselines": bool(gate.passed)}
+    return GateDecision(
+        promote=all(checks.values()),
+        reasons=(*decision.reasons, *gate.reasons),
+        checks=checks,
+    )
+
+
 def _f(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 

@@ -20,6 +20,9 @@ class TrainingSettings:
 
     Time (interaction logs):
         horizon_days: a label is 1 when the customer leaves within this many days.
+        horizons: the days of the time-to-churn model fitted beside the churn model
+            (``training.horizons``; ``--horizons 7,30,90``), increasing, with
+            ``horizon_days`` among them; empty: no such model.
         snapshot_every_days: days between two training snapshots.
         lookback_days: how far before ``as_of - horizon`` the first snapshot may lie.
         min_history_days: days of contacts a snapshot needs before it (feature warm-up).
@@ -78,6 +81,7 @@ class TrainingSettings:
     """
 
     horizon_days: int = 30
+    horizons: tuple[int, ...] = ()
     snapshot_every_days: int = 7
     lookback_days: int = 365
     min_history_days: int = 90
@@ -157,6 +161,17 @@ class TrainingSettings:
                 f"table_split = {self.table_split}: expected three positive shares summing to 1"
             )
         object.__setattr__(self, "table_split", shares)
+        horizons = tuple(int(h) for h in self.horizons)
+        if horizons and (
+            horizons[0] < 1
+            or any(b <= a for a, b in zip(horizons, horizons[1:], strict=False))
+            or self.horizon_days not in horizons
+        ):
+            raise ConfigError(
+                f"horizons = {','.join(map(str, horizons))}: expected increasing whole days "
+                f">= 1 with horizon_days ({self.horizon_days}) among them"
+            )
+        object.__setattr__(self, "horizons", horizons)
         object.__setattr__(self, "home", Path(self.home))
 
     @classmethod
@@ -178,6 +193,7 @@ class TrainingSettings:
         values = asdict(self)
         values["home"] = str(self.home)
         values["table_split"] = list(self.table_split)
+        values["horizons"] = ",".join(map(str, self.horizons)) or "(none)"
         return values
 
     def resolved_tracking_uri(self) -> str:

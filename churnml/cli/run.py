@@ -21,9 +21,11 @@ from churnml.cli.common import (
 )
 from churnml.cli.risk_list import ListJob
 from churnml.cli.serve import serve
+from churnml.cli.train import Horizons, horizons_flag
 from churnml.progress import Reporter, counted
 from churnml.settings import Settings
 from serving.settings import ServingSettings
+from training.settings import TrainingSettings
 
 if TYPE_CHECKING:
     from churnml.engines import Engine
@@ -48,6 +50,7 @@ def run(
     port: Annotated[int, typer.Option("--port", "-p", help="Port of the service.")] = (
         ServingSettings.port
     ),
+    horizons: Horizons = None,
     quiet: QuietFlag = False,
 ) -> None:
     """The main job on the configured data (default: the sample world).
@@ -61,7 +64,12 @@ def run(
     127.0.0.1; without configured API keys it makes one for this machine and saves it in
     CHURNML_HOME/api-key.
     """
-    settings = command_settings(customers=customers, interactions=interactions, lists={})
+    settings = command_settings(
+        customers=customers,
+        interactions=interactions,
+        lists={},
+        training={"horizons": horizons_flag(horizons, TrainingSettings.horizon_days)},
+    )
     local = dataclasses.replace(settings.core, engine="local")  # the quickstart runs here
     reporter = Reporter(quiet=quiet)
     with opened(local, reporter) as engine:

@@ -44,6 +44,15 @@ Horizon = Annotated[
     typer.Option("--horizon", min=1, help="Label horizon H in days (see docs/training.md)."),
 ]
 
+Horizons = Annotated[
+    str | None,
+    typer.Option(
+        "--horizons",
+        help="Also fit one time-to-churn model giving churn within each of these days "
+        "(e.g. 7,30,90: increasing whole days, --horizon among them); see docs/training.md.",
+    ),
+]
+
 Backtest = Annotated[int, typer.Option("--backtest", min=1, help="Rolling backtest folds K.")]
 
 Capacity = Annotated[
@@ -113,6 +122,7 @@ def train(
     retention_contacts: RetentionContactsSource = None,
     as_of: AsOf = None,
     horizon: Horizon = TrainingSettings.horizon_days,
+    horizons: Horizons = None,
     backtest: Backtest = TrainingSettings.backtest_folds,
     capacity: Capacity = TrainingSettings.capacity,
     tuning_budget: TuningBudget = TrainingSettings.tuning_budget_seconds,
@@ -141,6 +151,7 @@ def train(
         strict=strict,
         training={
             "horizon_days": horizon,
+            "horizons": horizons_flag(horizons, horizon),
             "backtest_folds": backtest,
             "capacity": capacity,
             "blend": blend,
@@ -151,14 +162,34 @@ def train(
     )
     reporter = Reporter(quiet=quiet)
     if table is not None:
+        if horizons is not None:
+            raise ConfigError(
+                "--horizons needs interaction logs (days to churn after each snapshot day); "
+                "drop it with --table"
+            )
         result = _train_on_table(settings, table, label, id_column, engine, reporter)
     else:
         if label is not None or id_column is not None:
             raise ConfigError("--label and --id go with --table; drop them or pass --table FILE")
+        if horizons is not None and settings.core.engine == "dask":
+            raise ConfigError(
+                "--horizons trains on the local engine for now (the time-to-churn model's "
+                "period rows are not built on the cluster); drop --engine dask or --horizons"
+            )
         day = parse_date(as_of, "--as-of")
         with opened(settings.core, reporter) as chosen:
             result = chosen.train(settings.training, as_of=day, report=reporter.info)
     typer.echo(result.summary())
+
+
+def horizons_flag(value: str | None, horizon: int) -> tuple[int, ...] | None:
+    """``--horizons`` checked (``training.horizons.parse_horizons``: one line naming the
+    value and the fix); None when not given."""
+    if value is None:
+        return None
+    from training.horizons import parse_horizons
+
+    return parse_horizons(value, horizon)
 
 
 def _train_on_table(

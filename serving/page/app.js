@@ -73,6 +73,9 @@
     detailProfile: $("#detail-profile"),
     detailFresh: $("#detail-fresh"),
     detailAction: $("#detail-action"),
+    detailCurve: $("#detail-curve"),
+    detailCurveText: $("#detail-curve-text"),
+    detailCurveChart: $("#detail-curve-chart"),
     detailReasons: $("#detail-reasons"),
     detailNote: $("#detail-note"),
     detailHistory: $("#detail-history tbody"),
@@ -851,11 +854,68 @@
       : `not recorded (list of ${d.date})`;
     el.detailFresh.dataset.stale = d.data_stale ? "true" : "false";
     el.detailAction.textContent = d.action;
+    renderCurve(row);
     renderDetailReasons(d);
     renderHistory(d, t);
     renderContacts(d);
     renderCases(d);
     renderRetention(d);
+  }
+
+  /* The churn curve of a model trained with --horizons: P(churn within H) at each trained
+     horizon, drawn as an inline SVG (no network, no library). */
+  const SVG = "http://www.w3.org/2000/svg";
+
+  function svgNode(tag, attrs, text) {
+    const n = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, String(v));
+    if (text != null) n.textContent = text;
+    return n;
+  }
+
+  function renderCurve(row) {
+    const curve = row.horizons;
+    const points = curve
+      ? Object.entries(curve)
+          .map(([h, p]) => [Number(h), Number(p)])
+          .filter(([h, p]) => Number.isFinite(h) && Number.isFinite(p))
+          .sort((a, b) => a[0] - b[0])
+      : [];
+    el.detailCurve.hidden = points.length === 0;
+    el.detailCurveChart.replaceChildren();
+    if (!points.length) {
+      el.detailCurveText.textContent = "";
+      return;
+    }
+    const within = row.likely_within_days;
+    el.detailCurveText.textContent =
+      points.map(([h, p]) => `within ${h} days ${pct(p)}`).join(" · ") +
+      (within != null ? `. If they leave, most likely within ${within} days.` : ".");
+    const [left, right, top, bottom] = [36, 310, 10, 104];
+    const longest = points[points.length - 1][0];
+    const highest = Math.max(0.01, ...points.map(([, p]) => p));
+    const x = (h) => left + ((right - left) * h) / longest;
+    const y = (p) => bottom - ((bottom - top) * p) / highest;
+    const chart = el.detailCurveChart;
+    chart.append(svgNode("line", { x1: left, y1: bottom, x2: right, y2: bottom, class: "axis" }));
+    chart.append(svgNode("line", { x1: left, y1: top, x2: left, y2: bottom, class: "axis" }));
+    chart.append(svgNode("text", { x: left - 4, y: top + 4, class: "tick end" }, pct(highest, 0)));
+    chart.append(svgNode("text", { x: left - 4, y: bottom, class: "tick end" }, "0%"));
+    let path = `M ${x(0)} ${y(0)}`;
+    for (const [h, p] of points) path += ` L ${x(h)} ${y(p)}`;
+    chart.append(svgNode("path", { d: path, class: "curve-line" }));
+    for (const [h, p] of points) {
+      const dot = svgNode("circle", {
+        cx: x(h),
+        cy: y(p),
+        r: h === within ? 5 : 3.5,
+        class: h === within ? "curve-dot within" : "curve-dot",
+        "data-horizon": h,
+      });
+      dot.append(svgNode("title", {}, `within ${h} days: ${pct(p)}`));
+      chart.append(dot);
+      chart.append(svgNode("text", { x: x(h), y: bottom + 14, class: "tick middle" }, `${h}d`));
+    }
   }
 
   const SIGN_LABEL = {

@@ -11,7 +11,14 @@ import pytest
 
 from churnml.errors import DataError, ModelError
 from model.artifact import Calibrator
-from model.horizons import BOOSTER_FILE, SPEC_FILE, HorizonModel, column_name, period_matrix
+from model.horizons import (
+    BOOSTER_FILE,
+    SPEC_FILE,
+    HorizonModel,
+    column_name,
+    likely_within,
+    period_matrix,
+)
 
 HORIZONS = (7, 30, 90)
 
@@ -96,6 +103,44 @@ def test_anchoring_sets_the_training_horizon_and_keeps_the_order(model: HorizonM
     anchored = model.anchored(curve, churn_probability)
     np.testing.assert_array_equal(anchored[:, 1], churn_probability)
     assert (np.diff(anchored, axis=1) >= 0).all()
+
+
+def test_one_booster_call_gives_the_hazards_of_every_period(model: HorizonModel) -> None:
+    matrix = model.matrix(_customers())
+    one_call = model.hazards(matrix)
+    per_period = np.column_stack(
+        [model.booster.predict(period_matrix(matrix, h)) for h in HORIZONS]
+    )
+    np.testing.assert_allclose(one_call, per_period, rtol=0, atol=1e-12)
+
+
+def test_anchoring_moves_the_whole_curve_with_the_anchor(model: HorizonModel) -> None:
+    """Where the churn model says twice the curve's 30-day risk, the 90-day risk rises too
+    (the cumulative hazard is scaled) instead of being cut flat at the anchor."""
+    curve = model.raw_curve(model.matrix(_customers()))  # the fixture's 7-day calibrator
+    doubled = np.minimum(2 * curve[:, 1], 0.9)  # flattens the calibrated curve
+    anchored = model.anchored(curve, doubled)
+    np.testing.assert_array_equal(anchored[:, 1], doubled)
+    rising = (curve[:, 2] > curve[:, 1]) & (doubled < 0.9)
+    assert rising.sum() > 50
+    assert (anchored[rising, 2] > doubled[rising]).all()
+    assert (anchored[rising, 0] > curve[rising, 0]).all()
+    factor = -np.log1p(-anchored[rising]) / -np.log1p(-curve[rising])
+    np.testing.assert_allclose(factor[:, 0], factor[:, 2], rtol=1e-9)  # one factor a row
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        ([0.10, 0.15, 0.20], 7),  # half of 0.20 by day 7: leaves early if at all
+        ([0.02, 0.12, 0.20], 30),
+        ([0.01, 0.05, 0.20], 90),  # slow erosion
+        ([0.0, 0.0, 0.0], None),  # no churn to place
+    ],
+)
+def test_likely_within_is_the_first_horizon_with_half_the_longest_risk(row, expected) -> None:
+    (within,) = likely_within(np.array([row]), HORIZONS)
+    assert np.isnan(within) if expected is None else within == expected
 
 
 def test_save_and_load_give_the_same_curve(model: HorizonModel, tmp_path: Path) -> None:

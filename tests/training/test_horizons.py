@@ -226,6 +226,29 @@ def test_the_gate_fails_when_one_horizon_of_one_fold_loses() -> None:
     assert "fold 2 90d" in gate.reasons[0]
 
 
+@pytest.mark.parametrize(("churn_passes", "failing"), [(True, 7), (False, 90)])
+def test_the_run_gate_keeps_the_model_and_names_the_horizon_that_failed(
+    churn_passes: bool, failing: int
+) -> None:
+    from training.promotion import GateDecision, with_horizon_gate
+
+    aucs = {7: 0.8, 30: 0.75, 90: 0.7, failing: 0.6}
+    churn = GateDecision(churn_passes, ("the churn model's reasons",), {"calibrated": churn_passes})
+    decision = with_horizon_gate(churn, hz.horizon_gate([_fold(aucs, 0.68, 0.61)]))
+    assert not decision.promote
+    assert decision.checks["every_horizon_beats_baselines"] is False
+    assert f"horizon {failing}d does not beat the baselines" in decision.text()
+    assert "the churn model's reasons" in decision.text()
+
+
+def test_the_run_gate_promotes_when_the_churn_model_and_every_horizon_pass() -> None:
+    from training.promotion import GateDecision, with_horizon_gate
+
+    churn = GateDecision(True, ("ok",), {"calibrated": True})
+    gate = hz.horizon_gate([_fold({7: 0.8, 30: 0.75, 90: 0.7}, 0.68, 0.6)])
+    assert with_horizon_gate(churn, gate).promote
+
+
 # -- folds and flags -----------------------------------------------------------------------
 def test_fold_test_and_validation_rows_see_the_longest_horizon_in_full() -> None:
     days = list(pd.date_range("2025-01-06", periods=60, freq="7D"))

@@ -125,7 +125,13 @@ class DaskEngine:
         report: Callable[[str], None] | None,
     ) -> TrainResult:
         from churnml.engines.dask.train import train_dask
+        from churnml.errors import ConfigError
 
+        if settings.horizons:
+            raise ConfigError(
+                "--horizons trains on the local engine for now (the time-to-churn model's "
+                "period rows are not built on the cluster); drop --engine dask or --horizons"
+            )
         if report is not None and self.settings is not None and self.settings.retention_contacts:
             report(
                 "the Dask engine trains the churn model without the retention contacts (no "
