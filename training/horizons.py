@@ -618,13 +618,22 @@ class HorizonGate:
     reasons: tuple[str, ...]
 
 
-def horizon_gate(folds: Sequence[dict[int, dict[str, dict[str, float]]]]) -> HorizonGate:
+def horizon_gate(
+    folds: Sequence[dict[int, dict[str, dict[str, float]]]],
+    served_by_churn_model: int | None = None,
+) -> HorizonGate:
     """The gate's check for the horizons: on each backtest fold (as
     ``training.promotion.promotion_gate`` reads the churn model's), each horizon's ROC-AUC
-    must beat the logistic regression's and the rule's (``evaluate_horizons`` per fold)."""
+    must beat the logistic regression's and the rule's (``evaluate_horizons`` per fold).
+
+    ``served_by_churn_model``: the training horizon, whose served probability is the churn
+    model's own (the curve is anchored there, ``model.predictor``) and is gated by the churn
+    model's checks; the hazard model's raw value there is reported, not gated."""
     losses, failing = [], []
     for number, fold in enumerate(folds, start=1):
         for horizon, entry in sorted(fold.items()):
+            if horizon == served_by_churn_model:
+                continue
             model = entry["model"]["roc_auc"]
             for who in ("logistic", "rule"):
                 if who not in entry:
@@ -646,12 +655,17 @@ def horizon_gate(folds: Sequence[dict[int, dict[str, dict[str, float]]]]) -> Hor
             False,
             (f"horizon {named} does not beat the baselines (" + ", ".join(losses) + ")",),
         )
-    horizons = sorted({h for fold in folds for h in fold})
+    horizons = sorted({h for fold in folds for h in fold} - {served_by_churn_model})
+    anchored = (
+        f"; {served_by_churn_model} days is the churn model's probability, gated with it"
+        if served_by_churn_model is not None
+        else ""
+    )
     return HorizonGate(
         True,
         (
             f"every horizon ({','.join(map(str, horizons))} days) beats the baselines on all "
-            f"{len(folds)} folds",
+            f"{len(folds)} folds{anchored}",
         ),
     )
 
@@ -754,7 +768,14 @@ def backtest_horizons(
         model = refit_horizon_model(rows, first_fit, settings, cutoff=as_of)
         seconds["refit"] = round(time.perf_counter() - started, 2)
     return HorizonBacktest(
-        folds, metrics, survival, horizon_gate(metrics), first_fit, model, seconds, curve_check
+        folds,
+        metrics,
+        survival,
+        horizon_gate(metrics, served_by_churn_model=settings.horizon_days),
+        first_fit,
+        model,
+        seconds,
+        curve_check,
     )
 
 

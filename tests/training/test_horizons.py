@@ -210,6 +210,18 @@ def test_the_gate_passes_when_every_horizon_beats_the_baselines() -> None:
     assert "7,30,90" in gate.reasons[0]
 
 
+def test_the_training_horizon_is_gated_with_the_churn_model_not_by_the_hazard_model() -> None:
+    """At 30 days the served probability is the churn model's (the curve is anchored
+    there), so the hazard model's own 30-day ROC-AUC does not hold the model back."""
+    fold = _fold({7: 0.8, 30: 0.6, 90: 0.7}, 0.68, 0.61)
+    assert not hz.horizon_gate([fold]).passed
+    gate = hz.horizon_gate([fold], served_by_churn_model=30)
+    assert gate.passed
+    assert "7,90" in gate.reasons[0] and "30 days is the churn model's" in gate.reasons[0]
+    fold[7]["model"]["roc_auc"] = 0.6
+    assert not hz.horizon_gate([fold], served_by_churn_model=30).passed
+
+
 def test_the_gate_fails_when_a_horizon_has_no_baseline() -> None:
     fold = _fold({7: 0.8, 30: 0.75, 90: 0.7}, 0.68, 0.6)
     del fold[90]["logistic"]
