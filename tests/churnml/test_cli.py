@@ -256,8 +256,11 @@ def test_run_builds_features_trains_and_leaves_a_champion(capsys, isolated_home)
     assert code == 2 and ".csv or .parquet" in err
     suppress = isolated_home / "called.csv"
     suppress.write_text("customer_id,called\nC1,2026-06-01\n")
+    # --suppress (the older name of --retention-contacts) is checked as validate checks the
+    # retention_contacts table: a missing required column stops (exit 1), in one line.
     code, _, err = call(capsys, "risk-list", "--suppress", str(suppress))
-    assert code == 2 and "contacted_at" in err and err.count("\n") == 1
+    assert code == 1 and "called.csv: lacks the required column contacted_at" in err
+    assert err.count("\n") == 1
     assert store.dates() == ["2026-06-24", "2026-06-20"]
 
 
