@@ -246,12 +246,17 @@ def test_run_builds_features_trains_and_leaves_a_champion(capsys, isolated_home)
     )
     assert code == 0, err
     exported = pd.read_csv(out_file)
-    assert exported["on_list"].sum() == 5 and exported["rank"].tolist()[:3] == [1, 2, 3]
+    # Five to call: the sample team's recent contacts stay on the list, marked, beside them.
+    callable_ = exported["on_list"] & ~exported["suppressed"]
+    assert callable_.sum() == 5 and exported["rank"].tolist()[:3] == [1, 2, 3]
+    assert exported.loc[callable_, "group"].isin(["treated", "control"]).all()
     assert exported["churn_probability"].is_monotonic_decreasing
     assert {"reason_1", "revenue_at_risk", "change", "suppressed"} <= set(exported.columns)
     assert store.dates() == ["2026-06-24", "2026-06-20"]
     code, _, err = call(capsys, "risk-list", "--rank-by", "luck")
     assert code == 2 and "luck" in err
+    code, _, err = call(capsys, "risk-list", "--control-share", "0.7")
+    assert code == 2 and "--control-share" in err
     code, _, err = call(capsys, "risk-list", "--out", str(isolated_home / "list.txt"))
     assert code == 2 and ".csv or .parquet" in err
     suppress = isolated_home / "called.csv"
