@@ -751,17 +751,18 @@ def _suppress(
                 "(not active or not in the data); their rows have no effect"
             )
         treated = contacted[contacted["group"] != CONTROL]
-        seen = frame[CUSTOMER_ID].map(treated.groupby(CUSTOMER_ID)["contacted_at"].max())
+        seen = _latest(frame, treated)
         recent = (seen > end - pd.Timedelta(days=settings.suppress_days)).fillna(False)
         recent = recent.astype(bool).to_numpy()
-        every = frame[CUSTOMER_ID].map(last)
+        every = _latest(frame, contacted)
         frame["last_contacted"] = [None if pd.isna(v) else f"{v:%Y-%m-%d}" for v in every]
         controls = contacted[contacted["group"] == CONTROL]
         promise = pd.concat([promise, controls.groupby(CUSTOMER_ID)["contacted_at"].max()])
     promised = np.zeros(len(frame), dtype=bool)
     picked = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]")
     if len(promise):
-        picked = pd.to_datetime(frame[CUSTOMER_ID].map(promise.groupby(level=0).max()))
+        latest = promise.groupby(level=0).max()
+        picked = pd.Series(latest.reindex(frame[CUSTOMER_ID]).to_numpy(), index=frame.index)
         promised = (picked + pd.Timedelta(days=horizon) >= end).to_numpy(dtype=bool)
     frame["suppressed"] = recent | promised
     frame.loc[promised, "not_listed_because"] = [
@@ -770,6 +771,14 @@ def _suppress(
         for v in picked[promised]
     ]
     return frame
+
+
+def _latest(frame: pd.DataFrame, contacts: pd.DataFrame) -> pd.Series:
+    """Each row's customer's latest ``contacted_at`` in ``contacts`` (NaT when none; also
+    when ``contacts`` is empty, where ``Series.map`` would fail on an empty mapping)."""
+    latest = contacts.groupby(CUSTOMER_ID)["contacted_at"].max()
+    found = latest.reindex(frame[CUSTOMER_ID]).to_numpy(dtype="datetime64[ns]")
+    return pd.Series(found, index=frame.index)
 
 
 def _on_list(suppressed: np.ndarray, capacity: int) -> np.ndarray:

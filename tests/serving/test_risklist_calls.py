@@ -320,3 +320,20 @@ def test_a_version_3_store_is_upgraded_in_place_and_then_stores_the_groups(
     rows = Lists(tmp_path, store.url).page(Filters(), 100)["rows"]
     assert sum(r["group"] == "control" for r in rows) == 5
     assert made.header["rank_by_reason"] == opened.header()["rank_by_reason"]
+
+
+@pytest.mark.parametrize("groups", [[], ["control"]], ids=["no rows", "controls only"])
+def test_a_retention_table_without_treated_rows_suppresses_only_its_promises(
+    tables, served, store, groups: list[str]
+) -> None:
+    base = make(tables, served, store, DAY1, RiskListSettings(capacity=50), contacts=None)
+    ids = base.frame["customer_id"].iloc[: len(groups)].tolist()
+    contacts = pd.DataFrame(
+        {
+            "customer_id": pd.Series(ids, dtype="str"),
+            "contacted_at": pd.to_datetime(pd.Series(["2026-06-01"] * len(ids), dtype="str")),
+            "group": pd.Series(groups, dtype="str"),
+        }
+    )
+    frame = make(tables, served, store, DAY1, RiskListSettings(capacity=50), contacts=contacts)
+    assert frame.frame["customer_id"][frame.frame["suppressed"]].tolist() == ids
