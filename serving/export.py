@@ -2,10 +2,12 @@
 ``GET /risk-list.csv`` write the same columns in the same order, rounded the same way.
 
 * Columns: ``EXPORT_COLUMNS`` in that order (the contract's ``customer_id,
-  churn_probability, risk_band, rank, reason_1`` among them); the call-effect columns
-  (``OPTIONAL_COLUMNS``) follow ``revenue_at_risk`` when the list has them; a list of a
-  model trained with --horizons has ``likely_within_days`` and ``churn_probability_<H>d``
-  per horizon right after ``risk_band``.
+  churn_probability, risk_band, rank, reason_1`` among them); ``group`` (the day's
+  ``treated`` or ``control`` pick) and, when the list's model has a call-effect head,
+  ``call_effect``, ``saved_revenue`` and ``not_listed_because`` (``OPTIONAL_COLUMNS``)
+  follow ``revenue_at_risk``; a list of a model trained with --horizons has
+  ``likely_within_days`` and ``churn_probability_<H>d`` per horizon right after
+  ``risk_band``.
 * Probabilities (``churn_probability``, ``previous_probability``, ``call_effect``) are
   rounded to 4 significant digits, money (``monthly_revenue``, ``revenue_at_risk``,
   ``saved_revenue``) to 2 decimals, in the currency the ``currency`` column names
@@ -52,7 +54,9 @@ EXPORT_COLUMNS = [
     "last_contacted",
     "model_version",
 ]
-OPTIONAL_COLUMNS = ["call_effect", "saved_revenue", "group"]  # with retention contacts
+# The call effect's columns, when the list's model has a call-effect head (any call_effect).
+CALL_EFFECT_COLUMNS = ["call_effect", "saved_revenue", "not_listed_because"]
+OPTIONAL_COLUMNS = ["call_effect", "saved_revenue", "group", "not_listed_because"]
 # With a model trained with --horizons (after risk_band): when the churn is placed
 # (model.horizons.likely_within) and P(churn within H) per horizon.
 HORIZON_COLUMNS = ["likely_within_days"]
@@ -80,7 +84,12 @@ def export_table(
         rows = rows[rows["on_list"].astype(bool)]
     reasons = rows["reasons"].tolist()
     table = pd.DataFrame(index=range(len(rows)))
-    optional = [c for c in OPTIONAL_COLUMNS if c in rows.columns]
+    with_effect = "call_effect" in rows.columns and rows["call_effect"].notna().any()
+    optional = [
+        c
+        for c in OPTIONAL_COLUMNS
+        if c in rows.columns and (with_effect or c not in CALL_EFFECT_COLUMNS)
+    ]
     at = EXPORT_COLUMNS.index("revenue_at_risk") + 1
     band = EXPORT_COLUMNS.index("risk_band") + 1
     curves = _curves(rows)

@@ -68,7 +68,26 @@ class ListRow(BaseModel):
         "against the capacity."
     )
     last_contacted: str | None = Field(
-        description="Day of the team's last contact (YYYY-MM-DD), from the suppression table."
+        description="Day of the team's last contact (YYYY-MM-DD), from the retention contacts."
+    )
+    group: Literal["treated", "control"] | None = Field(
+        description="The day's pick: treated (to be called) or control (a random holdout, "
+        "not to be called: it measures what calls change). Empty off the list, for "
+        "suppressed customers, and on lists stored before churnml kept controls."
+    )
+    call_effect: float | None = Field(
+        description="The drop in churn probability within the horizon a call buys (negative: "
+        "a call may do harm). Empty without a call-effect head."
+    )
+    saved_revenue: float | None = Field(
+        description="The revenue a call is expected to keep: call_effect x monthly_revenue x "
+        "the configured months. Empty without a call-effect head or a revenue figure."
+    )
+    not_listed_because: str | None = Field(
+        description="Why this customer is not picked: for a high-risk customer whose call "
+        "effect is below the floor (ranking by saved revenue), 'likely to leave whatever we "
+        "do' or 'a call may do harm'; for one held out as a control on an earlier list, "
+        "until when."
     )
 
 
@@ -99,7 +118,16 @@ class RiskListPage(BaseModel):
     model_version: str = Field(description="Its version.")
     previous_date: str | None = Field(description="The list the changes are against.")
     capacity: int = Field(description="Customers the team can call a day.")
-    rank_by: Literal["revenue", "probability"] = Field(description="The ranking used.")
+    rank_by: Literal["saved-revenue", "revenue", "probability"] = Field(
+        description="The ranking used."
+    )
+    rank_by_reason: str | None = Field(
+        description="Why the list ranks so, in one line (e.g. the call-effect head did not "
+        "pass its gate). Empty for lists stored before churnml recorded it."
+    )
+    control_share: float | None = Field(
+        description="The share of the day's picks held out as controls (not to be called)."
+    )
     scored: int = Field(description="Customers scored that day.")
     on_list: int = Field(description="Customers on the list (capacity plus suppressed ones).")
     data_through: str | None = Field(

@@ -170,6 +170,8 @@ class Lists:
             "previous_date": header["previous_date"],
             "capacity": header["capacity"],
             "rank_by": header["rank_by"],
+            "rank_by_reason": header.get("rank_by_reason"),
+            "control_share": header.get("control_share"),
             "scored": header["scored"],
             "on_list": header["on_list"],
             **self._freshness(header),

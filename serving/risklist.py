@@ -16,14 +16,28 @@ both engines store the same list (docs/serving.md, "Risk lists on Dask").
 
 Choices (documented in the README):
 
-* Ranking by ``revenue`` (default): expected revenue at risk, the probability times the
-  monthly revenue times ``revenue_months``. A customer without a revenue figure ranks as if
-  at the median revenue of the day's customers (their revenue at risk stays empty); a
-  table with no revenue at all ranks by probability. ``probability`` ranks by probability.
-  Ties: higher probability first, then customer id.
+* The ranking (``choose_ranking``): ``saved-revenue`` by default when the model's
+  call-effect head passed its own gate, else ``revenue``; the header says which and why
+  (``rank_by_reason``). ``saved-revenue`` asked of a model without a head is a ConfigError.
+* Ranking by ``revenue``: expected revenue at risk, the probability times the monthly
+  revenue times ``revenue_months``. ``saved-revenue``: the revenue a call keeps, the call
+  effect times the monthly revenue times ``revenue_months``. A customer without a revenue
+  figure ranks as if at the median revenue of the day's customers (their revenue at risk
+  and saved revenue stay empty); a table with no revenue at all ranks by probability (by
+  call effect). ``probability`` ranks by probability. Ties: higher probability first, then
+  customer id.
+* Ranking by saved revenue, a customer whose call effect is below ``min_call_effect`` is
+  not picked however risky; a high-risk one says why (``not_listed_because``: "likely to
+  leave whatever we do" within 0.01 of no effect, "a call may do harm" below -0.01).
 * Capacity K counts the customers the team can call: a suppressed customer (contacted by
-  the team in the last ``suppress_days`` days) stays on the list where they rank, marked,
-  and does not use up a call; the list ends at the K-th customer who may be called.
+  the team in the last ``suppress_days`` days, or held out as a control within the
+  model's horizon, by the retention contacts or by an earlier list) stays on the list where
+  they rank, marked, and does not use up a call; the list ends at the K-th customer who
+  may be called (a customer not picked for their call effect is not on it).
+* Control group: of the picks (on the list and not suppressed), ``round(control_share x
+  picks)`` (halves up) are ``control`` (not to be called), the rest ``treated``; the
+  controls are the picks with the lowest sha256 of ``"{list_date}:{customer_id}"``: random,
+  independent of rank, and the same when the day is made again.
 * Changes, against the latest list of an earlier day: ``new`` (not on that list),
   ``risen`` / ``fallen`` (probability up / down by at least ``change_tolerance``),
   ``steady``. Customers on that list but not on this one are departures, with the reason.
@@ -39,6 +53,7 @@ Choices (documented in the README):
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -46,8 +61,8 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from churnml.contract import CUSTOMER_ID
-from churnml.errors import DataError, InputError
+from churnml.contract import CUSTOMER_ID, DEFAULT_HORIZON_DAYS
+from churnml.errors import ConfigError, DataError
 from churnml.io import ContentHash, content_hash, fingerprint
 from churnml.progress import counted
 from features import drift
@@ -61,7 +76,7 @@ from model.schema import lacking_line
 from serving.evidence import customer_evidence
 from serving.export import export_table
 from serving.loading import ServedModel
-from serving.settings import DEFAULT_CURRENCY, RiskListSettings
+from serving.settings import DEFAULT_CURRENCY, RANK_BY_SAVED_REVENUE, RiskListSettings
 from serving.store import ROW_COLUMNS, RiskListStore, encode_curve, encode_reasons, today_iso
 
 BANDS = ("high", "medium", "low")
@@ -74,6 +89,11 @@ _DEPARTURE_COLUMNS = (
     "churn_probability",
     "why",
 )
+TREATED, CONTROL = "treated", "control"
+CONTROL_ACTION = "control: do not call (random holdout that measures what calls change)"
+NO_EFFECT_BAND = 0.01  # a call effect within this of 0: the call changes nothing
+WHATEVER_WE_DO = "likely to leave whatever we do"
+MAY_DO_HARM = "a call may do harm"
 # The header's content hash of the interactions covers the columns the features read:
 # the list depends on nothing else, and the Dask engine keeps no other on the cluster.
 INTERACTIONS_READ = INTERACTION_COLUMNS_USED
@@ -95,16 +115,25 @@ class RiskListResult:
         changes = ", ".join(f"{counts.get(c, 0)} {c}" for c in CHANGES)
         shares = ", ".join(f"{b} {h['bands']['shares'].get(b, 0.0):.1%}" for b in BANDS)
         suppressed = int(on["suppressed"].sum())
+        controls = int((on["group"] == CONTROL).sum())
+        unpicked = int(self.frame["not_listed_because"].isin([WHATEVER_WE_DO, MAY_DO_HARM]).sum())
         lines = [
             f"risk list for {self.list_date}: {counted(h['scored'], 'customer')} scored by "
             f"{h['model_name']} version {h['model_version']}; {h['on_list']:,} on the list "
             f"(capacity {h['capacity']}, ranked by {h['rank_by']}"
+            + (f", {counted(controls, 'control')} not to be called" if controls else "")
             + (f", {suppressed} suppressed" if suppressed else "")
             + ")",
+            f"  ranking: {h['rank_by_reason']}",
             f"  since {h['previous_date'] or 'no earlier list'}: {changes}; "
             f"{len(self.departures)} left the list",
             f"  bands: {shares}",
         ]
+        if unpicked:
+            lines.append(
+                f"  {counted(unpicked, 'high-risk customer')} not picked: call effect below "
+                f"{h['min_call_effect']:+.2f}"
+            )
         if h.get("data_through"):
             lines.append(f"  data through {h['data_through']}")
         lacking = lacking_line(h.get("lacking_fields") or {}, h["scored"])
@@ -155,6 +184,7 @@ def score_customers(
     as_of: dt.date,
     watch: frozenset[str] = frozenset(),
     evidence_top: int = 0,
+    retention_contacts: pd.DataFrame | None = None,
 ) -> ListScores:
     """Probabilities, drivers and bands of the customers of ``features``, their profile,
     the drift bin counts, the churn days of the ``watch``ed customers (the previous list's,
@@ -166,7 +196,11 @@ def score_customers(
     band and the partition's ``evidence_top`` first by probability and by revenue at risk
     (with ``evidence_top`` twice the capacity, the customers on the list are among them
     unless more than a capacity's worth of them are suppressed, or, on several partitions,
-    the missing revenues' median differs enough to reorder them); None for the others."""
+    the missing revenues' median differs enough to reorder them); None for the others.
+
+    A model with a call-effect head adds ``call_effect``, with each customer's retention
+    history as of ``as_of`` from the validated ``retention_contacts`` (None: nobody was
+    ever picked); NaN without a head."""
     x = predictor.prepare(features)
     prediction = predictor.explain(x)
     frame = _profile(customers, features.index)
@@ -175,6 +209,8 @@ def score_customers(
     frame["thin_history"] = prediction.thin_history  # less history than the windows
     frame["reasons"] = prediction.reasons  # [{code, family, feature, text, value, usual, ...}]
     frame["likely_within_days"], frame["horizons"] = _curve_columns(predictor, prediction)
+    effect = predictor.call_effect(features, retention_contacts, pd.Timestamp(as_of))
+    frame["call_effect"] = np.nan if effect is None else np.asarray(effect, dtype="float64")
     frame["evidence"] = _evidence(frame, interactions, as_of, predictor, evidence_top)
     return ListScores(
         frame,
@@ -223,10 +259,14 @@ def _evidence(
     revenue = frame["monthly_revenue"].to_numpy(dtype="float64")
     wanted = frame["risk_band"].to_numpy() != "low"
     if top > 0:
-        at_risk = p * np.where(
+        filled = np.where(
             np.isnan(revenue), np.nanmedian(revenue) if (~np.isnan(revenue)).any() else 1.0, revenue
         )
-        for key in (p, at_risk):
+        keys = [p, p * filled]
+        effect = frame["call_effect"].to_numpy(dtype="float64")
+        if not np.isnan(effect).all():  # the saved-revenue ranking's customers too
+            keys.append(np.nan_to_num(effect * filled, nan=-np.inf))
+        for key in keys:
             wanted[np.argsort(-key, kind="stable")[:top]] = True
     ids = frame[CUSTOMER_ID].to_numpy()[wanted]
     found = customer_evidence(interactions, ids, as_of, predictor.model.build_settings)
@@ -288,6 +328,7 @@ class ScoringStage:
     watch: frozenset[str]
     say: Callable[[str], None] | None = None
     evidence_top: int = 0
+    retention_contacts: pd.DataFrame | None = None
 
     def __call__(
         self,
@@ -306,6 +347,7 @@ class ScoringStage:
             self.as_of,
             self.watch,
             self.evidence_top,
+            self.retention_contacts,
         )
 
 
@@ -348,7 +390,9 @@ def make_risk_list_on(
     def score(previous: PreviousList) -> ListScores:
         run.say(f"building features as of {as_of:%Y-%m-%d}" + (" on the cluster" * (not here)))
         # Twice the capacity: the list's suppressed customers are on it beyond the capacity.
-        stage = ScoringStage(as_of, previous.watch, here, 2 * settings.capacity)
+        stage = ScoringStage(
+            as_of, previous.watch, here, 2 * settings.capacity, run.retention_contacts
+        )
         parts = engine.map(stage, served.predictor, as_of, what="making the risk list")
         return ListScores.merge(parts)
 
@@ -378,8 +422,10 @@ def _days(count: int) -> str:
 class ListOptions:
     """``make_risk_list``'s keyword arguments, for the steps after scoring."""
 
-    suppression: pd.DataFrame | None = None
-    suppression_name: str = "suppression table"
+    # The retention team's picks and contacts, validated (``churnml.validation``): they
+    # suppress customers just called or held out, and give the call effect its history.
+    retention_contacts: pd.DataFrame | None = None
+    retention_contacts_name: str = "retention_contacts"
     report: Callable[[str], None] | None = None
     after_chunk: Callable[[int], None] | None = None
 
@@ -415,6 +461,8 @@ def finish_list(
     the last day the data covers for the list, kept in its header."""
     day = f"{as_of:%Y-%m-%d}"
     model = served.model
+    ranking = choose_ranking(settings.rank_by, model)  # a ConfigError before any scoring
+    horizon = horizon_days(model)
     notes: list[str] = []
     header = store.header(before=day)
     previous = PreviousList(header, store.previous_rows(header["list_id"]) if header else {})
@@ -424,7 +472,9 @@ def finish_list(
             f"no customer is active on {day} (signed up on or before it and not yet left); "
             "choose another --as-of"
         )
-    frame = rank_scores(scores, as_of, settings, run, notes)
+    since = f"{as_of - dt.timedelta(days=horizon):%Y-%m-%d}"
+    held_out = store.control_picks(since, day)
+    frame = rank_scores(scores, as_of, settings, run, notes, ranking, held_out, horizon)
     run.say("comparing with the previous list and checking drift")
     departures = _compare(frame, previous, scores.churned, as_of, settings)
     recent = store.recent_headers(day, settings.band_history)
@@ -439,11 +489,14 @@ def finish_list(
         "model_name": served.name,
         "model_version": served.version,
         "model_uri": served.uri,
-        "fingerprint": _fingerprint(scores, run.suppression),
+        "fingerprint": _fingerprint(scores, run.retention_contacts),
         "scored": len(frame),
         "on_list": int(frame["on_list"].sum()),
         "capacity": settings.capacity,
-        "rank_by": settings.rank_by,
+        "rank_by": ranking.rank_by,
+        "rank_by_reason": ranking.reason,
+        "control_share": settings.control_share,
+        "min_call_effect": settings.min_call_effect,
         "revenue_months": settings.revenue_months,
         "bands": {"thresholds": thresholds, "shares": shares},
         "drift": drift_result,
@@ -465,15 +518,89 @@ def finish_list(
     return RiskListResult(day, list_id, header, frame, departures, notes)
 
 
+@dataclass(frozen=True)
+class Ranking:
+    """What the list ranks by, and why (one line: the header's ``rank_by_reason``)."""
+
+    rank_by: str
+    reason: str
+
+
+def choose_ranking(asked: str | None, model: ChurnModel) -> Ranking:
+    """The ranking ``asked`` (None: the default), with why. The default is saved revenue
+    only when the model's call-effect head passed its own gate (``ChurnModel.rank_by``),
+    else revenue. Saved revenue asked of a model without a head: ConfigError."""
+    has_head = model.call_effect is not None
+    gate = str((model.call_effect_gate or {}).get("reason") or "no gate decision recorded")
+    passed = model.rank_by == RANK_BY_SAVED_REVENUE
+    if asked == RANK_BY_SAVED_REVENUE and not has_head:
+        raise ConfigError(
+            "--rank-by saved-revenue: the model has no call-effect head; train it with "
+            "--retention-contacts F (the team's treated and control picks), or rank by "
+            "revenue or probability"
+        )
+    if asked == RANK_BY_SAVED_REVENUE:
+        verdict = "passed" if passed else "did not pass"
+        return Ranking(
+            asked, f"saved revenue, as asked; the call-effect head {verdict} its gate: {gate}"
+        )
+    if asked is not None:
+        return Ranking(asked, f"{asked}, as asked (--rank-by or CHURNML_RANK_BY)")
+    if passed:
+        return Ranking(
+            RANK_BY_SAVED_REVENUE, f"saved revenue: the call-effect head passed its gate: {gate}"
+        )
+    if has_head:
+        return Ranking(
+            "revenue", f"revenue at risk: the call-effect head did not pass its gate: {gate}"
+        )
+    return Ranking(
+        "revenue",
+        "revenue at risk: the model has no call-effect head (train with --retention-contacts "
+        "to rank by the revenue a call keeps)",
+    )
+
+
+def horizon_days(model: ChurnModel) -> int:
+    """The model's label horizon: how long a control pick's promise not to call runs."""
+    return int(model.metadata.get("horizon_days") or DEFAULT_HORIZON_DAYS)
+
+
+def control_split(list_date: str, customer_ids: Sequence[str], share: float) -> np.ndarray:
+    """True for the controls among the day's picks: ``round(share x picks)`` (halves up) of
+    them, those with the lowest sha256 of ``"{list_date}:{customer_id}"``: random, not
+    related to rank, and the same whenever the day is made again."""
+    count = int(np.floor(share * len(customer_ids) + 0.5))
+    digests = [hashlib.sha256(f"{list_date}:{c}".encode()).hexdigest() for c in customer_ids]
+    chosen = np.zeros(len(customer_ids), dtype=bool)
+    chosen[np.argsort(np.array(digests, dtype=object), kind="stable")[:count]] = True
+    return chosen
+
+
+def not_listed_because(effect: float, floor: float) -> str:
+    """Why a customer whose call effect is below the floor is not picked."""
+    if abs(effect) <= NO_EFFECT_BAND:
+        return WHATEVER_WE_DO
+    if effect < -NO_EFFECT_BAND:
+        return MAY_DO_HARM
+    return f"a call helps too little (call effect below {floor:+.2f})"
+
+
 def rank_scores(
     scores: ListScores,
     as_of: dt.date,
     settings: RiskListSettings,
     run: ListOptions,
     notes: list[str],
+    ranking: Ranking | None = None,
+    held_out: dict[str, str] | None = None,
+    horizon: int = DEFAULT_HORIZON_DAYS,
 ) -> pd.DataFrame:
-    """The list's rows from the scores: revenue at risk, action, rank, suppression, and
-    who is on the list (the first ``capacity`` customers who may be called)."""
+    """The list's rows from the scores: revenue at risk, call effect and saved revenue,
+    action, rank, suppression, who is on the list (the first ``capacity`` customers who may
+    be called), and the day's picks split into treated and control. ``held_out``: the
+    customers held out as controls by earlier lists within the horizon, and the day."""
+    ranking = ranking or Ranking(settings.rank_by or "revenue", "")
     frame = scores.frame[[CUSTOMER_ID, "segment", "plan", "monthly_revenue"]].copy()
     frame["churn_probability"] = scores.frame["churn_probability"].to_numpy()
     bands = scores.frame["risk_band"].to_numpy()
@@ -493,9 +620,39 @@ def rank_scores(
         next_step([d["family"] for d in row], str(band))
         for row, band in zip(drivers, bands, strict=True)
     ]
-    frame = _rank(frame, settings, notes)
-    frame = _suppress(frame, run.suppression, as_of, settings, run.suppression_name, notes)
-    frame["on_list"] = _on_list(frame["suppressed"].to_numpy(), settings.capacity)
+    effect = scores.frame["call_effect"].to_numpy(dtype="float64")
+    frame["call_effect"] = effect
+    frame["saved_revenue"] = Predictor.saved_revenue(
+        effect, frame["monthly_revenue"].to_numpy(dtype="float64"), settings.revenue_months
+    )
+    frame = _rank(frame, ranking.rank_by, notes)
+    frame = _suppress(
+        frame,
+        run.retention_contacts,
+        held_out or {},
+        as_of,
+        settings,
+        horizon,
+        run.retention_contacts_name,
+        notes,
+    )
+    excluded = np.zeros(len(frame), dtype=bool)
+    if ranking.rank_by == RANK_BY_SAVED_REVENUE:
+        excluded = frame["call_effect"].to_numpy() < settings.min_call_effect
+        high = excluded & (frame["risk_band"].to_numpy() == "high")
+        frame.loc[high, "not_listed_because"] = [
+            not_listed_because(e, settings.min_call_effect) for e in frame.loc[high, "call_effect"]
+        ]
+    frame["excluded"] = excluded
+    suppressed = frame["suppressed"].to_numpy()
+    frame["on_list"] = _on_list(suppressed | excluded, settings.capacity) & ~excluded
+    picks = frame["on_list"].to_numpy() & ~suppressed
+    control = np.zeros(len(frame), dtype=bool)
+    control[picks] = control_split(
+        f"{as_of:%Y-%m-%d}", frame.loc[picks, CUSTOMER_ID].tolist(), settings.control_share
+    )
+    frame["group"] = np.where(control, CONTROL, np.where(picks, TREATED, None)).astype(object)
+    frame.loc[control, "action"] = CONTROL_ACTION
     return frame
 
 
@@ -545,21 +702,26 @@ def _profile(customers: pd.DataFrame, ids: pd.Index) -> pd.DataFrame:
     return frame
 
 
-def _rank(frame: pd.DataFrame, settings: RiskListSettings, notes: list[str]) -> pd.DataFrame:
+def _rank(frame: pd.DataFrame, rank_by: str, notes: list[str]) -> pd.DataFrame:
     revenue = frame["monthly_revenue"]
     key = frame["churn_probability"]
-    if settings.rank_by == "revenue":
+    if rank_by in ("revenue", RANK_BY_SAVED_REVENUE):
+        saved = rank_by == RANK_BY_SAVED_REVENUE
+        per_revenue = frame["call_effect"] if saved else frame["churn_probability"]
+        what = "saved revenue" if saved else "revenue at risk"
         known = revenue.notna()
         if not known.any():
-            notes.append("no monthly_revenue in the customer table: ranked by probability")
+            by = "call effect" if saved else "probability"
+            notes.append(f"no monthly_revenue in the customer table: ranked by {by}")
+            key = per_revenue
         else:
             if not known.all():
                 notes.append(
                     f"{int((~known).sum()):,} customers have no monthly_revenue: ranked as if "
-                    f"at the median revenue ({revenue.median():,.2f}); their revenue at risk "
+                    f"at the median revenue ({revenue.median():,.2f}); their {what} "
                     "is left empty"
                 )
-            key = frame["churn_probability"] * revenue.fillna(revenue.median())
+            key = per_revenue * revenue.fillna(revenue.median())
     order = np.lexsort(
         (frame[CUSTOMER_ID].to_numpy(), -frame["churn_probability"].to_numpy(), -key.to_numpy())
     )
@@ -571,60 +733,74 @@ def _rank(frame: pd.DataFrame, settings: RiskListSettings, notes: list[str]) -> 
 def _suppress(
     frame: pd.DataFrame,
     table: pd.DataFrame | None,
+    held_out: dict[str, str],
     as_of: dt.date,
     settings: RiskListSettings,
+    horizon: int,
     name: str,
     notes: list[str],
 ) -> pd.DataFrame:
+    """Mark the customers the team contacted in the last ``suppress_days`` days and those
+    held out as controls within the ``horizon`` (in ``table``, the validated retention
+    contacts, or ``held_out`` by an earlier list): a control is a promise not to call."""
     frame["suppressed"] = False
     frame["last_contacted"] = None
-    if table is None:
-        return frame
-    contacted = read_suppression(table, name)
+    frame["not_listed_because"] = None
     end = pd.Timestamp(as_of)
-    future = contacted["contacted_at"] > end
-    if future.any():
-        notes.append(f"{name}: {int(future.sum()):,} contacts after {as_of} are not counted")
-    contacted = contacted[~future]
-    last = contacted.groupby(CUSTOMER_ID)["contacted_at"].max()
-    unknown = ~last.index.isin(frame[CUSTOMER_ID])
-    if unknown.any():
-        notes.append(
-            f"{name}: {int(unknown.sum()):,} customers are not scored on {as_of} "
-            "(not active or not in the data); their rows have no effect"
+    promise: pd.Series = pd.Series(
+        pd.to_datetime(list(held_out.values())), index=list(held_out), dtype="datetime64[ns]"
+    )
+    recent = np.zeros(len(frame), dtype=bool)
+    if table is not None:
+        contacted = pd.DataFrame(
+            {
+                CUSTOMER_ID: table[CUSTOMER_ID].astype(str).to_numpy(),
+                "contacted_at": pd.to_datetime(table["contacted_at"]).dt.normalize().to_numpy(),
+                "group": table["group"].fillna(TREATED).to_numpy()
+                if "group" in table.columns
+                else TREATED,
+            }
         )
-    seen = frame[CUSTOMER_ID].map(last)
-    recent = seen > end - pd.Timedelta(days=settings.suppress_days)
-    frame["suppressed"] = recent.fillna(False).astype(bool).to_numpy()
-    frame["last_contacted"] = [None if pd.isna(v) else f"{v:%Y-%m-%d}" for v in seen]
+        future = contacted["contacted_at"] > end
+        if future.any():
+            notes.append(f"{name}: {int(future.sum()):,} contacts after {as_of} are not counted")
+        contacted = contacted[~future]
+        last = contacted.groupby(CUSTOMER_ID)["contacted_at"].max()
+        unknown = ~last.index.isin(frame[CUSTOMER_ID])
+        if unknown.any():
+            notes.append(
+                f"{name}: {int(unknown.sum()):,} customers are not scored on {as_of} "
+                "(not active or not in the data); their rows have no effect"
+            )
+        treated = contacted[contacted["group"] != CONTROL]
+        seen = _latest(frame, treated)
+        recent = (seen > end - pd.Timedelta(days=settings.suppress_days)).fillna(False)
+        recent = recent.astype(bool).to_numpy()
+        every = _latest(frame, contacted)
+        frame["last_contacted"] = [None if pd.isna(v) else f"{v:%Y-%m-%d}" for v in every]
+        controls = contacted[contacted["group"] == CONTROL]
+        promise = pd.concat([promise, controls.groupby(CUSTOMER_ID)["contacted_at"].max()])
+    promised = np.zeros(len(frame), dtype=bool)
+    picked = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]")
+    if len(promise):
+        latest = promise.groupby(level=0).max()
+        picked = pd.Series(latest.reindex(frame[CUSTOMER_ID]).to_numpy(), index=frame.index)
+        promised = (picked + pd.Timedelta(days=horizon) >= end).to_numpy(dtype=bool)
+    frame["suppressed"] = recent | promised
+    frame.loc[promised, "not_listed_because"] = [
+        f"held out as a control on {v:%Y-%m-%d}: not to be called until "
+        f"{v + pd.Timedelta(days=horizon):%Y-%m-%d}"
+        for v in picked[promised]
+    ]
     return frame
 
 
-def read_suppression(table: pd.DataFrame, name: str) -> pd.DataFrame:
-    """The suppression table's customer_id and contacted_at (a date), checked."""
-    missing = [c for c in (CUSTOMER_ID, "contacted_at") if c not in table.columns]
-    if missing:
-        raise InputError(
-            f"{name}: missing column {missing[0]!r}; expected columns customer_id and "
-            "contacted_at (YYYY-MM-DD), one row per contact made by the retention team"
-        )
-    ids = table[CUSTOMER_ID].astype("object")
-    text = table["contacted_at"].astype("object")
-    when = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=True)
-    bad = when.isna() | ids.isna()
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InputError(
-            f"{name}: row {row + 1}: customer_id {ids.iloc[row]!r}, contacted_at "
-            f"{text.iloc[row]!r}: expected a customer id and a date YYYY-MM-DD "
-            f"({int(bad.sum())} such rows)"
-        )
-    return pd.DataFrame(
-        {
-            CUSTOMER_ID: ids.astype(str).to_numpy(),
-            "contacted_at": when.dt.tz_localize(None).dt.normalize().to_numpy(),
-        }
-    )
+def _latest(frame: pd.DataFrame, contacts: pd.DataFrame) -> pd.Series:
+    """Each row's customer's latest ``contacted_at`` in ``contacts`` (NaT when none; also
+    when ``contacts`` is empty, where ``Series.map`` would fail on an empty mapping)."""
+    latest = contacts.groupby(CUSTOMER_ID)["contacted_at"].max()
+    found = latest.reindex(frame[CUSTOMER_ID]).to_numpy(dtype="datetime64[ns]")
+    return pd.Series(found, index=frame.index)
 
 
 def _on_list(suppressed: np.ndarray, capacity: int) -> np.ndarray:
@@ -696,7 +872,10 @@ def _departures(
         if customer in today.index:
             now_rank = int(today.at[customer, "rank"])
             now_p = float(today.at[customer, "churn_probability"])
-            if today.at[customer, "suppressed"]:
+            if today.at[customer, "excluded"]:
+                effect = float(today.at[customer, "call_effect"])
+                why = f"now rank {now_rank}: not picked, call effect {effect:+.3f}"
+            elif today.at[customer, "suppressed"]:
                 why = f"now rank {now_rank}, below the capacity of {settings.capacity} callable"
             else:
                 why = (
@@ -857,5 +1036,9 @@ def _row_tuples(frame: pd.DataFrame) -> list[tuple]:
         "previous_probability": clean(frame["previous_probability"]),
         "suppressed": frame["suppressed"].tolist(),
         "last_contacted": frame["last_contacted"].tolist(),
+        "group": frame["group"].tolist(),
+        "call_effect": clean(frame["call_effect"]),
+        "saved_revenue": clean(frame["saved_revenue"]),
+        "not_listed_because": frame["not_listed_because"].tolist(),
     }
     return list(zip(*(columns[name] for name in ROW_COLUMNS), strict=True))

@@ -23,6 +23,7 @@ A keys file holds one key per line; blank lines and lines starting with ``#`` ar
 Admin keys may also score.
 
 The list (``RiskListSettings``): ``CHURNML_CAPACITY``, ``CHURNML_RANK_BY``,
+``CHURNML_MIN_CALL_EFFECT``, ``CHURNML_CONTROL_SHARE``,
 ``CHURNML_REVENUE_MONTHS``, ``CHURNML_SUPPRESS_DAYS``, ``CHURNML_PSI_WARNING``,
 ``CHURNML_BAND_SHIFT_WARNING``, ``CHURNML_FRESHNESS_GRACE_DAYS``, ``CHURNML_CURRENCY`` (the
 currency code of ``monthly_revenue``, named in the exports' ``currency`` column; default
@@ -47,7 +48,14 @@ from model.loading import DEFAULT_MODEL_URI
 
 SERVICE_NAME = "churnml"  # the BentoML service's name (serving.service)
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
-RANK_BY = ("revenue", "probability")
+RANK_BY = ("saved-revenue", "revenue", "probability")
+RANK_BY_SAVED_REVENUE = "saved-revenue"  # model.artifact.RANK_BY_SAVED_REVENUE's word
+# The default ranking: saved revenue when the model's call-effect head passed its own gate,
+# else revenue (``serving.risklist.choose_ranking``).
+RANK_BY_DEFAULT_WORDS = (
+    "saved-revenue when the model's call-effect head passed its gate, else revenue"
+)
+MAX_CONTROL_SHARE = 0.5
 # A list's day may be at most this many days after the last contact day of its data.
 FRESHNESS_GRACE_DAYS = 2
 # The currency of monthly_revenue, named in the exports' currency column.
@@ -168,12 +176,13 @@ class ServingSettings:
 @dataclass(frozen=True)
 class RiskListSettings:
     """How the list is cut and checked. Environment: ``CHURNML_CAPACITY``,
-    ``CHURNML_RANK_BY``, ``CHURNML_REVENUE_MONTHS``, ``CHURNML_SUPPRESS_DAYS``,
-    ``CHURNML_PSI_WARNING``, ``CHURNML_BAND_SHIFT_WARNING``,
-    ``CHURNML_FRESHNESS_GRACE_DAYS``, ``CHURNML_CURRENCY``; flags override them."""
+    ``CHURNML_RANK_BY``, ``CHURNML_MIN_CALL_EFFECT``, ``CHURNML_CONTROL_SHARE``,
+    ``CHURNML_REVENUE_MONTHS``, ``CHURNML_SUPPRESS_DAYS``, ``CHURNML_PSI_WARNING``,
+    ``CHURNML_BAND_SHIFT_WARNING``, ``CHURNML_FRESHNESS_GRACE_DAYS``, ``CHURNML_CURRENCY``;
+    flags override them."""
 
     capacity: int = 100  # as training's precision at K (TrainingSettings.capacity)
-    rank_by: str = "revenue"
+    rank_by: str | None = None  # None: from the model (RANK_BY_DEFAULT_WORDS)
     revenue_months: float = 12.0
     suppress_days: int = 14
     change_tolerance: float = 0.01
@@ -183,6 +192,10 @@ class RiskListSettings:
     freshness_grace_days: int = FRESHNESS_GRACE_DAYS
     currency: str = DEFAULT_CURRENCY  # the currency column of --out
     export_scope: str = "all"  # --out holds everyone scored (--out-scope list: the list)
+    # Ranking by saved revenue: a customer whose call effect is below this is not picked.
+    min_call_effect: float = 0.0
+    # The share of the day's picks held out as a random control group (not to be called).
+    control_share: float = 0.10
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> RiskListSettings:
@@ -214,7 +227,24 @@ class RiskListSettings:
         ranks = ", ".join(RANK_BY)
         rules = (
             ("capacity", "capacity", self.capacity >= 1, "expected at least 1 customer a day"),
-            ("rank_by", "rank by", self.rank_by in RANK_BY, f"expected one of {ranks}"),
+            (
+                "rank_by",
+                "rank by",
+                self.rank_by is None or self.rank_by in RANK_BY,
+                f"expected one of {ranks}",
+            ),
+            (
+                "control_share",
+                "control share",
+                0.0 <= self.control_share <= MAX_CONTROL_SHARE,
+                f"expected a share from 0 to {MAX_CONTROL_SHARE}",
+            ),
+            (
+                "min_call_effect",
+                "min call effect",
+                -1.0 <= self.min_call_effect <= 1.0,
+                "expected a probability difference from -1 to 1",
+            ),
             ("revenue_months", "revenue months", self.revenue_months > 0, "expected more than 0"),
             ("suppress_days", "suppress days", self.suppress_days >= 0, "expected 0 or more"),
             (
@@ -234,7 +264,9 @@ class RiskListSettings:
 
 _LIST_VARIABLES = (
     ("capacity", "CHURNML_CAPACITY", int, "a whole number"),
-    ("rank_by", "CHURNML_RANK_BY", str, "revenue or probability"),
+    ("rank_by", "CHURNML_RANK_BY", str, "saved-revenue, revenue or probability"),
+    ("min_call_effect", "CHURNML_MIN_CALL_EFFECT", float, "a number"),
+    ("control_share", "CHURNML_CONTROL_SHARE", float, "a number"),
     ("revenue_months", "CHURNML_REVENUE_MONTHS", float, "a number"),
     ("suppress_days", "CHURNML_SUPPRESS_DAYS", int, "a whole number"),
     ("psi_warning", "CHURNML_PSI_WARNING", float, "a number"),

@@ -12,7 +12,9 @@ Tables (created on first use; ``store_meta`` holds the schema version):
   almost always having (``lacking_fields``, JSON), and ``withdrawn_at`` once the list is
   withdrawn;
 * ``risk_list_rows``: every customer scored that day, with rank, probability, band,
-  revenue at risk, reasons, action, change since the previous list, suppression;
+  revenue at risk, reasons, action, change since the previous list, suppression; (v4) the
+  day's pick (``group``: ``treated`` or ``control``), the call effect and saved revenue, and
+  why a high-risk customer was not picked (``not_listed_because``);
 * ``risk_list_departures``: customers on the previous list who are not on this one, and why;
 * ``risk_list_evidence`` (v3): what the page's detail view shows behind a customer's
   reasons, kept when the list is written (``serving.evidence``): their recent contacts and
@@ -60,7 +62,8 @@ from churnml.errors import ConfigError, DataError
 from features.columns import family_kind
 
 # 2: freshness, withdrawal and thin_history; 3: lacking_fields and the evidence behind the
-# reasons; 4: the retention team's contacts and the rows' likely_within_days and horizons
+# reasons; 4: the retention team's contacts, the call effect, the control group, why a
+# risky customer is not listed, and the rows' likely_within_days and horizons
 # (older stores are upgraded in place)
 SCHEMA_VERSION = "4"
 BUSY_SECONDS = 600
@@ -102,6 +105,11 @@ risk_lists = sa.Table(
     # v3: how many scored customers lacked each field the model was trained on almost always
     # having (JSON {field: rows}; None before v3)
     sa.Column("lacking_fields", sa.Text),
+    # v4: why the list ranks as it does (one line the page shows), the share of the picks
+    # held out as controls and the call-effect floor (None before v4)
+    sa.Column("rank_by_reason", sa.Text),
+    sa.Column("control_share", sa.Float),
+    sa.Column("min_call_effect", sa.Float),
 )
 
 risk_list_rows = sa.Table(
@@ -131,6 +139,13 @@ risk_list_rows = sa.Table(
     sa.Column("previous_probability", sa.Float),
     sa.Column("suppressed", sa.Boolean, nullable=False),
     sa.Column("last_contacted", sa.String(10)),
+    # v4: the day's pick (``treated`` or ``control``; None off the list or suppressed), the
+    # call effect and the revenue a call keeps (None without a call-effect head), and why a
+    # high-risk customer was not picked (ranking by saved revenue)
+    sa.Column("group", sa.String(16)),
+    sa.Column("call_effect", sa.Float),
+    sa.Column("saved_revenue", sa.Float),
+    sa.Column("not_listed_because", sa.Text),
     sa.PrimaryKeyConstraint("list_id", "customer_id"),
     sa.Index("risk_list_rows_rank", "list_id", "rank"),
 )
@@ -204,7 +219,17 @@ UPGRADES: dict[str, tuple[tuple[sa.Table, str], ...]] = {
         (risk_list_rows, "thin_history"),
     ),
     "2": ((risk_lists, "lacking_fields"),),
-    "3": ((risk_list_rows, "likely_within_days"), (risk_list_rows, "horizons")),
+    "3": (
+        (risk_list_rows, "likely_within_days"),
+        (risk_list_rows, "horizons"),
+        (risk_lists, "rank_by_reason"),
+        (risk_lists, "control_share"),
+        (risk_lists, "min_call_effect"),
+        (risk_list_rows, "group"),
+        (risk_list_rows, "call_effect"),
+        (risk_list_rows, "saved_revenue"),
+        (risk_list_rows, "not_listed_because"),
+    ),
 }
 # The tables schema version K lacks of version K + 1: created by the upgrade.
 UPGRADE_TABLES: dict[str, tuple[sa.Table, ...]] = {
@@ -485,6 +510,24 @@ class RiskListStore:
         ).where(risk_list_rows.c.list_id == list_id)
         with self.engine.connect() as conn:
             return {c: (int(r), float(p), bool(o)) for c, r, p, o in conn.execute(query)}
+
+    def control_picks(self, since: str, before: str) -> dict[str, str]:
+        """{customer_id: the latest list day} of the customers held out as controls on the
+        lists (not withdrawn) of the days from ``since`` up to, not including, ``before``:
+        a control is a promise that nobody calls them for the rest of the horizon."""
+        query = (
+            sa.select(risk_list_rows.c.customer_id, sa.func.max(risk_lists.c.list_date))
+            .join(risk_lists, risk_list_rows.c.list_id == risk_lists.c.list_id)
+            .where(
+                risk_list_rows.c.group == "control",
+                risk_lists.c.list_date >= since,
+                risk_lists.c.list_date < before,
+                risk_lists.c.withdrawn_at.is_(None),
+            )
+            .group_by(risk_list_rows.c.customer_id)
+        )
+        with self.engine.connect() as conn:
+            return {c: d for c, d in conn.execute(query)}
 
     def departures(self, list_id: int) -> list[dict]:
         query = (

@@ -2,8 +2,9 @@
 ``--withdraw DATE`` takes a wrong list back (the list before it is current again).
 
 ``ListJob`` is the list as a command makes it (``churnml run`` too): what is checked and
-loaded before the tables are read (the export path, the suppression table, the model, the
-store), then the list of a day of an engine's tables (``serving.risklist``), exported.
+loaded before the tables are read (the export path, the model and its ranking, the store),
+then the list of a day of an engine's tables (``serving.risklist``), with the retention
+team's contacts the engine read and checked (``churnml.validation``), exported.
 """
 
 from __future__ import annotations
@@ -32,12 +33,10 @@ from churnml.cli.common import (
     parse_date,
 )
 from churnml.progress import Reporter
-from serving.settings import RANK_BY, RiskListSettings
+from serving.settings import MAX_CONTROL_SHARE, RANK_BY, RANK_BY_DEFAULT_WORDS, RiskListSettings
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-    import pandas as pd
 
     from churnml.engines import Engine
     from serving.loading import ServedModel
@@ -120,8 +119,33 @@ RankByFlag = Annotated[
     RankBy | None,
     typer.Option(
         "--rank-by",
-        help="revenue (expected revenue at risk) or probability "
-        f"(default: {RiskListSettings.rank_by}; CHURNML_RANK_BY).",
+        help="saved-revenue (the revenue a call keeps: call effect x monthly revenue x "
+        "months; needs a model with a call-effect head), revenue (expected revenue at risk) "
+        f"or probability (default: {RANK_BY_DEFAULT_WORDS}; CHURNML_RANK_BY).",
+    ),
+]
+
+MinCallEffect = Annotated[
+    float | None,
+    typer.Option(
+        "--min-call-effect",
+        min=-1.0,
+        max=1.0,
+        help="Ranking by saved revenue: customers whose call effect is below this are not "
+        "picked, however risky "
+        f"(default: {RiskListSettings.min_call_effect}; CHURNML_MIN_CALL_EFFECT).",
+    ),
+]
+
+ControlShare = Annotated[
+    float | None,
+    typer.Option(
+        "--control-share",
+        min=0.0,
+        max=MAX_CONTROL_SHARE,
+        help="Share of the day's picks held out as a random control group, not to be "
+        "called (the same split when the day is made again; 0: none) "
+        f"(default: {RiskListSettings.control_share}; CHURNML_CONTROL_SHARE).",
     ),
 ]
 
@@ -135,12 +159,18 @@ Months = Annotated[
     ),
 ]
 
-SuppressFile = Annotated[
+RetentionContactsFile = Annotated[
     Path | None,
     typer.Option(
+        "--retention-contacts",
         "--suppress",
-        help="Contacts made by the retention team: a table with customer_id and "
-        "contacted_at. Customers contacted in the last --suppress-days days are marked.",
+        help="The retention team's picks and outcomes (customer_id, contacted_at, group, "
+        "outcome, channel; --suppress is the older name): customers treated in the last "
+        "--suppress-days days, or held out as controls within the model's horizon, are "
+        "marked and not called; a call-effect head reads each customer's retention "
+        "history from it. Checked as validate checks it. Default: the configured source "
+        "(CHURNML_RETENTION_CONTACTS, else the sample world's when both tables are the "
+        "sample's).",
     ),
 ]
 
@@ -172,8 +202,10 @@ def risk_list(
     out_scope: ExportScope = None,
     capacity: Capacity = None,
     rank_by: RankByFlag = None,
+    min_call_effect: MinCallEffect = None,
+    control_share: ControlShare = None,
     months: Months = None,
-    suppress: SuppressFile = None,
+    retention_contacts: RetentionContactsFile = None,
     suppress_days: SuppressDays = None,
     grace_days: GraceDays = None,
     store: StoreUrl = None,
@@ -195,8 +227,10 @@ def risk_list(
             "--out-scope": out_scope,
             "--capacity": capacity,
             "--rank-by": rank_by,
+            "--min-call-effect": min_call_effect,
+            "--control-share": control_share,
             "--months": months,
-            "--suppress": suppress,
+            "--retention-contacts": retention_contacts,
             "--suppress-days": suppress_days,
             "--grace-days": grace_days,
             "--model": model,
@@ -214,9 +248,12 @@ def risk_list(
         strict=strict,
         model_uri=model,
         risk_store=store,
+        retention_contacts=retention_contacts,
         lists={
             "capacity": capacity,
             "rank_by": rank_by.value if rank_by else None,
+            "min_call_effect": min_call_effect,
+            "control_share": control_share,
             "revenue_months": months,
             "suppress_days": suppress_days,
             "freshness_grace_days": grace_days,
@@ -229,7 +266,7 @@ def risk_list(
 
         raise ConfigError("--out-scope is for the export: add --out FILE (.csv or .parquet)")
     scope = out_scope.value if out_scope else settings.lists.export_scope
-    job = ListJob.prepare(settings, reporter, out=out, suppress=suppress, scope=scope)
+    job = ListJob.prepare(settings, reporter, out=out, scope=scope)
     with opened(settings.core, reporter) as chosen:
         result = job.make(chosen, day, reporter)
     typer.echo(result.summary())
@@ -289,8 +326,6 @@ class ListJob:
     settings: CommandSettings
     served: ServedModel
     store: RiskListStore
-    suppression: pd.DataFrame | None = None
-    suppress: Path | None = None
     out: Path | None = None
     scope: str = "all"  # of the export: everyone scored, or the list
 
@@ -301,23 +336,20 @@ class ListJob:
         reporter: Reporter,
         *,
         out: Path | None = None,
-        suppress: Path | None = None,
         scope: str = "all",
     ) -> ListJob:
-        from churnml.io import check_output_path, read_table
+        from churnml.io import check_output_path
         from serving.loading import load_served_model
-        from serving.risklist import read_suppression
+        from serving.risklist import choose_ranking
         from serving.store import RiskListStore, store_url
 
         if out is not None:
             check_output_path(out)
-        suppression = None
-        if suppress is not None:
-            suppression = read_suppression(read_table(suppress, "suppression"), str(suppress))
         with reporter.step(f"loading {settings.model_uri}"):
             served = load_served_model(settings.model_uri, settings.core.effective_tracking_uri)
+        choose_ranking(settings.lists.rank_by, served.model)  # --rank-by the model can serve
         store = RiskListStore(store_url(settings.core.home, settings.core.risk_store))
-        return cls(settings, served, store, suppression, suppress, out, scope)
+        return cls(settings, served, store, out, scope)
 
     def make(
         self,
@@ -334,6 +366,7 @@ class ListJob:
         if day is None:
             missing = f"{self.settings.core.interactions}: no contacts; pass --as-of YYYY-MM-DD"
             day = latest_day(engine, missing)
+        contacts = self.settings.core.retention_contacts
         with reporter.step(f"making the risk list of {day}{on_cluster(engine)}"):
             result = make_risk_list_on(
                 engine,
@@ -341,8 +374,8 @@ class ListJob:
                 self.served,
                 self.store,
                 self.settings.lists,
-                suppression=self.suppression,
-                suppression_name=str(self.suppress),
+                retention_contacts=engine.tables().retention_contacts,
+                retention_contacts_name=str(contacts.name if contacts else "retention_contacts"),
                 report=report,
             )
         if self.out is not None:

@@ -12,6 +12,7 @@
   const CHANGE_ORDER = { new: 4, risen: 3, steady: 2, fallen: 1 };
   const CHANGE_LABEL = { new: "New", risen: "▲ Risen", fallen: "▼ Fallen", steady: "= Steady" };
   const RANK_BY_LABEL = {
+    "saved-revenue": "revenue a call keeps",
     revenue: "revenue at risk",
     probability: "churn probability",
   };
@@ -34,6 +35,7 @@
     stale: $("#stale"),
     capacity: $("#capacity"),
     rankBy: $("#rank-by"),
+    rankByReason: $("#rank-by-reason"),
     scored: $("#scored"),
     thresholds: $("#thresholds"),
     previous: $("#previous"),
@@ -556,6 +558,7 @@
       `${numberFmt.format(page.capacity)} a day` +
       ` (${numberFmt.format(page.on_list)} on the list)`;
     el.rankBy.textContent = RANK_BY_LABEL[page.rank_by] || page.rank_by;
+    el.rankByReason.textContent = page.rank_by_reason || "not recorded";
     const t = page.band_thresholds || {};
     const s = page.band_shares || {};
     el.scored.textContent =
@@ -624,19 +627,39 @@
 
   function statusCell(row) {
     const td = node("td", { class: "status-cell" });
-    if (row.suppressed) {
+    if (row.not_listed_because && (row.suppressed || !row.on_list)) {
+      td.append(node("span", { class: "tag off-list", text: row.not_listed_because }));
+    } else if (row.suppressed) {
       const day = node("span", { class: "nowrap" }, `${row.last_contacted || "recently"})`);
       td.append(node("span", { class: "tag suppressed" }, "Suppressed (contacted ", day));
     } else if (!row.on_list) {
       td.append(node("span", { class: "tag off-list", text: "Not on the list" }));
+    } else if (row.group === "control") {
+      td.append(node("span", { class: "tag control", text: "Control: do not call" }));
     } else {
       td.append(node("span", { class: "none", text: "to call" }));
     }
     return td;
   }
 
+  /* The call effect in percentage points, with the revenue a call keeps below it. */
+  function effectCell(row) {
+    const td = node("td", { class: "num effect" });
+    if (row.call_effect == null) {
+      td.append("–");
+      return td;
+    }
+    const points = (row.call_effect * 100).toFixed(1);
+    td.append(`${row.call_effect > 0 ? "+" : ""}${points} pts`);
+    td.append(node("span", { class: "sub" }, `${money(row.saved_revenue)} kept`));
+    return td;
+  }
+
+
   function rowStatus(row) {
-    return row.suppressed ? 0 : row.on_list ? 2 : 1;
+    if (row.suppressed) return 0;
+    if (!row.on_list) return 1;
+    return row.group === "control" ? 2 : 3;
   }
 
   function sortValue(row, key) {
@@ -672,7 +695,7 @@
   }
 
   function emptyRow(text) {
-    return node("tr", { class: "empty" }, node("td", { colspan: 11, text }));
+    return node("tr", { class: "empty" }, node("td", { colspan: 12, text }));
   }
 
   function renderRows(page) {
@@ -705,7 +728,12 @@
         "data-rank": row.rank,
         "data-change": row.change || "",
         "data-suppressed": row.suppressed ? "true" : "false",
-        class: [row.suppressed ? "is-suppressed" : "", row.on_list ? "" : "is-off-list"]
+        "data-group": row.group || "",
+        class: [
+          row.suppressed ? "is-suppressed" : "",
+          row.on_list ? "" : "is-off-list",
+          row.group === "control" ? "is-control" : "",
+        ]
           .filter(Boolean)
           .join(" "),
       },
@@ -729,6 +757,7 @@
       }),
       node("td", {}, bandBadge(row.risk_band)),
       revenue,
+      effectCell(row),
       node("td", { class: "reasons-col" }, reasons.childNodes.length ? reasons : "–"),
       node("td", { class: "action-col", text: row.action }),
       changeCell(row),

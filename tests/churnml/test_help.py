@@ -10,7 +10,12 @@ from churnml.cli import app
 from churnml.contract import DEFAULT_HORIZON_DAYS
 from churnml.settings import Settings, WorldSettings
 from churnml.simulator.params import SimulationParams
-from serving.settings import DEFAULT_MODEL_URI, RiskListSettings, ServingSettings
+from serving.settings import (
+    DEFAULT_MODEL_URI,
+    RANK_BY_DEFAULT_WORDS,
+    RiskListSettings,
+    ServingSettings,
+)
 from training.settings import TrainingSettings
 
 ENGINE = {"--engine": Settings.engine}
@@ -46,7 +51,9 @@ DEFAULTS: dict[str, dict[str, object]] = {
     "rollback": {},
     "risk-list": {
         "--capacity": RiskListSettings.capacity,
-        "--rank-by": RiskListSettings.rank_by,
+        "--rank-by": RANK_BY_DEFAULT_WORDS,  # a rule: the model decides
+        "--min-call-effect": RiskListSettings.min_call_effect,
+        "--control-share": RiskListSettings.control_share,
         "--months": RiskListSettings.revenue_months,
         "--suppress-days": RiskListSettings.suppress_days,
         "--grace-days": RiskListSettings.freshness_grace_days,
@@ -80,7 +87,7 @@ def help_rows(command: str) -> dict[str, str]:
     for line in result.output.splitlines():
         words = " ".join(line.strip("│ ").split()).removeprefix("* ")
         if words.startswith("--"):
-            rows[words.split()[0]] = words
+            rows[words.split()[0].split(",")[0]] = words  # "--new,--old": an alias
     return rows
 
 

@@ -35,6 +35,11 @@ def test_flags_override_the_environment_and_none_is_no_flag() -> None:
     assert Settings.from_env(env, engine="local").engine == "local"
     assert RiskListSettings.from_env(env, capacity=None).capacity == 30
     assert RiskListSettings.from_env(env, capacity=7).capacity == 7
+    calls = {"CHURNML_CONTROL_SHARE": "0.25", "CHURNML_MIN_CALL_EFFECT": "0.02"}
+    assert RiskListSettings.from_env(calls).control_share == 0.25
+    assert RiskListSettings.from_env(calls, control_share=0.0).control_share == 0.0
+    assert RiskListSettings.from_env(calls).min_call_effect == 0.02
+    assert RiskListSettings.from_env({}).rank_by is None  # the model decides
 
 
 @pytest.mark.parametrize(
@@ -50,6 +55,9 @@ def test_flags_override_the_environment_and_none_is_no_flag() -> None:
         (RiskListSettings.from_env, {"CHURNML_REVENUE_MONTHS": "0"}, "CHURNML_REVENUE_MONTHS=0"),
         (RiskListSettings.from_env, {"CHURNML_SUPPRESS_DAYS": "-1"}, "CHURNML_SUPPRESS_DAYS=-1"),
         (RiskListSettings.from_env, {"CHURNML_PSI_WARNING": "high"}, "CHURNML_PSI_WARNING='high'"),
+        (RiskListSettings.from_env, {"CHURNML_CONTROL_SHARE": "0.6"}, "CHURNML_CONTROL_SHARE=0.6"),
+        (RiskListSettings.from_env, {"CHURNML_CONTROL_SHARE": "-0.1"}, "CHURNML_CONTROL_SHARE"),
+        (RiskListSettings.from_env, {"CHURNML_MIN_CALL_EFFECT": "x"}, "CHURNML_MIN_CALL_EFFECT"),
         (ServingSettings.from_env, {**OFF, "CHURNML_SERVE_WORKERS": "x"}, "CHURNML_SERVE_WORKERS"),
         (ServingSettings.from_env, {**OFF, "CHURNML_SERVE_WORKERS": "0"}, "CHURNML_SERVE_WORKERS"),
         (ServingSettings.from_env, {**OFF, "CHURNML_MAX_BODY_BYTES": "9"}, "CHURNML_MAX_BODY"),

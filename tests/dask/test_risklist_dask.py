@@ -1,5 +1,6 @@
 """``make_risk_list_dask`` and ``churnml risk-list --engine dask`` store the list the local
-engine stores (header, rows, departures, drift, fingerprint), on a LocalCluster of 2
+engine stores (header, rows, departures, drift, fingerprint; the call effect, saved revenue,
+control group and the customers not picked for their call effect), on a LocalCluster of 2
 workers: with the same model and day, on a second day, with a worker killed in the middle;
 and when every worker dies, one line and a store left as it was."""
 
@@ -35,9 +36,18 @@ pytestmark = pytest.mark.slow
 
 DAY1 = dt.date(2026, 6, 10)
 DAY2 = dt.date(2026, 6, 17)
-SETTINGS = RiskListSettings(capacity=50)
+# With a control group (the model's default ranking: revenue, its call-effect head did not pass
+# its gate); SAVED ranks by saved revenue, so that customers are left out for their call effect.
+SETTINGS = RiskListSettings(capacity=50, control_share=0.2)
+SAVED = RiskListSettings(capacity=50, rank_by="saved-revenue", control_share=0.2)
 TOLERANCE = 1e-9
-FLOAT_COLUMNS = ("churn_probability", "revenue_at_risk", "previous_probability")
+FLOAT_COLUMNS = (
+    "churn_probability",
+    "revenue_at_risk",
+    "previous_probability",
+    "call_effect",
+    "saved_revenue",
+)
 
 
 @pytest.fixture(scope="module")
@@ -51,17 +61,41 @@ def served():
 @pytest.fixture(scope="module")
 def tables(dask_client):
     return load_tables_dask(
-        SAMPLE / "customers.csv", SAMPLE / "interactions.csv", client=dask_client, partitions=6
+        SAMPLE / "customers.csv",
+        SAMPLE / "interactions.csv",
+        client=dask_client,
+        partitions=6,
+        retention_contacts_path=SAMPLE / "retention_contacts.csv",
     )
 
 
 @pytest.fixture(scope="module")
-def local(served, tmp_path_factory) -> RiskListStore:
+def found():
+    return load_tables(
+        SAMPLE / "customers.csv",
+        SAMPLE / "interactions.csv",
+        retention_contacts_path=SAMPLE / "retention_contacts.csv",
+    )
+
+
+def make_local(found, served, store: RiskListStore, day: dt.date, settings) -> None:
+    make_risk_list(
+        found.customers,
+        found.interactions,
+        day,
+        served,
+        store,
+        settings,
+        retention_contacts=found.retention_contacts,
+    )
+
+
+@pytest.fixture(scope="module")
+def local(served, found, tmp_path_factory) -> RiskListStore:
     """The local engine's lists of both days, in their own store."""
-    found = load_tables(SAMPLE / "customers.csv", SAMPLE / "interactions.csv")
     store = new_store(tmp_path_factory.mktemp("local"))
     for day in (DAY1, DAY2):
-        make_risk_list(found.customers, found.interactions, day, served, store, SETTINGS)
+        make_local(found, served, store, day, SETTINGS)
     return store
 
 
@@ -158,6 +192,29 @@ def test_the_dask_list_is_the_local_list_on_both_days(served, tables, local, tmp
     fingerprint = second["header"]["fingerprint"]
     assert fingerprint["interactions_rows"] == tables.interaction_rows
     assert fingerprint["customers_content"].startswith("rowsum64:")
+    # The new columns had something to compare: controls, call effects, and DAY1's controls
+    # held out on DAY2.
+    for day in (DAY1, DAY2):
+        rows = stored(store, day)["rows"]
+        assert (rows["group"] == "control").sum() == 10 and (rows["group"] == "treated").sum()
+        assert rows["call_effect"].notna().all() and (rows["call_effect"] < 0).any()
+    held = second["rows"]["not_listed_because"].fillna("")
+    assert held.str.startswith(f"held out as a control on {DAY1}").any()
+
+
+def test_the_dask_list_by_saved_revenue_is_the_local_list(served, tables, found, tmp_path) -> None:
+    ours, theirs = new_store(tmp_path / "dask"), new_store(tmp_path / "local")
+    make_risk_list_dask(tables, DAY1, served, ours, SAVED)
+    make_local(found, served, theirs, DAY1, SAVED)
+    dask, local = stored(ours, DAY1), stored(theirs, DAY1)
+    assert_same_list(dask, local)
+    rows = dask["rows"]
+    assert dask["header"]["rank_by"] == "saved-revenue"
+    left_out = rows["not_listed_because"].isin(
+        ["likely to leave whatever we do", "a call may do harm"]
+    )
+    assert left_out.any() and not rows.loc[left_out, "on_list"].any()
+    assert (rows["group"] == "control").sum() == 10
 
 
 # Before the tests that kill workers: the module's cluster loses its persisted tables.

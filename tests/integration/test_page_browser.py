@@ -57,6 +57,7 @@ READ_ROWS = """rows => rows.map(r => ({
     rank: Number(r.dataset.rank),
     change: r.dataset.change,
     suppressed: r.dataset.suppressed === "true",
+    group: r.dataset.group,
     probability: r.querySelector("td.prob").textContent,
     reasons: Array.from(r.querySelectorAll("ul.reasons li")).map(li => li.textContent),
     text: r.innerText,
@@ -121,7 +122,20 @@ def _make_lists(churnml: Path, env: dict[str, str], work: Path) -> list[str]:
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
 
     first = work / "first.csv"
-    risk_list("--as-of", DAY1, "--out", str(first))
+    # The first list: no retention contacts (the sample world's would suppress some) and no
+    # control group, so that the second list's suppressed customers are the ones contacted.
+    nobody = work / "nobody.csv"
+    nobody.write_text("customer_id,contacted_at\n")
+    risk_list(
+        "--as-of",
+        DAY1,
+        "--out",
+        str(first),
+        "--retention-contacts",
+        str(nobody),
+        "--control-share",
+        "0",
+    )
     with first.open(newline="") as handle:
         ranked = sorted(csv.DictReader(handle), key=lambda row: int(row["rank"]))
     contacted = [row["customer_id"] for row in ranked[1:9]]
@@ -260,10 +274,20 @@ def test_the_list_as_the_api_has_it(page, service: Service, shots, capsys) -> No
         if want["previous_rank"] is not None:
             assert f"was #{want['previous_rank']}," in row["text"]
         assert row["suppressed"] == want["suppressed"]
+        assert row["group"] == (want["group"] or "")
         if want["suppressed"]:
             assert f"Suppressed (contacted {want['last_contacted']})" in row["text"]
+        elif want["group"] == "control":  # shown apart, never offered as a call
+            assert "Control: do not call" in row["text"] and "to call" not in row["text"]
+        elif want["on_list"]:
+            assert "to call" in row["text"]
+        if want["call_effect"] is not None:
+            assert f"{want['call_effect'] * 100:+.1f} pts" in row["text"]
     suppressed = [r["id"] for r in rows if r["suppressed"]]
     assert suppressed and set(suppressed) <= set(service.suppressed)
+    controls = [r for r in api["rows"] if r["group"] == "control"]
+    picks = [r for r in api["rows"] if r["on_list"] and not r["suppressed"]]
+    assert len(controls) == int(0.1 * len(picks) + 0.5) > 0  # the default share, halves up
     # the header: date, model, capacity, drift
     assert page.locator("#date").input_value() == api["date"] == DAY2
     assert page.locator("#date option").evaluate_all("os => os.map(o => o.value)") == [
@@ -274,6 +298,8 @@ def test_the_list_as_the_api_has_it(page, service: Service, shots, capsys) -> No
     assert model == f"{api['model_name']} version {api['model_version']}" == "churn-risk version 1"
     assert page.locator("#capacity").inner_text().startswith(f"{api['capacity']} a day")
     assert page.locator("#rank-by").inner_text() == "revenue at risk"
+    reason = page.locator("#rank-by-reason").inner_text()
+    assert reason == api["rank_by_reason"] and "did not pass its gate" in reason
     # the data's freshness: a day inside the data is covered through itself, no warning
     fact = page.locator("#data-through").locator("xpath=..").inner_text()
     assert " ".join(fact.split()) == f"Data through {api['data_through']}"

@@ -16,7 +16,14 @@ import pytest
 from churnml.cli import main
 from churnml.errors import ConfigError
 from churnml.validation import load_tables
-from serving.export import EXPORT_COLUMNS, csv_text, export_table, significant, write_export
+from serving.export import (
+    EXPORT_COLUMNS,
+    OPTIONAL_COLUMNS,
+    csv_text,
+    export_table,
+    significant,
+    write_export,
+)
 from serving.lists import Filters, Lists
 from serving.loading import load_served_model
 from serving.risklist import drift_in_words, export_frame, make_risk_list
@@ -26,6 +33,10 @@ from tests.serving.helpers import SAMPLE, environment
 
 DAY1, DAY2 = dt.date(2026, 6, 10), dt.date(2026, 6, 17)
 CONTRACT_COLUMNS = ["customer_id", "churn_probability", "risk_band", "rank", "reason_1"]
+# The sample model has a call-effect head: its columns and the day's group follow
+# revenue_at_risk (contract v1.1).
+_AT = EXPORT_COLUMNS.index("revenue_at_risk") + 1
+WITH_CALL_EFFECT = [*EXPORT_COLUMNS[:_AT], *OPTIONAL_COLUMNS, *EXPORT_COLUMNS[_AT:]]
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +68,7 @@ def test_the_columns_their_order_and_their_rounding(made) -> None:
     folder, store, _, result = made
     _, text = Lists(folder, store.url).csv(Filters(scope="all"), None, "EUR")
     reader = csv.DictReader(io.StringIO(text))
-    assert reader.fieldnames == EXPORT_COLUMNS
+    assert reader.fieldnames == WITH_CALL_EFFECT
     assert set(CONTRACT_COLUMNS) <= set(reader.fieldnames)
     rows = list(reader)
     assert {r["currency"] for r in rows} == {"EUR"}
@@ -81,7 +92,7 @@ def test_parquet_keeps_the_same_columns_with_native_booleans(made) -> None:
     folder, _, _, result = made
     path = write_export(export_frame(result, currency="EUR"), folder / "list.parquet")
     table = pd.read_parquet(path)
-    assert list(table.columns) == EXPORT_COLUMNS
+    assert list(table.columns) == WITH_CALL_EFFECT
     assert table["on_list"].dtype == bool and table["currency"].eq("EUR").all()
 
 

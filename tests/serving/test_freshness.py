@@ -208,7 +208,7 @@ def as_version(store: RiskListStore, version: str) -> None:
         for step in UPGRADES:
             if int(step) >= int(version):
                 for table, column in UPGRADES[step]:
-                    conn.exec_driver_sql(f"ALTER TABLE {table.name} DROP COLUMN {column}")
+                    conn.exec_driver_sql(f'ALTER TABLE {table.name} DROP COLUMN "{column}"')
                 for table in UPGRADE_TABLES.get(step, ()):  # nor the tables of later versions
                     conn.exec_driver_sql(f"DROP TABLE {table.name}")
         conn.exec_driver_sql(

@@ -23,7 +23,7 @@ from features.columns import (
 )
 from features.reasons import DEFAULT_STEP, LOW_RISK_STEP, NEXT_STEPS
 from serving.loading import load_served_model
-from serving.risklist import make_risk_list
+from serving.risklist import CONTROL_ACTION, make_risk_list
 from serving.schemas import Customer
 from serving.settings import RiskListSettings
 from serving.store import RiskListStore
@@ -86,14 +86,16 @@ def test_everyone_on_the_list_has_something_to_act_on(risk_list):
 
 
 def test_actions_come_first_and_make_the_next_step(risk_list):
-    for reasons, band, action in risk_list[["reasons", "risk_band", "action"]].itertuples(
-        index=False
-    ):
+    rows = risk_list[["reasons", "risk_band", "action", "group"]]
+    assert (rows["group"] == "control").any() and (rows["group"] == "treated").any()
+    for reasons, band, action, group in rows.itertuples(index=False):
         kinds = [r["kind"] for r in reasons]
         assert kinds == sorted(kinds)  # "action" < "context"
         assert all(r["kind"] == family_kind(r["family"]) for r in reasons)
         actionable = [r["family"] for r in reasons if r["kind"] == "action"]
-        if band == "low":
+        if group == "control":  # the random holdout is never called, whatever its reasons
+            assert action == CONTROL_ACTION
+        elif band == "low":
             assert action == LOW_RISK_STEP
         elif actionable:
             assert action == NEXT_STEPS.get(actionable[0], DEFAULT_STEP)

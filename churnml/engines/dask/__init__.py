@@ -89,6 +89,7 @@ class DaskEngine:
                 self.settings.interactions,
                 client=self.client,
                 partitions=self.partitions,
+                retention_contacts_path=self.settings.retention_contacts,
                 quarantine_dir=self.settings.quarantine_dir,
                 strict=self.settings.strict,
                 report=self.report,
