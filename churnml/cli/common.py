@@ -87,6 +87,14 @@ RetentionContactsSource = Annotated[
         "sample's).",
     ),
 ]
+StoreUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help="SQLAlchemy URL of the list store (CHURNML_RISK_STORE; default SQLite "
+        "CHURNML_HOME/risk-lists.db).",
+    ),
+]
 StrictFlag = Annotated[
     bool,
     typer.Option("--strict", help="Stop at the first broken rule instead of setting rows aside."),

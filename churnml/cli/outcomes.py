@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from churnml.cli.common import CustomersFile, parse_date
+from churnml.cli.common import CustomersFile, StoreUrl, parse_date
 from churnml.contract import DEFAULT_HORIZON_DAYS
 from churnml.errors import ConfigError, ContractError
 
@@ -19,14 +19,6 @@ if TYPE_CHECKING:
 
     from serving.store import RiskListStore
 
-StoreUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--store",
-        help="SQLAlchemy URL of the list store (CHURNML_RISK_STORE; default SQLite "
-        "CHURNML_HOME/risk-lists.db).",
-    ),
-]
 ImportFile = Annotated[
     Path,
     typer.Option(

@@ -25,6 +25,7 @@ from churnml.cli.common import (
     ModelUri,
     QuietFlag,
     SchedulerFlag,
+    StoreUrl,
     StrictFlag,
     command_settings,
     latest_day,
@@ -181,15 +182,6 @@ SuppressDays = Annotated[
         min=0,
         help="Days a contact suppresses a customer "
         f"(default: {RiskListSettings.suppress_days}; CHURNML_SUPPRESS_DAYS).",
-    ),
-]
-
-StoreUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--store",
-        help="SQLAlchemy URL of the list store (CHURNML_RISK_STORE; default SQLite "
-        "CHURNML_HOME/risk-lists.db).",
     ),
 ]
 
