@@ -74,7 +74,11 @@ DEFAULTS: dict[str, dict[str, object]] = {
 # Options whose default is a rule, not a value: the configured source, the latest contact
 # day, a LocalCluster, the row number, the store under CHURNML_HOME, the last day - horizon.
 DESCRIBED = {"--customers", "--interactions", "--as-of", "--scheduler", "--id", "--store"}
-DESCRIBED_IN = {"generate": {"--oracle-as-of"}, "report": {"--horizon"}}
+DESCRIBED_IN = {
+    "generate": {"--oracle-as-of"},
+    "report": {"--horizon"},
+    "score": {"--horizons"},  # every horizon the model was trained with
+}
 
 COMMANDS = typer.main.get_command(app).commands
 
