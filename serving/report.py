@@ -310,11 +310,14 @@ def report_lines(report: dict[str, Any]) -> list[str]:
             if kept["value"] is None
             else f"; revenue kept {kept['value']:,.0f} ({kept['low']:,.0f} to {kept['high']:,.0f})"
         )
+        precision = realised["precision_at_k"]
         lines.append(
             f"{head}; churn treated {_pct(realised['treated']['rate'])}, control "
             f"{_pct(realised['control']['rate'])}: {realised['verdict']}{money}; precision at K "
-            f"{_pct(realised['precision_at_k']['rate'])}"
+            f"{_pct(precision['rate'])} ({precision['churned']} of {precision['n']} control "
+            f"picks{_interval(precision)})"
         )
+        lines.append("  " + _bands_line(entry["bands"]))
     if not report["lists"]:
         lines.append("no list is stored yet: run `churnml risk-list` first")
     return lines
@@ -322,6 +325,23 @@ def report_lines(report: dict[str, Any]) -> list[str]:
 
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1%}"
+
+
+def _interval(share: dict[str, Any]) -> str:
+    return "" if share["low"] is None else f", 95% CI {_pct(share['low'])} to {_pct(share['high'])}"
+
+
+def _bands_line(bands: list[dict[str, Any]]) -> str:
+    """A done list's calibration: per band, predicted against realised churn of everyone
+    scored but the treated picks."""
+    parts = [
+        f"{band['band']} {_pct(band['predicted_untreated'])} vs {_pct(band['realised'])} "
+        f"({band['untreated']:,} customers"
+        + _interval({"low": band["realised_low"], "high": band["realised_high"]})
+        + ")"
+        for band in bands
+    ]
+    return "per band, predicted vs realised churn (all scored but the treated): " + "; ".join(parts)
 
 
 def report_table(report: dict[str, Any]) -> pd.DataFrame:

@@ -15,8 +15,11 @@ from churnml.contract import DEFAULT_HORIZON_DAYS
 from churnml.errors import ConfigError, ContractError
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     import pandas as pd
 
+    from churnml.settings import Settings
     from serving.store import RiskListStore
 
 ImportFile = Annotated[
@@ -72,10 +75,16 @@ def retention_contacts(
     Control rows keep their promise against the stored contacts too. A broken rule: one
     line each, nothing stored, exit 1.
     """
+    typer.echo(import_contacts(_settings(customers, store), import_file, horizon))
+
+
+def import_contacts(settings: Settings, import_file: Path, horizon: int) -> str:
+    """``retention-contacts --import``'s work (``churnml run`` too): the team's table
+    checked and stored in one transaction; the line that says what was stored. A broken
+    rule: one line each on stderr, then ContractError."""
     from churnml.io import read_table
     from serving.outcomes import checked_contacts
 
-    settings = _settings(customers, store)
     raw = read_table(import_file, "retention_contacts")
     ids = raw["customer_id"].dropna().astype(str).tolist() if "customer_id" in raw else []
     contacts, breaches = checked_contacts(
@@ -95,7 +104,7 @@ def retention_contacts(
         )
     with _store(settings, create=True) as lists:
         counts = lists.store_contacts(contacts, source=import_file.name[:200])
-    typer.echo(f"{import_file}: {len(contacts)} rows: {counts.summary()}")
+    return f"{import_file}: {len(contacts)} rows: {counts.summary()}"
 
 
 def report(
@@ -108,20 +117,29 @@ def report(
     """How each stored list did: churn among treated against control picks (95% interval),
     customers and revenue kept, precision at K, predicted against realised churn per band.
     Lists still inside their horizon are pending: predicted numbers only."""
-    from serving.report import build_report, report_lines
+    from serving.report import report_lines
 
     day = parse_date(as_of, "--as-of")
     if out is not None and out.suffix.lower() not in REPORT_FORMATS:
         raise ConfigError(f"--out {out}: expected a file ending in {' or '.join(REPORT_FORMATS)}")
-    settings = _settings(customers, store)
-    table = _customers(settings.customers)
-    with _store(settings, create=False) as lists:
-        found = build_report(lists, table, as_of=day, horizon_days=horizon)
+    found = report_of(_settings(customers, store), as_of=day, horizon_days=horizon)
     for line in report_lines(found):
         typer.echo(line)
     if out is not None:
         _write_report(found, out)
         typer.echo(f"wrote {out}")
+
+
+def report_of(
+    settings: Settings, *, as_of: dt.date | None = None, horizon_days: int | None = None
+) -> dict:
+    """``churnml report``'s report (``churnml run`` too): every stored list against the
+    customers table of ``settings`` (``serving.report.build_report``)."""
+    from serving.report import build_report
+
+    table = _customers(settings.customers)
+    with _store(settings, create=False) as lists:
+        return build_report(lists, table, as_of=as_of, horizon_days=horizon_days)
 
 
 def _settings(customers: Path | None, store: str | None):  # -> churnml.settings.Settings

@@ -207,7 +207,8 @@ def test_features_before_anyone_signed_up_is_a_one_line_error(tmp_path, capsys):
 
 
 def test_run_builds_features_trains_and_leaves_a_champion(capsys, isolated_home):
-    code, out, _ = call(capsys, "run", "--no-serve", "--quiet")
+    # 5 weeks back: the oldest list (2026-05-20) is past its 30-day horizon on 2026-06-24.
+    code, out, _ = call(capsys, "run", "--no-serve", "--quiet", "--history-weeks", "5")
     assert code == 0
     written = list((isolated_home / "features").glob("features-*.parquet"))
     assert len(written) == 1
@@ -226,8 +227,28 @@ def test_run_builds_features_trains_and_leaves_a_champion(capsys, isolated_home)
     from serving.store import RiskListStore, default_url
 
     store = RiskListStore(default_url(isolated_home), create=False)
-    assert store.dates() == ["2026-06-24"]
-    assert "risk list for 2026-06-24" in out
+    weekly = ["2026-06-24", "2026-06-17", "2026-06-10", "2026-06-03", "2026-05-27", "2026-05-20"]
+    assert store.dates() == weekly
+    assert "risk list for 2026-06-24" in out and "past lists: 5 weekly lists from" in out
+    # Written oldest first: each list compares with the one a week before.
+    headers = {h["list_date"]: h for h in store.headers()}
+    assert [headers[day]["previous_date"] for day in weekly[:-1]] == weekly[1:]
+    assert headers["2026-05-20"]["previous_date"] is None
+    # The sample's retention contacts are in the store, as `retention-contacts --import`.
+    from churnml.settings import SAMPLE_DIR
+
+    team = pd.read_csv(SAMPLE_DIR / "retention_contacts.csv")
+    assert len(store.contacts()) == len(team)
+    assert f"retention_contacts.csv: {len(team)} rows: {len(team)} new" in out
+    # The report: one line a list; the oldest is done, with its realised numbers.
+    report = out[out.index("how our lists did, as of 2026-06-24") :].splitlines()
+    lines = {day: next(line for line in report if line.startswith(day)) for day in weekly}
+    assert all("pending until" in lines[day] for day in weekly[:-1])
+    assert "churn treated" in lines["2026-05-20"] and "control picks, 95% CI" in lines["2026-05-20"]
+    # ... and, the done list only, its calibration: predicted vs realised churn per band.
+    calibration = [line for line in report if line.startswith("  per band, predicted vs")]
+    assert len(calibration) == 1 and report[report.index(lines["2026-05-20"]) + 1] in calibration
+    assert all(f"{band} " in calibration[0] for band in ("high", "medium", "low"))
 
     # churnml risk-list on the same home: flags, export, and mistakes caught before work.
     out_file = isolated_home / "list.csv"
@@ -252,7 +273,7 @@ def test_run_builds_features_trains_and_leaves_a_champion(capsys, isolated_home)
     assert exported.loc[callable_, "group"].isin(["treated", "control"]).all()
     assert exported["churn_probability"].is_monotonic_decreasing
     assert {"reason_1", "revenue_at_risk", "change", "suppressed"} <= set(exported.columns)
-    assert store.dates() == ["2026-06-24", "2026-06-20"]
+    assert store.dates()[:2] == ["2026-06-24", "2026-06-20"]
     code, _, err = call(capsys, "risk-list", "--rank-by", "luck")
     assert code == 2 and "luck" in err
     code, _, err = call(capsys, "risk-list", "--control-share", "0.7")
@@ -267,7 +288,7 @@ def test_run_builds_features_trains_and_leaves_a_champion(capsys, isolated_home)
     code, _, err = call(capsys, "risk-list", "--suppress", str(suppress), "--quiet")
     assert code == 1 and "called.csv: lacks the required column contacted_at" in err
     assert err.count("\n") == 1
-    assert store.dates() == ["2026-06-24", "2026-06-20"]
+    assert store.dates()[:2] == ["2026-06-24", "2026-06-20"]
 
 
 def test_validate_reports_retention_contact_rules_like_every_other(tmp_path, capsys):

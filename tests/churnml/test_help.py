@@ -7,6 +7,7 @@ import typer
 from typer.testing import CliRunner
 
 from churnml.cli import app
+from churnml.cli.run import DEFAULT_HISTORY_WEEKS
 from churnml.contract import DEFAULT_HORIZON_DAYS
 from churnml.settings import Settings, WorldSettings
 from churnml.simulator.params import SimulationParams
@@ -67,7 +68,7 @@ DEFAULTS: dict[str, dict[str, object]] = {
         "--workers": ServingSettings.workers,
         **MODEL,
     },
-    "run": {"--port": ServingSettings.port},
+    "run": {"--port": ServingSettings.port, "--history-weeks": DEFAULT_HISTORY_WEEKS},
     "retention-contacts": {"--horizon": DEFAULT_HORIZON_DAYS},
     "report": {},
 }
