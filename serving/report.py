@@ -307,7 +307,7 @@ def report_lines(report: dict[str, Any]) -> list[str]:
         kept = realised["revenue_kept"]
         money = (
             ""
-            if kept["value"] is None
+            if kept["value"] is None or not realised["conclusive"]  # not a figure to quote
             else f"; revenue kept {kept['value']:,.0f} ({kept['low']:,.0f} to {kept['high']:,.0f})"
         )
         precision = realised["precision_at_k"]

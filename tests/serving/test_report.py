@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from churnml.cli import main
-from serving.report import MIN_CONTROLS, build_report, newcombe, wilson
+from serving.report import MIN_CONTROLS, build_report, newcombe, report_lines, wilson
 from serving.store import RiskListStore
 from tests.serving.report_helpers import make_list
 
@@ -131,9 +131,11 @@ def test_the_report_is_pending_for_every_list_before_the_horizon_passes(tmp_path
 
 def test_too_few_controls_say_the_interval_is_too_wide(tmp_path) -> None:
     store, customers = world(tmp_path, controls=8, control_churned=3)
-    done = next(
-        e for e in build_report(store, customers, as_of=AS_OF)["lists"] if e["list_date"] == DAY
-    )
+    report = build_report(store, customers, as_of=AS_OF)
+    done = next(e for e in report["lists"] if e["list_date"] == DAY)
+    # The printed line quotes no revenue kept: a figure the interval cannot back.
+    line = next(text for text in report_lines(report) if text.startswith(DAY))
+    assert "too few picks to conclude" in line and "revenue kept" not in line
     assert done["control"] == 8 < MIN_CONTROLS
     assert done["realised"]["conclusive"] is False
     assert "too few picks to conclude" in done["verdict"] and "too wide" in done["verdict"]
