@@ -292,22 +292,11 @@ def _call_effect_spec() -> str:
 
 
 def _load_head(folder: Path, spec: dict[str, Any], where: str) -> CallEffectModel:
-    """The call-effect head saved with the model, once its call_effect.json matches the
-    sha256 in spec.json (``CallEffectModel.load`` then checks each booster's)."""
+    """The call-effect head saved with the model (``CallEffectModel.load`` then checks each
+    booster's sha256)."""
     from model.call_effect import CallEffectModel
 
-    name = _call_effect_spec()
-    try:
-        data = (folder / name).read_bytes()
-    except OSError as error:
-        raise ModelError(
-            f"{where}: the call-effect head is missing ({error}); retrain it"
-        ) from None
-    if sha256_of(data) != (spec.get(CHECKSUMS) or {}).get(name):
-        raise ModelError(
-            f"{where}: {name} does not match the sha256 saved in {SPEC_FILE} with the model "
-            "(the file is truncated or damaged); restore the model's files or retrain it"
-        )
+    _check_part(folder, spec, where, _call_effect_spec(), "the call-effect head", "retrain it")
     return CallEffectModel.load(folder / CALL_EFFECT_FOLDER, source=f"{where} (call effect)")
 
 
@@ -322,23 +311,29 @@ def _horizons_spec() -> str:
 
 
 def _load_horizons(folder: Path, spec: dict[str, Any], where: str) -> HorizonModel:
-    """The time-to-churn model saved with the model, once its horizons.json matches the
-    sha256 in spec.json (``HorizonModel.load`` then checks its booster's)."""
+    """The time-to-churn model saved with the model (``HorizonModel.load`` then checks its
+    booster's sha256)."""
     from model.horizons import HorizonModel
 
-    name = _horizons_spec()
+    _check_part(
+        folder, spec, where, _horizons_spec(), "the horizons model", "retrain with --horizons"
+    )
+    return HorizonModel.load(folder / HORIZONS_FOLDER, source=f"{where} (horizons)")
+
+
+def _check_part(
+    folder: Path, spec: dict[str, Any], where: str, name: str, what: str, fix: str
+) -> None:
+    """A part saved with the model is there and its file matches the sha256 in spec.json."""
     try:
         data = (folder / name).read_bytes()
     except OSError as error:
-        raise ModelError(
-            f"{where}: the horizons model is missing ({error}); retrain with --horizons"
-        ) from None
+        raise ModelError(f"{where}: {what} is missing ({error}); {fix}") from None
     if sha256_of(data) != (spec.get(CHECKSUMS) or {}).get(name):
         raise ModelError(
             f"{where}: {name} does not match the sha256 saved in {SPEC_FILE} with the model "
             "(the file is truncated or damaged); restore the model's files or retrain it"
         )
-    return HorizonModel.load(folder / HORIZONS_FOLDER, source=f"{where} (horizons)")
 
 
 def _booster_text(path: Path, spec: dict[str, Any], where: str) -> str:
