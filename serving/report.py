@@ -4,11 +4,12 @@ For every stored list (not withdrawn), from its rows (rank, probability, band, o
 the retention team's contacts (``retention_contacts`` in the store: who of the list's picks
 was called, who was held out as a control) and the customers table (``churned_at``: who left):
 
-* A list's **picks** are its customers on the list (within capacity). A pick's **group** is
-  the list row's own ``group`` where the list has one, else the team's contact for the
+* A list's **picks** are its customers on the list (within capacity). A pick's **group**:
+  ``control`` when the list held it out (the row's ``group``: the random holdout
+  ``--control-share`` draws, promised not to be called), else the team's contact for the
   customer from the list's day up to the next list's day (at most the horizon): ``treated``
-  or ``control``; a pick without such a contact is ``not logged`` (the team's log does not
-  say what happened: left out of the comparison).
+  or ``control``; a pick without such a contact is ``not logged`` (a pick the list meant to
+  call is not known to be called until the team says so: left out of the comparison).
 * A pick **churned** when ``list_date < churned_at <= list_date + horizon`` (the contract's
   label). The horizon is the list's own (``horizon_days`` in its header) or the contract's
   default, 30 days.
@@ -204,8 +205,8 @@ def _list_report(
 def _groups(
     rows: pd.DataFrame, contacts: pd.DataFrame, day: dt.date, ends: dt.date, following: str | None
 ) -> pd.Series:
-    """Each row's group: the list's own ``group`` where it has one, else the team's
-    contact from the list's day to the next list's (at most the horizon); NaN: none."""
+    """Each row's group: ``control`` where the list held it out, else the team's contact
+    from the list's day to the next list's (at most the horizon); NaN: none."""
     own = rows["group"] if "group" in rows.columns else pd.Series(np.nan, index=rows.index)
     last = ends if following is None else min(ends, dt.date.fromisoformat(following))
     window = contacts[
@@ -220,7 +221,7 @@ def _groups(
         .set_index(CUSTOMER_ID)["group"]
     )
     logged = rows["customer_id"].map(by_customer)
-    return own.where(own.isin(("treated", "control")), logged)
+    return own.where(own == "control", logged)
 
 
 def _realised(picks: pd.DataFrame, header: dict) -> dict[str, Any]:

@@ -66,7 +66,17 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     env = _job_env(home, f"sqlite:///{work / 'lists.db'}")
     export = work / "list.csv"
     _churnml(
-        env, "risk-list", "--quiet", "--as-of", DAY, "--out", str(export), "--out-scope", "list"
+        env,
+        "risk-list",
+        "--quiet",
+        "--as-of",
+        DAY,
+        "--out",
+        str(export),
+        "--out-scope",
+        "list",
+        "--control-share",
+        "0",  # the team's holdout comes in over HTTP here, as the CRM logs it
     )
     with export.open(newline="") as handle:
         picks = [

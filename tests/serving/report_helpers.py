@@ -17,8 +17,10 @@ def make_list(
     others: Sequence[Row],
     monthly_revenue: float = 50.0,
     revenue_months: float = 12.0,
+    held_out: Sequence[str] = (),
 ) -> int:
-    """Store a list of ``day``: ``picks`` on the list (rank order), ``others`` scored below."""
+    """Store a list of ``day``: ``picks`` on the list (rank order), ``others`` scored below;
+    the picks in ``held_out`` are the list's own controls (``group``), the others treated."""
     rows = []
     for rank, (customer, probability, band) in enumerate([*picks, *others], start=1):
         row = {
@@ -35,6 +37,9 @@ def make_list(
             "action": "call",
             "on_list": rank <= len(picks),
             "suppressed": False,
+            "group": None
+            if rank > len(picks)
+            else ("control" if customer in held_out else "treated"),
         }
         rows.append(tuple(row.get(name) for name in ROW_COLUMNS))
     header = {

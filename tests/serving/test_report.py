@@ -157,6 +157,29 @@ def test_wilson_matches_the_formula(k: int, n: int) -> None:
     assert (low, high) == pytest.approx(hand_wilson(k, n))
 
 
+def test_the_list_s_own_controls_count_and_its_treated_picks_wait_for_the_team_s_log(
+    tmp_path,
+) -> None:
+    """A list's held-out picks are controls without any logged contact; a pick the list
+    meant to call counts as treated only once the team logs the call."""
+    store = RiskListStore(f"sqlite:///{tmp_path / 'lists.db'}")
+    picks = [(f"P{i:02d}", 0.3, "high") for i in range(10)]
+    make_list(store, DAY, picks=picks, others=[], held_out=["P08", "P09"])
+    store.store_contacts(
+        [{"customer_id": "P00", "contacted_at": DAY, "group": "treated"}], source="test"
+    )
+    customers = pd.DataFrame(
+        {
+            "customer_id": [c for c, _, _ in picks],
+            "signup_date": pd.Timestamp("2025-01-01"),
+            "churned_at": pd.to_datetime(["2026-01-10"] + [None] * 8 + ["2026-01-12"]),
+        }
+    )
+    done = next(e for e in build_report(store, customers, as_of=AS_OF)["lists"])
+    assert (done["treated"], done["control"], done["not_logged"]) == (1, 2, 7)
+    assert done["realised"]["control"]["churned"] == 1
+
+
 def test_newcombe_without_a_group_has_no_interval() -> None:
     assert newcombe(3, 10, 0, 0) == (None, None, None)
 
