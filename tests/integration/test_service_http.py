@@ -129,7 +129,12 @@ def test_risk_list_endpoints_answer_from_the_stored_lists(server: str, risk_stor
     assert status == 200, raw
     page = json.loads(raw)
     assert page["date"] == "2026-06-17" and page["previous_date"] == "2026-06-10"
-    assert page["total"] == 30 and [r["rank"] for r in page["rows"]] == list(range(1, 31))
+    # 30 to call; the first list's controls are held out for the horizon, shown beside them.
+    callable_ = [r for r in page["rows"] if not r["suppressed"]]
+    assert len(callable_) == 30 and page["total"] == len(page["rows"])
+    assert [r["rank"] for r in page["rows"]] == list(range(1, page["total"] + 1))
+    held_out = [r for r in page["rows"] if r["suppressed"]]
+    assert all("held out as a control on 2026-06-10" in r["not_listed_because"] for r in held_out)
     assert page["dates"] == ["2026-06-17", "2026-06-10"]
     assert all(r["reasons"] and r["change"] for r in page["rows"])
     assert {d["customer_id"] for d in page["departures"]} == set(latest.departures["customer_id"])
