@@ -18,7 +18,6 @@ from churnml.validation import load_tables
 from model.predictor import Predictor
 from model.schema import warned_fields
 from serving.lists import Filters, Lists
-from serving.loading import load_served_model
 from serving.risklist import make_risk_list
 from serving.settings import RiskListSettings
 from serving.store import RiskListStore
@@ -54,13 +53,6 @@ def contract_tables(contract_files):
 @pytest.fixture(scope="module")
 def sample_tables():
     return load_tables(SAMPLE / "customers.csv", SAMPLE / "interactions.csv")
-
-
-@pytest.fixture(scope="module")
-def served(registry_home: Path):
-    return load_served_model(
-        "models:/churn-risk@champion", f"sqlite:///{(registry_home / 'mlflow.db').resolve()}"
-    )
 
 
 def lacked(served, table_columns) -> list[str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -16,7 +15,6 @@ from churnml.validation import load_tables
 from features.settings import FeatureSettings
 from serving.evidence import customer_evidence
 from serving.lists import Lists, NoList
-from serving.loading import load_served_model
 from serving.risklist import make_risk_list
 from serving.settings import RiskListSettings
 from serving.store import SCHEMA_VERSION, RiskListStore
@@ -28,13 +26,6 @@ DAY1, DAY2 = dt.date(2026, 6, 10), dt.date(2026, 6, 17)
 @pytest.fixture(scope="module")
 def tables():
     return load_tables(SAMPLE / "customers.csv", SAMPLE / "interactions.csv")
-
-
-@pytest.fixture(scope="module")
-def served(registry_home: Path):
-    return load_served_model(
-        "models:/churn-risk@champion", f"sqlite:///{(registry_home / 'mlflow.db').resolve()}"
-    )
 
 
 @pytest.fixture(scope="module")

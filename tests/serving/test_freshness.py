@@ -14,7 +14,6 @@ from churnml.cli import main
 from churnml.errors import DataError
 from churnml.validation import load_tables
 from serving.lists import Filters, Lists, NoList
-from serving.loading import load_served_model
 from serving.risklist import check_fresh, make_risk_list
 from serving.settings import RiskListSettings
 from serving.store import SCHEMA_VERSION, UPGRADE_TABLES, UPGRADES, RiskListStore
@@ -28,18 +27,6 @@ SETTINGS = RiskListSettings(capacity=20)
 @pytest.fixture(scope="module")
 def tables():
     return load_tables(SAMPLE / "customers.csv", SAMPLE / "interactions.csv")
-
-
-@pytest.fixture(scope="module")
-def served(registry_home: Path):
-    return load_served_model(
-        "models:/churn-risk@champion", f"sqlite:///{(registry_home / 'mlflow.db').resolve()}"
-    )
-
-
-@pytest.fixture()
-def store(tmp_path: Path) -> RiskListStore:
-    return RiskListStore(f"sqlite:///{tmp_path / 'lists.db'}")
 
 
 def make(tables, served, store, day, settings=SETTINGS):

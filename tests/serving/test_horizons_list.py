@@ -17,8 +17,6 @@ from tests.serving.test_freshness import (  # noqa: F401  (fixtures)
     DAY2,
     as_version,
     make,
-    served,
-    store,
     tables,
 )
 

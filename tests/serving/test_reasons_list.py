@@ -22,7 +22,6 @@ from features.columns import (
     risky_direction,
 )
 from features.reasons import DEFAULT_STEP, LOW_RISK_STEP, NEXT_STEPS
-from serving.loading import load_served_model
 from serving.risklist import CONTROL_ACTION, make_risk_list
 from serving.schemas import Customer
 from serving.settings import RiskListSettings
@@ -30,13 +29,6 @@ from serving.store import RiskListStore
 from tests.serving.helpers import AS_OF, SAMPLE, payload_customers
 
 DAY = dt.date(2026, 6, 10)
-
-
-@pytest.fixture(scope="module")
-def served(registry_home: Path):
-    return load_served_model(
-        "models:/churn-risk@champion", f"sqlite:///{(registry_home / 'mlflow.db').resolve()}"
-    )
 
 
 @pytest.fixture(scope="module")

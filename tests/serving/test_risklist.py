@@ -17,7 +17,6 @@ import pandas as pd
 import pytest
 
 from churnml.validation import load_tables
-from serving.loading import load_served_model
 from serving.risklist import make_risk_list
 from serving.settings import RiskListSettings
 from serving.store import RiskListStore
@@ -31,18 +30,6 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def tables():
     return load_tables(SAMPLE / "customers.csv", SAMPLE / "interactions.csv")
-
-
-@pytest.fixture(scope="module")
-def served(registry_home: Path):
-    return load_served_model(
-        "models:/churn-risk@champion", f"sqlite:///{(registry_home / 'mlflow.db').resolve()}"
-    )
-
-
-@pytest.fixture()
-def store(tmp_path: Path) -> RiskListStore:
-    return RiskListStore(f"sqlite:///{tmp_path / 'lists.db'}")
 
 
 def make(tables, served, store, day, **kwargs):

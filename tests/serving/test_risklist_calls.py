@@ -20,7 +20,6 @@ from churnml.validation import load_tables
 from model.predictor import Predictor
 from serving.export import csv_text
 from serving.lists import Filters, Lists
-from serving.loading import load_served_model
 from serving.risklist import (
     CONTROL_ACTION,
     MAY_DO_HARM,
@@ -47,18 +46,6 @@ def tables():
         SAMPLE / "interactions.csv",
         retention_contacts_path=SAMPLE / "retention_contacts.csv",
     )
-
-
-@pytest.fixture(scope="module")
-def served(registry_home: Path):
-    return load_served_model(
-        "models:/churn-risk@champion", f"sqlite:///{(registry_home / 'mlflow.db').resolve()}"
-    )
-
-
-@pytest.fixture()
-def store(tmp_path: Path) -> RiskListStore:
-    return RiskListStore(f"sqlite:///{tmp_path / 'lists.db'}")
 
 
 SAMPLE_CONTACTS = object()  # make's default: the sample world's retention contacts

@@ -21,7 +21,6 @@ import sqlalchemy as sa
 from churnml.validation import load_tables
 from serving.export import csv_text
 from serving.lists import Filters, Lists
-from serving.loading import load_served_model
 from serving.report import build_report
 from serving.risklist import export_frame, make_risk_list
 from serving.settings import RiskListSettings
@@ -92,13 +91,6 @@ def postgres_url() -> Iterator[str]:
             capture_output=True,
         )
         shutil.rmtree(folder, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def served(registry_home: Path):
-    return load_served_model(
-        "models:/churn-risk@champion", f"sqlite:///{(registry_home / 'mlflow.db').resolve()}"
-    )
 
 
 @pytest.fixture(scope="module")
